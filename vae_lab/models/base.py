@@ -1,0 +1,177 @@
+"""The shared base of every VAE family: config, output type, the registry of architectures.
+
+A family is one file in this package: a `BaseVAE` subclass decorated with `@register("name")`.
+`build_model(ModelConfig(...))` is the only way the rest of vae-lab makes a model, so adding a
+family never touches the trainer, the studies or the CLI.
+
+Inputs. Every family is trained against the same target, the voxel grid of classes 0-4. Dense
+families read it as one float channel scaled to [0, 1] (value / 4); sparse families read the
+padded point set of `vae_lab.data.sparse` (at most K occupied cells, each x, y, z and a one-hot
+descriptor) with a mask. `Batch` carries all three and `BaseVAE.forward_batch` picks what the
+family reads, so the trainer never asks which kind of model it holds.
+
+Outputs. `output="scalar"` decodes one channel of logits whose sigmoid is the scaled value
+(the journal's single-channel decoder); `output="categorical"` decodes five logits per cell.
+`predict_grid` turns any output back into a grid of classes so metrics compare every family on
+the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, ClassVar, Literal, TypeVar
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+from vae_lab.errors import VaeLabError
+
+NUM_CLASSES = 5  # descriptor values 0 (empty) .. 4
+MAX_VALUE = NUM_CLASSES - 1
+
+OutputHead = Literal["scalar", "categorical"]
+
+
+class ModelConfig(BaseModel):
+    """Everything needed to rebuild a model; logged with every run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    architecture: str
+    latent_dim: int = Field(default=2, ge=1)
+    output: OutputHead = "scalar"
+    grid: int = Field(default=11, ge=3, description="edge length of the cubic voxel grid")
+    max_points: int = Field(default=8, ge=1, description="K, the padded set size of sparse families")
+
+
+@dataclass
+class VAEOutput:
+    """What a forward pass returns.
+
+    recon: dense families: (B, 1, D, H, W) value logits (scalar head) or (B, 5, D, H, W) class
+        logits (categorical head); sparse families: their own slot tensor (see the family).
+    mu, logvar: (B, latent_dim) parameters of q(z|x).
+    z: (B, latent_dim) the latent used for decoding (a sample when training, mu in eval mode).
+    """
+
+    recon: Tensor
+    mu: Tensor
+    logvar: Tensor
+    z: Tensor
+
+
+@dataclass
+class Batch:
+    """One mini-batch, as every family and loss sees it.
+
+    grid: (B, D, H, W) uint8 classes 0-4, the reconstruction target of every family.
+    points: (B, K, F) float32 padded point set (sparse families only, else None).
+    mask: (B, K) bool, True where a slot holds a real point (sparse families only, else None).
+    """
+
+    grid: Tensor
+    points: Tensor | None = None
+    mask: Tensor | None = None
+
+    def to(self, device: torch.device | str) -> "Batch":
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        return Batch(move(self.grid), move(self.points), move(self.mask))
+
+
+class BaseVAE(nn.Module):
+    """encode -> reparameterize -> decode, plus the hooks the trainer and metrics need."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    input_kind: ClassVar[Literal["dense", "sparse"]] = "dense"
+    # Edge length the family is built for, or None if it follows `config.grid`.
+    fixed_grid: ClassVar[int | None] = None
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+
+    @property
+    def out_channels(self) -> int:
+        return 1 if self.config.output == "scalar" else NUM_CLASSES
+
+    def encode(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def decode(self, z: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def reparameterize(self, mu: Tensor, logvar: Tensor) -> Tensor:
+        # Sample while training; the mean in eval mode so evaluation is deterministic.
+        if not self.training:
+            return mu
+        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> VAEOutput:
+        mu, logvar = self.encode(x, mask)
+        z = self.reparameterize(mu, logvar)
+        return VAEOutput(recon=self.decode(z), mu=mu, logvar=logvar, z=z)
+
+    def inputs(self, batch: Batch) -> tuple[Tensor, Tensor | None]:
+        """The tensors this family reads from a batch (dense: the grid scaled to [0, 1])."""
+        x = batch.grid.unsqueeze(1).to(torch.float32) / MAX_VALUE
+        return x, None
+
+    def forward_batch(self, batch: Batch) -> VAEOutput:
+        return self(*self.inputs(batch))
+
+    def predict_grid(self, out: VAEOutput) -> Tensor:
+        """(B, D, H, W) int64 classes 0-4 decoded from `out.recon` (dense families)."""
+        if self.config.output == "categorical":
+            return out.recon.argmax(dim=1)
+        value = torch.sigmoid(out.recon[:, 0]) * MAX_VALUE
+        return value.round().clamp(0, MAX_VALUE).to(torch.int64)
+
+    def example_input(self, batch_size: int = 2) -> Batch:
+        """A small all-zero batch of the right shapes, for tracing, logging and tests."""
+        g = self.config.grid
+        return Batch(grid=torch.zeros(batch_size, g, g, g, dtype=torch.uint8))
+
+
+ARCHITECTURES: dict[str, type[BaseVAE]] = {}
+
+V = TypeVar("V", bound=type[BaseVAE])
+
+
+def register(name: str) -> Callable[[V], V]:
+    """Class decorator: make a family buildable by its study name."""
+
+    def add(cls: V) -> V:
+        if name in ARCHITECTURES:
+            raise RuntimeError(f"architecture {name!r} registered twice")
+        cls.name = name
+        ARCHITECTURES[name] = cls
+        return cls
+
+    return add
+
+
+def check_architecture(config: ModelConfig, where: str = "model") -> type[BaseVAE]:
+    """The family class for `config`, or a VaeLabError a user can act on."""
+    cls = ARCHITECTURES.get(config.architecture)
+    if cls is None:
+        known = ", ".join(sorted(ARCHITECTURES))
+        raise VaeLabError(where, f"unknown architecture {config.architecture!r}", f"use one of: {known}")
+    if cls.fixed_grid is not None and config.grid != cls.fixed_grid:
+        g = cls.fixed_grid
+        raise VaeLabError(
+            where,
+            f"architecture {config.architecture!r} is built for a {g}x{g}x{g} grid, the data is "
+            f"{config.grid}x{config.grid}x{config.grid}",
+            "pick a family that follows the grid size (see `vae-lab models list`)",
+        )
+    return cls
+
+
+def build_model(config: ModelConfig) -> BaseVAE:
+    return check_architecture(config)(config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
