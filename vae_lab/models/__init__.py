@@ -11,7 +11,9 @@ from vae_lab.models.base import (
     count_parameters,
     register,
 )
-from vae_lab.models import fc, conv  # noqa: F401  (registration side effect)
+
+# Registration side effect; the order here is the journal's, which `vae-lab models list` keeps.
+from vae_lab.models import fc, conv, conv_pool, conv_skip, deep, batch_norm, pointnet  # noqa: F401, I001
 
 __all__ = [
     "ARCHITECTURES",

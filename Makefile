@@ -1,0 +1,33 @@
+# Two commands do everything on a fresh machine:
+#   make quick   set up, then run the `quick` study on the bundled synthetic dataset
+#   make test    set up, then run the test suite (what CI runs)
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+# torch goes in first so pip never resolves a multi-GB CUDA build by accident. With a GPU, set
+# TORCH_SPEC/TORCH_INDEX to the build you want, e.g. make setup TORCH_INDEX=<your CUDA wheel index>.
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+
+.PHONY: setup quick test ui clean-state
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PY) -m pip install -q -e ".[dev,postgres]"
+	touch $@
+
+quick: setup
+	$(VENV)/bin/vae-lab study run quick
+
+test: setup
+	$(PY) -m pytest -q
+
+ui: setup
+	$(VENV)/bin/vae-lab ui
+
+# Forget every local run, trial and cached dataset (asks nothing: use with care).
+clean-state:
+	rm -rf mlflow.db .vae-lab mlruns/*[!.gitkeep]

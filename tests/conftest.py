@@ -1,0 +1,35 @@
+"""Fixtures shared across the suite: an isolated lab (stores, cache, data) per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vae_lab.config import get_settings
+
+
+@pytest.fixture
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory with its own MLflow store, Optuna journal, cache and studies/."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("VAE_LAB_ARTIFACT_ROOT", str(tmp_path / "mlruns"))
+    monkeypatch.setenv("VAE_LAB_OPTUNA_STORAGE", str(tmp_path / ".vae-lab" / "optuna.log"))
+    monkeypatch.setenv("VAE_LAB_CACHE_DIR", str(tmp_path / ".vae-lab" / "cache"))
+    monkeypatch.setenv("VAE_LAB_DATA", str(tmp_path / "data" / "synthetic.parquet"))
+    (tmp_path / "studies").mkdir()
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def sparse_grids(n: int, edge: int = 11, seed: int = 0, max_cells: int = 6) -> np.ndarray:
+    """(n, edge, edge, edge) uint8 grids with 1..max_cells random occupied cells of classes 1-4."""
+    rng = np.random.default_rng(seed)
+    grids = np.zeros((n, edge**3), dtype=np.uint8)
+    for i in range(n):
+        cells = rng.choice(edge**3, size=rng.integers(1, max_cells + 1), replace=False)
+        grids[i, cells] = rng.choice([1, 2, 3, 4], size=len(cells), p=[0.6, 0.25, 0.1, 0.05])
+    return grids.reshape(n, edge, edge, edge)

@@ -1,0 +1,77 @@
+"""Shared helpers for the model tests: the family variants, fixed batches and a simple loss."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from vae_lab.models import ARCHITECTURES, BaseVAE, Batch, VAEOutput
+from vae_lab.models.base import MAX_VALUE
+from vae_lab.training.set_losses import set_reconstruction_loss
+
+DENSE = [name for name, cls in ARCHITECTURES.items() if cls.input_kind == "dense"]
+SPARSE = [name for name, cls in ARCHITECTURES.items() if cls.input_kind == "sparse"]
+# Every family once, and both heads for the dense ones.
+VARIANTS = [(name, head) for name in DENSE for head in ("scalar", "categorical")]
+VARIANTS += [(name, "scalar") for name in SPARSE]
+
+
+def random_grid(batch_size: int, size: int, seed: int = 0, max_cells: int | None = None) -> Tensor:
+    """(B, D, D, D) uint8 grid of random descriptors 1..4, at least one per sample.
+
+    With `max_cells`, each sample holds 1..max_cells occupied cells (like the real data, which
+    has at most 8); otherwise about a tenth of the cells are occupied.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    if max_cells is None:
+        occupied = torch.rand(batch_size, size, size, size, generator=gen) < 0.1
+        occupied[:, 0, 0, 0] = True
+    else:
+        occupied = torch.zeros(batch_size, size**3, dtype=torch.bool)
+        for b in range(batch_size):
+            count = int(torch.randint(1, max_cells + 1, (1,), generator=gen))
+            occupied[b, torch.randperm(size**3, generator=gen)[:count]] = True
+        occupied = occupied.view(batch_size, size, size, size)
+    values = torch.randint(1, MAX_VALUE + 1, occupied.shape, generator=gen)
+    return (values * occupied).to(torch.uint8)
+
+
+def sparse_view(grid: Tensor, max_points: int) -> tuple[Tensor, Tensor]:
+    """The padded point set of a grid, as vae_lab.data.sparse builds it (first K cells kept)."""
+    size = grid.shape[-1]
+    points = torch.zeros(grid.shape[0], max_points, 3 + MAX_VALUE)
+    mask = torch.zeros(grid.shape[0], max_points, dtype=torch.bool)
+    for b in range(grid.shape[0]):
+        cells = grid[b].nonzero()[:max_points]
+        for i, (x, y, z) in enumerate(cells.tolist()):
+            points[b, i, :3] = torch.tensor([x, y, z], dtype=torch.float32) / (size - 1)
+            points[b, i, 2 + int(grid[b, x, y, z])] = 1.0
+            mask[b, i] = True
+    return points, mask
+
+
+def make_batch(model: BaseVAE, batch_size: int = 3, seed: int = 0) -> Batch:
+    if model.input_kind == "sparse":
+        # Leave at least two padded slots in every sample so padding is always exercised.
+        grid = random_grid(batch_size, model.config.grid, seed, max_cells=model.config.max_points - 2)
+        points, mask = sparse_view(grid, model.config.max_points)
+        return Batch(grid=grid, points=points, mask=mask)
+    return Batch(grid=random_grid(batch_size, model.config.grid, seed))
+
+
+def simple_loss(model: BaseVAE, out: VAEOutput, batch: Batch) -> Tensor:
+    """Mean over the batch of a summed reconstruction term plus the KL divergence."""
+    if model.input_kind == "sparse":
+        recon = set_reconstruction_loss(out.recon, batch.points, batch.mask)
+    elif model.config.output == "scalar":
+        target = batch.grid.to(torch.float32) / MAX_VALUE
+        recon = F.binary_cross_entropy_with_logits(out.recon[:, 0], target, reduction="none").flatten(1).sum(1)
+    else:
+        recon = F.cross_entropy(out.recon, batch.grid.long(), reduction="none").flatten(1).sum(1)
+    kl = -0.5 * (1 + out.logvar - out.mu**2 - out.logvar.exp()).sum(1)
+    return (recon + kl).mean()
+
+
+every_variant = pytest.mark.parametrize("variant", VARIANTS, ids=[f"{name}-{head}" for name, head in VARIANTS])

@@ -1,0 +1,114 @@
+"""The `vae-lab` command line: thin commands over the library, one sub-app per area."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from vae_lab.cli import data, models, study
+from vae_lab.cli.common import JsonFlag, emit_json, err, fmt, out
+from vae_lab.errors import VaeLabError
+
+app = typer.Typer(
+    help="Tune and compare VAEs on sparse 3D voxel data: Optuna studies, tracked in MLflow.\n\n"
+    "Start with:  vae-lab study run quick   then   vae-lab ui",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data.app, name="data")
+app.add_typer(models.app, name="models")
+app.add_typer(study.app, name="study")
+registry_app = typer.Typer(help="The MLflow model registry: each study's champion.", no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+
+
+@registry_app.command("show")
+def registry_show(
+    name: Annotated[str, typer.Argument(help="Registered model name (the study name unless the study set another).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """The champion version of a registered model, its tags and source run."""
+    from vae_lab.config import get_settings
+    from vae_lab.registry import champion_info
+    from vae_lab.tracking import configure_tracking
+
+    configure_tracking(get_settings())
+    info = champion_info(name)
+    if as_json:
+        emit_json(info)
+        return
+    table = Table(title=f"{info['uri']} -> version {info['version']}", show_header=False)
+    table.add_row("run", info["run_id"])
+    for key, value in sorted(info["tags"].items()):
+        table.add_row(key, value)
+    out.print(table)
+
+
+@app.command("evaluate")
+def evaluate_command(
+    name: Annotated[str, typer.Argument(help="Registered model name; its `champion` alias is evaluated.")],
+    split: Annotated[str, typer.Option("--split", help="train, val or test.")] = "test",
+    data_path: Annotated[Optional[Path], typer.Option("--data", help="Dataset file if it moved since training.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Reload models:/NAME@champion from the registry, score it on a split, log an evaluation run."""
+    from vae_lab.evaluation import evaluate_champion
+
+    if split not in {"train", "val", "test"}:
+        raise VaeLabError("--split", f"unknown split {split!r}", "use train, val or test")
+    with err.status(f"evaluating {name}@champion on {split}"):
+        result = evaluate_champion(name, split, data_path=data_path)  # type: ignore[arg-type]
+    if as_json:
+        emit_json(result)
+        return
+    table = Table(title=f"{name} v{result['version']} on {split} ({result['rows']:,} rows)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in result["metrics"].items():
+        table.add_row(key, fmt(value))
+    out.print(table)
+
+
+@app.command("ui")
+def ui(
+    port: Annotated[int, typer.Option("--port", help="Port of the MLflow UI.")] = 5000,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the command instead of starting the UI.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Open the MLflow UI on the configured tracking store (MLFLOW_TRACKING_URI)."""
+    from vae_lab.config import get_settings
+
+    uri = get_settings().mlflow_tracking_uri
+    if uri.startswith(("http://", "https://")):
+        command: list[str] = []
+        message = f"the tracking store is a server: open {uri} in a browser"
+    else:
+        command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+        message = f"MLflow UI on http://{host}:{port} (Ctrl-C to stop)"
+    if as_json or dry_run:
+        if as_json:
+            emit_json({"command": command, "url": uri if not command else f"http://{host}:{port}"})
+        else:
+            out.print(shlex.join(command) if command else message)
+        return
+    err.print(message)
+    if command:
+        raise typer.Exit(subprocess.call(command, env=os.environ.copy()))
+
+
+def main() -> None:
+    """Console entry point: user errors are one line on stderr and exit code 2."""
+    try:
+        app()
+    except VaeLabError as exc:
+        err.print("[bold red]error:[/] ", end="")
+        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)

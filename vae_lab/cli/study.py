@@ -1,0 +1,95 @@
+"""`vae-lab study`: run, resume and inspect Optuna studies defined in studies/*.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from vae_lab.cli.common import JsonFlag, emit_json, err, fmt, out
+from vae_lab.cli.progress import RichStudyProgress
+from vae_lab.study.runner import run_study, study_status
+from vae_lab.study.spec import STUDIES_DIR, load_study_spec
+
+app = typer.Typer(help="Run and inspect studies (Optuna searches whose trials are logged to MLflow).", no_args_is_help=True)
+
+
+def trials_table(trials: list[dict[str, Any]], title: str, best: int | None) -> Table:
+    table = Table(title=title)
+    for column in ("#", "state", "value", "best epoch", "time (s)", "params"):
+        table.add_column(column, justify="right" if column not in {"state", "params"} else "left")
+    for t in trials:
+        params = " ".join(f"{k}={v}" for k, v in t["params"].items())
+        style = "bold green" if t["number"] == best else None
+        table.add_row(str(t["number"]), t["state"].lower(), fmt(t["value"]), fmt(t.get("best_epoch")), fmt(t["duration_s"], 1), params, style=style)
+    return table
+
+
+@app.command("run")
+def run(
+    study: Annotated[str, typer.Argument(help="A study name from studies/ (e.g. quick, deep-sweep) or a path to a YAML file.")],
+    n_trials: Annotated[Optional[int], typer.Option("--n-trials", min=1, help="Run this many more trials (default: what the study still owes).")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Dataset file, overriding the study's and VAE_LAB_DATA.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run a study, or resume it: trials already finished are kept and a grid is never restarted.
+
+    Each trial trains one VAE and logs params, per-epoch metrics, latent plots and the model to
+    MLflow; the best model becomes the registered model's `champion`. Ctrl-C stops cleanly and
+    a later run carries on.
+    """
+    spec, path = load_study_spec(study)
+    try:
+        with RichStudyProgress() as progress:
+            report = run_study(spec, n_trials=n_trials, data_path=data, observer=progress, where=str(path))
+    except KeyboardInterrupt:
+        err.print(f"interrupted: finished trials are kept; `vae-lab study run {study}` resumes")
+        raise typer.Exit(130) from None
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    best = report.champion["tags"].get("trial") if report.champion else None
+    out.print(trials_table(report.trials, f"study {spec.name}", int(best) if best is not None else None))
+    if report.champion:
+        c = report.champion
+        out.print(
+            f"champion: [bold]{c['uri']}[/] (version {c['version']}, trial {c['tags'].get('trial')}, "
+            f"{c['tags'].get('best_architecture')}, {c['tags'].get('objective')} = {float(c['tags'].get('value', 'nan')):.4f})"
+        )
+    else:
+        out.print("no trial finished, so there is no champion yet")
+    out.print(f"compare the runs in the MLflow UI: [bold]vae-lab ui[/] (experiment '{spec.name}')")
+
+
+@app.command("status")
+def status(
+    study: Annotated[str, typer.Argument(help="Study name as stored in the Optuna storage.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Trials of a study so far (states, values, params), without running anything."""
+    report = study_status(study)
+    if as_json:
+        emit_json(report)
+        return
+    best = report["best"]["number"] if report["best"] else None
+    out.print(trials_table(report["trials"], f"study {study} ({report['direction']})", best))
+
+
+@app.command("list")
+def list_studies(as_json: JsonFlag = False) -> None:
+    """Study definitions in studies/."""
+    rows = []
+    for path in sorted(STUDIES_DIR.glob("*.yaml")):
+        spec, _ = load_study_spec(str(path))
+        rows.append({"name": spec.name, "path": str(path), "sampler": spec.sampler, "trials": spec.planned_trials, "description": spec.description})
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table(title="studies")
+    for column in ("name", "sampler", "trials", "description"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["name"], r["sampler"], str(r["trials"]), r["description"])
+    out.print(table)

@@ -1,0 +1,107 @@
+"""A simple PointNet VAE on the sparse view of a grid (the journal's last family).
+
+Input: the padded point set of `vae_lab.data.sparse`, points (B, K, 7) = x, y, z scaled to
+[0, 1] by / (D - 1) (x indexes the grid's first spatial axis) and a one-hot of the descriptor
+1..4, zero-padded; mask (B, K) True for real points. A shared per-point MLP 7 -> 64 -> 128 ->
+256, a masked max over the points, FC 256 -> 128, latent heads; the decoder maps the latent
+through 128 -> 256 to K slots. Each slot is (presence logit, x, y, z in [0, 1], 4 descriptor
+logits), so `recon` is (B, K, 8); `vae_lab.training.set_losses` matches slots to points.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from vae_lab.models.base import MAX_VALUE, BaseVAE, Batch, ModelConfig, VAEOutput, register
+
+POINT_FEATURES = 3 + MAX_VALUE  # x, y, z and a one-hot of descriptors 1..4
+SLOT_FEATURES = 1 + POINT_FEATURES  # presence logit first
+
+
+class MaskedMaxPool(nn.Module):
+    """Max over the real points of each sample; padding never reaches the result.
+
+    Padded slots are filled with -inf before the max, and a sample with no points at all pools
+    to zeros instead of -inf (which would turn into NaN downstream).
+    """
+
+    layer_label = "Masked max pooling"
+
+    def forward(self, features: Tensor, mask: Tensor) -> Tensor:
+        hidden = features.masked_fill(~mask.unsqueeze(-1), float("-inf"))
+        pooled = hidden.amax(dim=1)
+        return torch.where(mask.any(dim=1, keepdim=True), pooled, torch.zeros_like(pooled))
+
+
+@register("pointnet")
+class PointNetVAE(BaseVAE):
+    description = "Simple PointNet on the sparse point set: shared MLP, masked max pool, K output slots"
+    input_kind = "sparse"
+    fixed_grid = None
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        slots = config.max_points
+        self.point_mlp = nn.Sequential(
+            nn.Linear(POINT_FEATURES, 64),
+            nn.ReLU(),
+            nn.Linear(64, 128),
+            nn.ReLU(),
+            nn.Linear(128, 256),
+        )
+        self.pool = MaskedMaxPool()
+        self.encoder = nn.Sequential(nn.Linear(256, 128), nn.ReLU())
+        self.to_mu = nn.Linear(128, config.latent_dim)
+        self.to_logvar = nn.Linear(128, config.latent_dim)
+        self.decoder = nn.Sequential(
+            nn.Linear(config.latent_dim, 128),
+            nn.ReLU(),
+            nn.Linear(128, 256),
+            nn.ReLU(),
+            nn.Linear(256, slots * SLOT_FEATURES),
+            nn.Unflatten(1, (slots, SLOT_FEATURES)),
+        )
+
+    def encode(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if mask is None:
+            raise ValueError("pointnet needs the point mask (B, K) alongside the points")
+        h = self.encoder(self.pool(self.point_mlp(x), mask))
+        return self.to_mu(h), self.to_logvar(h)
+
+    def decode(self, z: Tensor) -> Tensor:
+        slots = self.decoder(z)
+        # Positions live in [0, 1] like the input's; presence and descriptors stay logits.
+        return torch.cat([slots[..., :1], torch.sigmoid(slots[..., 1:4]), slots[..., 4:]], dim=-1)
+
+    def inputs(self, batch: Batch) -> tuple[Tensor, Tensor | None]:
+        return batch.points, batch.mask
+
+    def predict_grid(self, out: VAEOutput) -> Tensor:
+        """(B, D, D, D) int64 classes: each slot with presence > 0.5 paints its rounded cell."""
+        recon, size = out.recon, self.config.grid
+        batch_size = recon.shape[0]
+        present = recon[..., 0] > 0  # sigmoid(logit) > 0.5
+        cells = (recon[..., 1:4] * (size - 1)).round().clamp(0, size - 1).to(torch.int64)
+        classes = recon[..., 4:].argmax(dim=-1) + 1
+        sample = torch.arange(batch_size, device=recon.device).unsqueeze(1).expand_as(present)
+        flat = ((sample * size + cells[..., 0]) * size + cells[..., 1]) * size + cells[..., 2]
+        grid = torch.zeros(batch_size * size**3, dtype=torch.int64, device=recon.device)
+        # Two slots on one cell: the higher class wins, deterministically.
+        grid.scatter_reduce_(0, flat[present], classes[present], reduce="amax")
+        return grid.view(batch_size, size, size, size)
+
+    def example_input(self, batch_size: int = 2) -> Batch:
+        """Sample b holds (b mod K) + 1 points on the grid's diagonal, descriptors cycling 1..4."""
+        size, slots = self.config.grid, self.config.max_points
+        grid = torch.zeros(batch_size, size, size, size, dtype=torch.uint8)
+        points = torch.zeros(batch_size, slots, POINT_FEATURES)
+        mask = torch.zeros(batch_size, slots, dtype=torch.bool)
+        for b in range(batch_size):
+            for i in range(b % slots + 1):
+                cell, value = i % size, i % MAX_VALUE + 1
+                grid[b, cell, cell, cell] = value
+                points[b, i, :3] = cell / (size - 1)
+                points[b, i, 2 + value] = 1.0
+                mask[b, i] = True
+        return Batch(grid=grid, points=points, mask=mask)

@@ -1,0 +1,326 @@
+"""Run a study: Optuna asks, the trainer fits, MLflow records, the registry crowns.
+
+`run_study` is what `vae-lab study run` calls. Running it again with the same study name
+resumes: finished trials stay in the Optuna storage, a grid only runs its missing points and a
+TPE study only the trials still owed. Several processes (or machines, with PostgreSQL) may run
+the same study at once; each trial is claimed through Optuna's storage, not by this code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+
+from vae_lab import tracking
+from vae_lab.config import Settings, get_settings
+from vae_lab.data import PreparedDataset, default_dataset, prepare_dataset
+from vae_lab.data.sparse import max_occupied
+from vae_lab.errors import VaeLabError
+from vae_lab.models import ARCHITECTURES, BaseVAE, ModelConfig, build_model, check_architecture, count_parameters
+from vae_lab.registry import Candidate, promote_if_better
+from vae_lab.study.space import make_pruner, make_sampler, suggest_configs
+from vae_lab.study.spec import StudySpec
+from vae_lab.study.storage import open_storage
+from vae_lab.training import Callback, TensorData, TrainConfig, Trainer
+from vae_lab.tracking.mlflow_store import log_metrics, set_tags
+from vae_lab import viz
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+class StudyObserver:
+    """Hooks for a front end (the CLI's progress bars); every default does nothing."""
+
+    def on_study_start(self, spec: StudySpec, remaining: int, done: int) -> None: ...
+
+    def on_trial_start(self, number: int, model: ModelConfig, train: TrainConfig) -> None: ...
+
+    def training_callback(self) -> Callback | None:
+        return None
+
+    def on_trial_end(self, trial: optuna.trial.FrozenTrial) -> None: ...
+
+
+class PruneOnPlateau(Callback):
+    """Report the objective to Optuna every epoch and stop the trial when the pruner says so."""
+
+    def __init__(self, trial: optuna.Trial, metric: str):
+        self.trial, self.metric = trial, metric
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+        self.trial.report(metrics[self.metric], step=epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {epoch} ({self.metric}={metrics[self.metric]:.4f})")
+
+
+@dataclass
+class StudyReport:
+    study: str
+    experiment_id: str
+    parent_run_id: str
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    champion: dict[str, Any] | None = None
+    tracking_uri: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "study": self.study,
+            "experiment_id": self.experiment_id,
+            "parent_run_id": self.parent_run_id,
+            "trials": self.trials,
+            "champion": self.champion,
+            "tracking_uri": self.tracking_uri,
+        }
+
+
+def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """One plain dict per trial: number, state, value, params, run id, duration."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        duration = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
+        value = t.value if t.value is not None and math.isfinite(t.value) else None
+        rows.append(
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "value": value,
+                "params": dict(t.params),
+                "mlflow_run_id": t.user_attrs.get("mlflow_run_id"),
+                "best_epoch": t.user_attrs.get("best_epoch"),
+                "duration_s": duration,
+            }
+        )
+    return rows
+
+
+class TrialObjective:
+    """The Optuna objective: one trial = one model trained, logged and offered to the registry."""
+
+    def __init__(self, spec: StudySpec, data: PreparedDataset, experiment_id: str, parent_run_id: str, observer: StudyObserver):
+        self.spec, self.data, self.observer = spec, data, observer
+        self.experiment_id, self.parent_run_id = experiment_id, parent_run_id
+        self._tensors: dict[str, tuple[TensorData, TensorData]] = {}
+        # Sparse families pad every sample to the most occupied cells in the dataset (the journal's K).
+        self.max_points = max(1, *(max_occupied(s.grids) for s in (data.train, data.val, data.test) if len(s.grids)))
+
+    def tensors(self, model: BaseVAE) -> tuple[TensorData, TensorData]:
+        """Train and val tensors for the model's input kind, built once per study run."""
+        kind = model.input_kind
+        if kind not in self._tensors:
+            k = model.config.max_points if kind == "sparse" else None
+            self._tensors[kind] = tuple(
+                TensorData.from_arrays(split.grids, split.labels, sparse_points=k) for split in (self.data.train, self.data.val)
+            )
+        return self._tensors[kind]
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        model_config, train_config = suggest_configs(trial, self.spec, self.data.grid, self.max_points)
+        run_id = tracking.start_run(
+            self.experiment_id,
+            f"trial-{trial.number:03d}-{model_config.architecture}",
+            parent_run_id=self.parent_run_id,
+            tags={"study": self.spec.name, "trial": trial.number, "architecture": model_config.architecture, "optuna_study": trial.study.study_name},
+            params=trial.params | {"epochs": train_config.epochs, "patience": train_config.patience, "seed": train_config.seed, "data": self.data.source, "toy_fraction": self.data.toy_fraction},
+        )
+        trial.set_user_attr("mlflow_run_id", run_id)
+        self.observer.on_trial_start(trial.number, model_config, train_config)
+        status = "FAILED"
+        try:
+            value = self._fit_and_log(trial, run_id, model_config, train_config)
+            status = "FINISHED"
+            return value
+        except optuna.TrialPruned:
+            set_tags(run_id, {"trial_state": "PRUNED"})
+            status = "KILLED"
+            raise
+        except KeyboardInterrupt:
+            set_tags(run_id, {"trial_state": "INTERRUPTED"})
+            status = "KILLED"
+            raise
+        finally:
+            tracking.end_run(run_id, status)
+
+    def _fit_and_log(self, trial: optuna.Trial, run_id: str, model_config: ModelConfig, train_config: TrainConfig) -> float:
+        torch.manual_seed(train_config.seed)
+        model = build_model(model_config)
+        set_tags(run_id, {"parameters": count_parameters(model), "model_config": model_config.model_dump_json()})
+        train, val = self.tensors(model)
+        callbacks: list[Callback] = [tracking.MlflowEpochLogger(run_id), PruneOnPlateau(trial, self.spec.objective.metric)]
+        if (progress := self.observer.training_callback()) is not None:
+            callbacks.append(progress)
+        result = Trainer(model, train_config, callbacks).fit(train, val)
+        best = result.best_metrics
+        value = best[self.spec.objective.metric]
+        if not math.isfinite(value):
+            raise ValueError(f"objective {self.spec.objective.metric} is {value}")
+        log_metrics(run_id, {f"best_{k}": v for k, v in best.items()} | {"best_epoch": result.best_epoch, "epochs_run": len(result.history)})
+        trial.set_user_attr("best_epoch", result.best_epoch)
+        self._log_artifacts(run_id, model, val, title=f"trial {trial.number} ({model_config.architecture}, latent {model_config.latent_dim})")
+        model_uri = tracking.log_model(run_id, model)
+        trial.set_user_attr("model_uri", model_uri)
+        trial.set_user_attr("model_config", model_config.model_dump())
+        trial.set_user_attr("train_config", train_config.model_dump())
+        return value
+
+    @torch.no_grad()
+    def _log_artifacts(self, run_id: str, model: BaseVAE, val: TensorData, title: str) -> None:
+        art = self.spec.artifacts
+        sample = val.head(min(art.max_points, len(val)))
+        latents = torch.cat([model.forward_batch(b).mu for b in sample.batches(512)]).numpy()
+        labels = sample.labels.numpy()
+        for method, wanted in (("pca", art.pca), ("umap", art.umap)):
+            if wanted and len(latents) >= 3:
+                figure = viz.latent_projection_figure(latents, labels, self.data.label_names, method=method, title=f"{title}: validation latents, {method.upper()}")
+                tracking.log_figure(run_id, figure, f"latents_{method}.html")
+        if art.reconstructions:
+            shown = val.head(art.reconstructions)
+            predicted = model.predict_grid(model.forward_batch(shown.batch(slice(None)))).numpy()
+            figure = viz.reconstruction_figure(shown.grid.numpy(), predicted, title=f"{title}: validation reconstructions")
+            tracking.log_figure(run_id, figure, "reconstructions.html")
+
+
+def _check_space_fits_data(spec: StudySpec, data: PreparedDataset, where: str) -> None:
+    for name in spec.space.architecture:
+        check_architecture(ModelConfig(architecture=name, grid=data.grid), where=f"{where}: space.architecture")
+
+
+def _remaining_trials(study: optuna.Study, spec: StudySpec, n_trials: int | None) -> tuple[int, int]:
+    finished = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+    done = sum(t.state in finished for t in study.get_trials(deepcopy=False))
+    if n_trials is not None:
+        return n_trials, done
+    return max(spec.planned_trials - done, 0), done
+
+
+def _offer_to_registry(spec: StudySpec, data: PreparedDataset):
+    def offer(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.state != optuna.trial.TrialState.COMPLETE or "model_uri" not in trial.user_attrs:
+            return
+        if study.best_trial.number != trial.number:
+            return
+        candidate = Candidate(
+            model_uri=trial.user_attrs["model_uri"],
+            run_id=trial.user_attrs["mlflow_run_id"],
+            study=spec.name,
+            trial=trial.number,
+            architecture=trial.params["architecture"],
+            objective=spec.objective.metric,
+            direction=spec.objective.direction,
+            value=trial.value,
+            extra_tags={
+                "data_path": data.source,
+                "data_hash": data.content_hash,
+                "data_toy_fraction": data.toy_fraction,
+                "data_seed": data.seed,
+                "data_grid": data.grid,
+                "train_config": json.dumps(trial.user_attrs["train_config"]),
+            },
+        )
+        promote_if_better(spec.model_name, candidate)
+
+    return offer
+
+
+def _load_or_create_study(spec: StudySpec, storage_url: str) -> optuna.Study:
+    storage = open_storage(storage_url)
+    direction = spec.objective.direction
+    study = optuna.create_study(
+        study_name=spec.name, storage=storage, sampler=make_sampler(spec), pruner=make_pruner(spec), direction=direction, load_if_exists=True
+    )
+    space = json.dumps(spec.space.model_dump(mode="json"), sort_keys=True)
+    stored = study.user_attrs.get("search_space")
+    if stored is None:
+        study.set_user_attr("search_space", space)
+        study.set_user_attr("sampler", spec.sampler)
+    elif stored != space and spec.sampler == "grid":
+        raise VaeLabError(
+            f"study {spec.name}",
+            "the stored study was run with a different search space, so its grid cannot be resumed",
+            "give the study a new name in its YAML to start afresh",
+        )
+    if study.direction.name.lower() != direction:
+        raise VaeLabError(f"study {spec.name}", f"stored study maximises/minimises differently ({study.direction.name.lower()})", "keep objective.direction or rename the study")
+    return study
+
+
+def run_study(spec: StudySpec, *, n_trials: int | None = None, data_path: Path | None = None, settings: Settings | None = None, observer: StudyObserver | None = None, where: str = "study") -> StudyReport:
+    """Run (or resume) `spec` and return its trials and champion. See the module docstring."""
+    settings = settings or get_settings()
+    observer = observer or StudyObserver()
+    tracking.configure_tracking(settings)
+    path = default_dataset(data_path or spec.data.path).resolve()
+    data = prepare_dataset(path, toy_fraction=spec.data.toy_fraction, seed=spec.data.seed, grid=spec.data.grid, cache_dir=settings.cache_dir)
+    _check_space_fits_data(spec, data, where)
+    study = _load_or_create_study(spec, settings.optuna_storage)
+    remaining, done = _remaining_trials(study, spec, n_trials)
+    experiment_id = tracking.ensure_experiment(spec.name, settings)
+    parent_run_id = tracking.start_run(
+        experiment_id,
+        f"{spec.name} @ {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        tags={"study": spec.name, "kind": "study-invocation", "sampler": spec.sampler},
+        params={"data": data.source, "toy_fraction": data.toy_fraction, "train_rows": len(data.train.grids), "val_rows": len(data.val.grids), "planned_trials": spec.planned_trials, "objective": spec.objective.metric},
+    )
+    observer.on_study_start(spec, remaining, done)
+    objective = TrialObjective(spec, data, experiment_id, parent_run_id, observer)
+    status = "FAILED"
+    try:
+        if remaining:
+            study.optimize(
+                objective,
+                n_trials=remaining,
+                catch=(RuntimeError, ValueError, FloatingPointError),
+                callbacks=[_offer_to_registry(spec, data), lambda s, t: observer.on_trial_end(t)],
+            )
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        _summarise_parent(study, parent_run_id)
+        tracking.end_run(parent_run_id, status)
+    from vae_lab.registry import champion_info
+
+    try:
+        champion = champion_info(spec.model_name)
+    except VaeLabError:
+        champion = None
+    return StudyReport(spec.name, experiment_id, parent_run_id, trial_rows(study), champion, settings.mlflow_tracking_uri)
+
+
+def _summarise_parent(study: optuna.Study, run_id: str) -> None:
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    metrics = {f"trials_{s.name.lower()}": float(states.count(s)) for s in set(states)}
+    try:
+        metrics["best_value"] = study.best_value
+    except ValueError:
+        pass
+    if metrics:
+        log_metrics(run_id, metrics)
+
+
+def study_status(name: str, settings: Settings | None = None) -> dict[str, Any]:
+    """Trials of a stored study, without running anything."""
+    settings = settings or get_settings()
+    storage = open_storage(settings.optuna_storage)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        known = optuna.study.get_all_study_names(storage)
+        fix = f"known studies: {', '.join(known)}" if known else "run it first: vae-lab study run NAME"
+        raise VaeLabError(f"study {name}", "not found in the Optuna storage", fix) from None
+    rows = trial_rows(study)
+    best = None
+    try:
+        bt = study.best_trial
+        best = {"number": bt.number, "value": bt.value, "params": bt.params}
+    except ValueError:
+        pass
+    return {"study": name, "direction": study.direction.name.lower(), "trials": rows, "best": best}

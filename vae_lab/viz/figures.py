@@ -1,0 +1,90 @@
+"""Figures a researcher reads to judge a latent space and a reconstruction.
+
+Projections are computed here (PCA always; UMAP when asked, since its first call in a process
+spends ~20 s compiling) and drawn with plotly so they open interactively from the MLflow UI.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+# One colour per class 1-4, readable on white and for common colour-vision deficiencies.
+CLASS_COLOURS = {1: "#0072B2", 2: "#E69F00", 3: "#009E73", 4: "#CC79A7"}
+
+
+def project_latents(latents: np.ndarray, method: Literal["pca", "umap"] = "pca", seed: int = 0) -> tuple[np.ndarray, str]:
+    """2-D projection of (N, latent_dim) latents and axis-title suffix (variance explained for PCA)."""
+    if latents.shape[1] <= 2 and method == "pca":
+        padded = np.zeros((len(latents), 2), dtype=np.float32)
+        padded[:, : latents.shape[1]] = latents
+        return padded, "(latent dims as is)"
+    if method == "umap":
+        import umap
+
+        n_neighbors = max(2, min(15, len(latents) - 1))
+        reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, random_state=seed, n_jobs=1)
+        return reducer.fit_transform(latents), ""
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=2, random_state=seed).fit(latents)
+    share = pca.explained_variance_ratio_.sum()
+    return pca.transform(latents), f"({share:.0%} of variance)"
+
+
+def latent_projection_figure(latents: np.ndarray, labels: np.ndarray, label_names: Sequence[str], *, method: Literal["pca", "umap"] = "pca", title: str = "", seed: int = 0) -> go.Figure:
+    """Scatter of projected validation latents, one trace per label so the legend filters them."""
+    xy, note = project_latents(latents, method, seed)
+    figure = go.Figure()
+    codes = np.unique(labels)
+    for code in codes:
+        keep = labels == code
+        name = label_names[code] if 0 <= code < len(label_names) else "unlabelled"
+        figure.add_trace(
+            go.Scattergl(x=xy[keep, 0], y=xy[keep, 1], mode="markers", name=f"{name} ({keep.sum()})", marker={"size": 5, "opacity": 0.7})
+        )
+    axis = method.upper()
+    figure.update_layout(
+        title=title or f"Validation latents, {axis} {note}",
+        xaxis_title=f"{axis} 1",
+        yaxis_title=f"{axis} 2",
+        legend_title="label",
+        template="plotly_white",
+        width=800,
+        height=650,
+    )
+    return figure
+
+
+def _voxel_trace(grid: np.ndarray, showlegend: bool) -> list[go.Scatter3d]:
+    traces = []
+    for cls, colour in CLASS_COLOURS.items():
+        x, y, z = np.nonzero(grid == cls)
+        traces.append(
+            go.Scatter3d(x=x, y=y, z=z, mode="markers", name=f"class {cls}", legendgroup=str(cls), showlegend=showlegend, marker={"size": 6, "color": colour, "symbol": "square"})
+        )
+    return traces
+
+
+def reconstruction_figure(originals: np.ndarray, reconstructions: np.ndarray, *, title: str = "Reconstructions") -> go.Figure:
+    """Original (top row) against reconstruction (bottom row) for a few samples, as 3-D voxels."""
+    n = len(originals)
+    edge = originals.shape[-1]
+    figure = make_subplots(
+        rows=2,
+        cols=n,
+        specs=[[{"type": "scene"}] * n] * 2,
+        subplot_titles=[f"sample {i} original" for i in range(n)] + [f"sample {i} reconstructed" for i in range(n)],
+        vertical_spacing=0.05,
+    )
+    for i in range(n):
+        for row, grid in ((1, originals[i]), (2, reconstructions[i])):
+            for trace in _voxel_trace(grid, showlegend=(i == 0 and row == 1)):
+                figure.add_trace(trace, row=row, col=i + 1)
+    axis = {"range": [-0.5, edge - 0.5], "showticklabels": False, "title": ""}
+    figure.update_scenes(xaxis=axis, yaxis=axis, zaxis=axis, aspectmode="cube")
+    figure.update_layout(title=title, height=700, width=max(500, 280 * n), template="plotly_white")
+    return figure
