@@ -13,6 +13,7 @@ from vae_lab.data import prepare_dataset
 from vae_lab.errors import VaeLabError
 from vae_lab.registry import load_champion, train_config_of
 from vae_lab.training import TensorData, evaluate
+from vae_lab.training.losses import class_weights
 from vae_lab.training.metrics import class_counts, per_class_f1
 
 Split = Literal["train", "val", "test"]
@@ -35,7 +36,9 @@ def evaluate_champion(name: str, split: Split = "test", *, data_path: Path | Non
     rows = getattr(data, split)
     k = model.config.max_points if model.input_kind == "sparse" else None
     tensors = TensorData.from_arrays(rows.grids, rows.labels, sparse_points=k)
-    scores = evaluate(model, tensors, loss=train.get("loss", "mse"), beta=train.get("beta", 1.0), kl_scale=train.get("kl_scale", 10.0))
+    # Weigh classes as training did (weights come from the training split) so losses compare.
+    weights = class_weights(torch.from_numpy(data.train.grids), train.get("class_weighting", "none"))
+    scores = evaluate(model, tensors, loss=train.get("loss", "mse"), beta=train.get("beta", 1.0), kl_scale=train.get("kl_scale", 10.0), weights=weights)
     metrics = {f"{split}_{k}": v for k, v in scores.items()}
     with torch.no_grad():
         counts = sum(class_counts(model.predict_grid(model.forward_batch(b)), b.grid) for b in tensors.batches(512))

@@ -62,12 +62,24 @@ def test_best_epoch_weights_are_restored():
     data = tiny_data()
     config = TrainConfig(epochs=4, batch_size=16, select_metric="val_loss", select_mode="min")
     model = fc()
-    result = Trainer(model, config).fit(data, data)
+    trainer = Trainer(model, config)
+    result = trainer.fit(data, data)
     best = min(h["val_loss"] for h in result.history)
     assert result.best_metrics["val_loss"] == best
     from vae_lab.training import evaluate
 
-    assert abs(evaluate(model, data, loss="mse", beta=config.beta)["loss"] - best) < 1e-4
+    assert abs(evaluate(model, data, loss="mse", beta=config.beta, weights=trainer.weights)["loss"] - best) < 1e-4
+
+
+def test_log_class_weights_boost_rare_classes():
+    from vae_lab.training.losses import class_weights
+
+    grid = torch.zeros(1000, dtype=torch.uint8)
+    grid[:10], grid[10:12] = 1, 4
+    weights = class_weights(grid, "log")
+    assert weights[0] == 1.0 and weights[4] > weights[1] > 1.0
+    assert class_weights(grid, "none") is None
+    assert class_weights(grid, "balanced")[4] > weights[4]
 
 
 def test_callback_can_stop_training():

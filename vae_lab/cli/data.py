@@ -10,6 +10,7 @@ from rich.table import Table
 
 from vae_lab.cli.common import JsonFlag, emit_json, err, out
 from vae_lab.data import prepare_dataset, summarize, synthesize, write_dataset
+from vae_lab.data.synth import DEFAULT_ROWS
 
 app = typer.Typer(help="Make, inspect and prepare voxel datasets (Parquet, CSV or NPZ).", no_args_is_help=True)
 
@@ -19,7 +20,7 @@ SeedOption = Annotated[int, typer.Option("--seed", help="Random seed; the same s
 @app.command("synth")
 def synth(
     out_path: Annotated[Path, typer.Option("--out", help="File to write: .parquet or .csv.")],
-    rows: Annotated[int, typer.Option("--rows", min=1, help="Raw rows, duplicates and all-zero rows included (~90% of them).")] = 30000,
+    rows: Annotated[int, typer.Option("--rows", min=1, help="Raw rows, duplicates and all-zero rows included (~90% of them); the default is the journal's size.")] = DEFAULT_ROWS,
     seed: SeedOption = 0,
     as_json: JsonFlag = False,
 ) -> None:

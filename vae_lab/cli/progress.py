@@ -55,6 +55,9 @@ class RichStudyProgress(StudyObserver):
 
     def on_study_start(self, spec: StudySpec, remaining: int, done: int) -> None:
         self.metric = spec.objective.metric
+        if done and not remaining:
+            err.print(f"study [bold]{spec.name}[/] is complete ({done} trials); `--n-trials N` runs N more")
+            return
         if done:
             err.print(f"resuming study [bold]{spec.name}[/]: {done} trial(s) already finished, {remaining} to run")
         self.trials_task = self.progress.add_task(f"study {spec.name}", total=remaining, note="")

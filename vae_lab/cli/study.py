@@ -17,13 +17,17 @@ app = typer.Typer(help="Run and inspect studies (Optuna searches whose trials ar
 
 
 def trials_table(trials: list[dict[str, Any]], title: str, best: int | None) -> Table:
-    table = Table(title=title)
-    for column in ("#", "state", "value", "best epoch", "time (s)", "params"):
-        table.add_column(column, justify="right" if column not in {"state", "params"} else "left")
+    """Trials as rows; hyperparameters that vary get a column each, fixed ones go in the caption."""
+    names = list(dict.fromkeys(k for t in trials for k in t["params"]))
+    varying = [n for n in names if len({repr(t["params"].get(n)) for t in trials}) > 1]
+    fixed = [f"{n}={trials[0]['params'][n]}" for n in names if n not in varying and n in trials[0]["params"]]
+    table = Table(title=title, caption=("fixed: " + " ".join(fixed)) if fixed else None)
+    for column in ("#", "state", "value", "best epoch", "time (s)", *varying):
+        table.add_column(column, justify="left" if column == "state" or column in varying else "right")
     for t in trials:
-        params = " ".join(f"{k}={v}" for k, v in t["params"].items())
         style = "bold green" if t["number"] == best else None
-        table.add_row(str(t["number"]), t["state"].lower(), fmt(t["value"]), fmt(t.get("best_epoch")), fmt(t["duration_s"], 1), params, style=style)
+        cells = [str(t["params"].get(n, "-")) for n in varying]
+        table.add_row(str(t["number"]), t["state"].lower(), fmt(t["value"]), fmt(t.get("best_epoch")), fmt(t["duration_s"], 1), *cells, style=style)
     return table
 
 

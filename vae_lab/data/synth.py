@@ -41,6 +41,8 @@ NOISE_VALUE_SHARE = np.array([0.55, 0.25, 0.13, 0.07])  # descriptor 1..4 of a n
 DISTINCT_SHARE = 27_017 / 280_375  # the journal's clean / raw ratio
 ZERO_SHARE = 0.04  # all-zero rows among the raw rows
 DROP_P, ADD_P, RELABEL_P = 0.15, 0.20, 0.15
+DEFAULT_ROWS = 280_375  # the journal's raw size: cleans to its 27,017 rows
+JITTER = 2  # cells a motif may sit off-centre, per axis
 MAX_TOP_UPS = 20  # rounds of extra draws to replace samples that came out identical
 SLOTS = max(len(cells) for cells in MOTIFS.values()) + 1  # template cells + one added by noise
 
@@ -107,13 +109,18 @@ def motif_samples(n: int, rng: np.random.Generator, grid: int = 11) -> tuple[np.
     values, valid = template_values[family], template_valid[family]
     _add_noise(rng, pos, values, valid)
 
-    # Translate uniformly among the placements that keep every real cell inside the grid.
+    # Centre the motif, then shift it by up to JITTER cells per axis (staying inside the grid).
+    # Structures in the real data sit near the centre of their cell; uniform placement over
+    # the whole grid would make the position, not the motif, most of what a latent must encode.
     low = np.where(valid[..., None], pos, np.iinfo(np.int64).max).min(axis=1)
     high = np.where(valid[..., None], pos, np.iinfo(np.int64).min).max(axis=1)
     room = grid - (high - low)
     if (room < 1).any():
         raise VaeLabError("synthesize", f"a motif does not fit a {grid}-cell grid", "use grid >= 6")
-    pos = pos - low[:, None, :] + (rng.random((n, 3)) * room).astype(np.int64)[:, None, :]
+    centred = (room - 1) // 2
+    jitter = rng.integers(-JITTER, JITTER + 1, size=(n, 3))
+    start = np.clip(centred + jitter, 0, room - 1)
+    pos = pos - low[:, None, :] + start[:, None, :]
 
     flat = np.zeros((n, grid**3), dtype=np.uint8)
     cell = (pos[..., 0] * grid + pos[..., 1]) * grid + pos[..., 2]
@@ -140,7 +147,7 @@ def distinct_samples(n: int, rng: np.random.Generator, grid: int = 11) -> tuple[
     return flat[keep][:n], family[keep][:n]
 
 
-def synthesize(rows: int = 30_000, seed: int = 0, grid: int = 11) -> pd.DataFrame:
+def synthesize(rows: int = DEFAULT_ROWS, seed: int = 0, grid: int = 11) -> pd.DataFrame:
     """A raw dataset of `rows` rows: voxel columns v0000.., `label` (motif family) and `id`.
 
     About 10% of rows are distinct motif samples; the rest are copies of them and all-zero rows

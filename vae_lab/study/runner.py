@@ -25,7 +25,7 @@ from vae_lab.data import PreparedDataset, default_dataset, prepare_dataset
 from vae_lab.data.sparse import max_occupied
 from vae_lab.errors import VaeLabError
 from vae_lab.models import ARCHITECTURES, BaseVAE, ModelConfig, build_model, check_architecture, count_parameters
-from vae_lab.registry import Candidate, promote_if_better
+from vae_lab.registry import Candidate, champion_info, promote_if_better
 from vae_lab.study.space import make_pruner, make_sampler, suggest_configs
 from vae_lab.study.spec import StudySpec
 from vae_lab.study.storage import open_storage
@@ -65,7 +65,7 @@ class PruneOnPlateau(Callback):
 class StudyReport:
     study: str
     experiment_id: str
-    parent_run_id: str
+    parent_run_id: str | None  # None when there was nothing left to run
     trials: list[dict[str, Any]] = field(default_factory=list)
     champion: dict[str, Any] | None = None
     tracking_uri: str = ""
@@ -262,23 +262,24 @@ def run_study(spec: StudySpec, *, n_trials: int | None = None, data_path: Path |
     study = _load_or_create_study(spec, settings.optuna_storage)
     remaining, done = _remaining_trials(study, spec, n_trials)
     experiment_id = tracking.ensure_experiment(spec.name, settings)
+    observer.on_study_start(spec, remaining, done)
+    if remaining == 0:
+        return StudyReport(spec.name, experiment_id, None, trial_rows(study), _champion_or_none(spec.model_name), settings.mlflow_tracking_uri)
     parent_run_id = tracking.start_run(
         experiment_id,
         f"{spec.name} @ {time.strftime('%Y-%m-%d %H:%M:%S')}",
         tags={"study": spec.name, "kind": "study-invocation", "sampler": spec.sampler},
         params={"data": data.source, "toy_fraction": data.toy_fraction, "train_rows": len(data.train.grids), "val_rows": len(data.val.grids), "planned_trials": spec.planned_trials, "objective": spec.objective.metric},
     )
-    observer.on_study_start(spec, remaining, done)
     objective = TrialObjective(spec, data, experiment_id, parent_run_id, observer)
     status = "FAILED"
     try:
-        if remaining:
-            study.optimize(
-                objective,
-                n_trials=remaining,
-                catch=(RuntimeError, ValueError, FloatingPointError),
-                callbacks=[_offer_to_registry(spec, data), lambda s, t: observer.on_trial_end(t)],
-            )
+        study.optimize(
+            objective,
+            n_trials=remaining,
+            catch=(RuntimeError, ValueError, FloatingPointError),
+            callbacks=[_offer_to_registry(spec, data), lambda s, t: observer.on_trial_end(t)],
+        )
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -286,13 +287,14 @@ def run_study(spec: StudySpec, *, n_trials: int | None = None, data_path: Path |
     finally:
         _summarise_parent(study, parent_run_id)
         tracking.end_run(parent_run_id, status)
-    from vae_lab.registry import champion_info
+    return StudyReport(spec.name, experiment_id, parent_run_id, trial_rows(study), _champion_or_none(spec.model_name), settings.mlflow_tracking_uri)
 
+
+def _champion_or_none(model_name: str) -> dict[str, Any] | None:
     try:
-        champion = champion_info(spec.model_name)
+        return champion_info(model_name)
     except VaeLabError:
-        champion = None
-    return StudyReport(spec.name, experiment_id, parent_run_id, trial_rows(study), champion, settings.mlflow_tracking_uri)
+        return None
 
 
 def _summarise_parent(study: optuna.Study, run_id: str) -> None:

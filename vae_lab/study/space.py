@@ -41,6 +41,7 @@ def suggest_configs(trial: optuna.Trial, spec: StudySpec, grid: int, max_points:
         batch_size=params["batch_size"],
         beta=params["beta"],
         loss=params["loss"],
+        class_weighting=params["class_weighting"],
         epochs=spec.training.epochs,
         patience=spec.training.patience,
         seed=spec.training.seed + trial.number,

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from vae_lab.errors import VaeLabError
 from vae_lab.models.base import OutputHead
-from vae_lab.training.losses import ReconLoss
+from vae_lab.training.losses import ClassWeighting, ReconLoss
 from vae_lab.training.trainer import OptimizerName
 
 STUDIES_DIR = Path("studies")
@@ -62,6 +62,7 @@ class SearchSpace(Strict):
     batch_size: Union[list[int], IntRange] = [64]
     latent_dim: Union[list[int], IntRange] = [2]
     loss: list[ReconLoss] = Field(default=["mse"], min_length=1)
+    class_weighting: list[ClassWeighting] = Field(default=["log"], min_length=1)
     optimizer: list[OptimizerName] = Field(default=["adam"], min_length=1)
     learning_rate: Union[list[float], FloatRange] = [1e-3]
     weight_decay: Union[list[float], FloatRange] = [0.0]

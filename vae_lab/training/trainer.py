@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vae_lab.models.base import BaseVAE
 from vae_lab.training.batches import TensorData
 from vae_lab.training.callbacks import Callback, EarlyStopping, dispatch
-from vae_lab.training.losses import ReconLoss, vae_loss
+from vae_lab.training.losses import ClassWeighting, ReconLoss, class_weights, vae_loss
 from vae_lab.training.metrics import class_counts, macro_f1, tradeoff_score
 
 OptimizerName = Literal["adam", "adamw", "sgd"]
@@ -47,6 +47,7 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(default=64, ge=1)
     beta: float = Field(default=1.0, ge=0)
     loss: ReconLoss = "mse"
+    class_weighting: ClassWeighting = "log"
     epochs: int = Field(default=30, ge=1)
     patience: int = Field(default=5, ge=1)
     seed: int = 0
@@ -71,14 +72,17 @@ def make_optimizer(model: BaseVAE, config: TrainConfig) -> torch.optim.Optimizer
 
 
 @torch.no_grad()
-def evaluate(model: BaseVAE, data: TensorData, *, loss: ReconLoss, beta: float, kl_scale: float = 10.0, batch_size: int = 512) -> dict[str, float]:
-    """Loss terms, macro F1 over classes 1-4 and the tradeoff score on a split (eval mode, z = mu)."""
+def evaluate(model: BaseVAE, data: TensorData, *, loss: ReconLoss, beta: float, kl_scale: float = 10.0, weights: torch.Tensor | None = None, batch_size: int = 512) -> dict[str, float]:
+    """Loss terms, macro F1 over classes 1-4 and the tradeoff score on a split (eval mode, z = mu).
+
+    Pass the training `weights` so validation loss is on the same scale as training loss.
+    """
     model.eval()
     total = recon = kl = 0.0
     counts = torch.zeros(3, 4, dtype=torch.int64)
     for batch in data.batches(batch_size):
         out = model.forward_batch(batch)
-        parts = vae_loss(model, out, batch, loss=loss, beta=beta)
+        parts = vae_loss(model, out, batch, loss=loss, beta=beta, weights=weights)
         n = batch.grid.shape[0]
         total, recon, kl = total + parts.total.item() * n, recon + parts.recon.item() * n, kl + parts.kl.item() * n
         counts += class_counts(model.predict_grid(out), batch.grid)
@@ -101,6 +105,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.should_stop = False
         self.epoch = 0
+        self.weights: torch.Tensor | None = None  # class weights, from the training split in fit()
 
     def train_epoch(self, data: TensorData) -> dict[str, float]:
         self.model.train()
@@ -108,7 +113,7 @@ class Trainer:
         batches = -(-len(data) // self.config.batch_size)
         for i, batch in enumerate(data.batches(self.config.batch_size, shuffle=True, generator=self.generator)):
             out = self.model.forward_batch(batch)
-            parts = vae_loss(self.model, out, batch, loss=self.config.loss, beta=self.config.beta)
+            parts = vae_loss(self.model, out, batch, loss=self.config.loss, beta=self.config.beta, weights=self.weights)
             self.optimizer.zero_grad(set_to_none=True)
             parts.total.backward()
             self.optimizer.step()
@@ -120,6 +125,7 @@ class Trainer:
 
     def fit(self, train: TensorData, val: TensorData) -> FitResult:
         torch.manual_seed(self.config.seed)
+        self.weights = class_weights(train.grid, self.config.class_weighting)
         result, best_value, best_state = FitResult(), None, None
         sign = 1 if self.config.select_mode == "max" else -1
         dispatch(self.callbacks, "on_fit_start", self)
@@ -128,7 +134,8 @@ class Trainer:
             metrics = self.train_epoch(train)
             metrics["train_time_s"] = time.perf_counter() - started
             started = time.perf_counter()
-            scores = evaluate(self.model, val, loss=self.config.loss, beta=self.config.beta, kl_scale=self.config.kl_scale)
+            c = self.config
+            scores = evaluate(self.model, val, loss=c.loss, beta=c.beta, kl_scale=c.kl_scale, weights=self.weights)
             metrics.update({f"val_{k}": v for k, v in scores.items()})
             metrics["val_time_s"] = time.perf_counter() - started
             result.history.append(metrics)
