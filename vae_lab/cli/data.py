@@ -9,8 +9,10 @@ import typer
 from rich.table import Table
 
 from vae_lab.cli.common import JsonFlag, emit_json, err, out
-from vae_lab.data import prepare_dataset, summarize, synthesize, write_dataset
-from vae_lab.data.synth import DEFAULT_ROWS
+
+# Kept in step with vae_lab.data.synth.DEFAULT_ROWS (a test checks); importing the data layer
+# here would cost every `vae-lab` command a second of start-up.
+DEFAULT_ROWS = 280_375
 
 app = typer.Typer(help="Make, inspect and prepare voxel datasets (Parquet, CSV or NPZ).", no_args_is_help=True)
 
@@ -27,6 +29,8 @@ def synth(
     """Write a synthetic dataset with the journal's character: an 11^3 grid, values 0-4, 1-8
     occupied cells per sample, rare classes, motif-family labels, and ~90% duplicate or
     all-zero raw rows to clean away."""
+    from vae_lab.data import synthesize, write_dataset
+
     with err.status(f"synthesising {rows:,} rows"):
         frame = synthesize(rows=rows, seed=seed)
         write_dataset(frame, out_path)
@@ -42,6 +46,8 @@ def summarize_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Rows, duplicates, all-zero rows, what cleaning leaves, classes and labels."""
+    from vae_lab.data import summarize
+
     summary = summarize(path)
     if as_json:
         emit_json(summary)
@@ -67,6 +73,8 @@ def prepare(
     12.5% of the rest), stratified by label, and cache the result for studies."""
     if toy_fraction <= 0:
         raise typer.BadParameter("must be above 0", param_hint="--toy-fraction")
+    from vae_lab.data import prepare_dataset
+
     with err.status(f"preparing {path}"):
         data = prepare_dataset(path, toy_fraction=toy_fraction, seed=seed, cache_dir=out_dir)
     summary = data.summary()

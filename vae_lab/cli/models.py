@@ -10,8 +10,6 @@ from rich.table import Table
 
 from vae_lab.cli.common import JsonFlag, emit_json, err, out
 from vae_lab.errors import VaeLabError
-from vae_lab.models import ModelConfig, check_architecture
-from vae_lab.models.summary import describe_families, layer_table
 
 app = typer.Typer(help="Inspect the model zoo: every family, its size and its layers.", no_args_is_help=True)
 
@@ -26,6 +24,8 @@ class OutputHead(str, Enum):
 @app.command("list")
 def list_models(latent_dim: LatentDim = 2, as_json: JsonFlag = False) -> None:
     """Every registered family with its trainable parameters and the input it reads."""
+    from vae_lab.models.summary import describe_families
+
     families = describe_families(latent_dim)
     if as_json:
         emit_json(families)
@@ -48,6 +48,9 @@ def show(
 ) -> None:
     """One family layer by layer: parameters and output shape of each layer, and the total."""
     try:
+        from vae_lab.models import ModelConfig, check_architecture
+        from vae_lab.models.summary import layer_table
+
         family = check_architecture(ModelConfig(architecture=name), where="vae-lab models show")
     except VaeLabError as exc:
         err.print("[bold red]error:[/] ", end="")

@@ -9,8 +9,6 @@ import typer
 from rich.table import Table
 
 from vae_lab.cli.common import JsonFlag, emit_json, err, fmt, out
-from vae_lab.cli.progress import RichStudyProgress
-from vae_lab.study.runner import run_study, study_status
 from vae_lab.study.spec import STUDIES_DIR, load_study_spec
 
 app = typer.Typer(help="Run and inspect studies (Optuna searches whose trials are logged to MLflow).", no_args_is_help=True)
@@ -44,6 +42,9 @@ def run(
     MLflow; the best model becomes the registered model's `champion`. Ctrl-C stops cleanly and
     a later run carries on.
     """
+    from vae_lab.cli.progress import RichStudyProgress
+    from vae_lab.study.runner import run_study
+
     spec, path = load_study_spec(study)
     try:
         with RichStudyProgress() as progress:
@@ -73,6 +74,8 @@ def status(
     as_json: JsonFlag = False,
 ) -> None:
     """Trials of a study so far (states, values, params), without running anything."""
+    from vae_lab.study.runner import study_status
+
     report = study_status(study)
     if as_json:
         emit_json(report)

@@ -25,12 +25,12 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
+from vae_lab.choices import OutputHead
 from vae_lab.errors import VaeLabError
 
 NUM_CLASSES = 5  # descriptor values 0 (empty) .. 4
 MAX_VALUE = NUM_CLASSES - 1
 
-OutputHead = Literal["scalar", "categorical"]
 
 
 class ModelConfig(BaseModel):

@@ -14,9 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vae_lab.errors import VaeLabError
-from vae_lab.models.base import OutputHead
-from vae_lab.training.losses import ClassWeighting, ReconLoss
-from vae_lab.training.trainer import OptimizerName
+from vae_lab.choices import ClassWeighting, OptimizerName, OutputHead, ReconLoss
 
 STUDIES_DIR = Path("studies")
 

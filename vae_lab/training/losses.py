@@ -8,16 +8,13 @@ trainer averages over the batch. Reconstruction terms are summed over cells (den
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vae_lab.choices import ClassWeighting, ReconLoss
 from vae_lab.models.base import MAX_VALUE, NUM_CLASSES, BaseVAE, Batch, VAEOutput
-
-ReconLoss = Literal["mse", "bce"]
-ClassWeighting = Literal["none", "log", "balanced"]
 
 
 def class_weights(grid: Tensor, scheme: ClassWeighting) -> Tensor | None:

@@ -21,13 +21,12 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from vae_lab.choices import ClassWeighting, OptimizerName, ReconLoss
 from vae_lab.models.base import BaseVAE
 from vae_lab.training.batches import TensorData
 from vae_lab.training.callbacks import Callback, EarlyStopping, dispatch
-from vae_lab.training.losses import ClassWeighting, ReconLoss, class_weights, vae_loss
+from vae_lab.training.losses import class_weights, vae_loss
 from vae_lab.training.metrics import class_counts, macro_f1, tradeoff_score
-
-OptimizerName = Literal["adam", "adamw", "sgd"]
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
