@@ -14,7 +14,7 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["quick", "seed-grid", "deep-sweep"])
+@pytest.mark.parametrize("name", ["quick", "seed-grid", "deep-sweep", "architecture-sweep"])
 def test_shipped_studies_validate(name):
     spec, _ = load_study_spec(name, REPO / "studies")
     assert spec.name == name
@@ -24,6 +24,13 @@ def test_seed_grid_is_the_journals_four_configurations():
     spec, _ = load_study_spec("seed-grid", REPO / "studies")
     assert spec.grid_size == 4 and spec.planned_trials == 4
     assert spec.space.latent_dim == [2, 4] and spec.space.loss == ["mse", "bce"] and spec.space.beta == [0.1]
+
+
+def test_architecture_sweep_covers_every_family():
+    from vae_lab.models import ARCHITECTURES
+
+    spec, _ = load_study_spec("architecture-sweep", REPO / "studies")
+    assert set(spec.space.architecture) == set(ARCHITECTURES)
 
 
 def test_deep_sweep_is_latent_by_beta():

@@ -128,6 +128,11 @@ class BaseVAE(nn.Module):
         value = torch.sigmoid(out.recon[:, 0]) * MAX_VALUE
         return value.round().clamp(0, MAX_VALUE).to(torch.int64)
 
+    @torch.no_grad()
+    def reconstruct(self, grid: Tensor) -> Tensor:
+        """Decode a (B, D, H, W) grid of classes 0-4 back to classes, whatever the family reads."""
+        return self.predict_grid(self.forward_batch(Batch(grid=grid)))
+
     def example_input(self, batch_size: int = 2) -> Batch:
         """A small all-zero batch of the right shapes, for tracing, logging and tests."""
         g = self.config.grid

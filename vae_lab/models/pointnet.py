@@ -75,6 +75,13 @@ class PointNetVAE(BaseVAE):
         return torch.cat([slots[..., :1], torch.sigmoid(slots[..., 1:4]), slots[..., 4:]], dim=-1)
 
     def inputs(self, batch: Batch) -> tuple[Tensor, Tensor | None]:
+        if batch.points is None:
+            # A bare grid (e.g. from a user reloading the champion): build the point set here.
+            from vae_lab.data.sparse import to_sparse
+
+            points, mask = to_sparse(batch.grid.cpu().numpy(), max_points=self.config.max_points)
+            device = batch.grid.device
+            return torch.from_numpy(points).to(device), torch.from_numpy(mask).to(device)
         return batch.points, batch.mask
 
     def predict_grid(self, out: VAEOutput) -> Tensor:
