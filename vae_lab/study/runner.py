@@ -192,11 +192,40 @@ def _check_space_fits_data(spec: StudySpec, data: PreparedDataset, where: str) -
         check_architecture(ModelConfig(architecture=name, grid=data.grid), where=f"{where}: space.architecture")
 
 
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def _params_key(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True)
+
+
+def _requeue_failed_grid_points(study: optuna.Study) -> None:
+    """Queue again every grid point whose only trials failed or were interrupted.
+
+    Optuna's GridSampler counts a failed trial as a visited point, so without this an
+    interrupted trial's configuration would never run on resume. The queued trial keeps the
+    failed one's grid id (as Optuna's own retry callbacks do): the sampler needs it.
+    """
+    trials = study.get_trials(deepcopy=False)
+    settled = {_params_key(t.params) for t in trials if t.state in FINISHED or t.state == optuna.trial.TrialState.WAITING}
+    failed = {_params_key(t.params): t for t in trials if t.state == optuna.trial.TrialState.FAIL and t.params}
+    for key, trial in failed.items():
+        if key in settled:
+            continue
+        grid = {k: trial.system_attrs[k] for k in ("grid_id", "search_space") if k in trial.system_attrs}
+        retry = optuna.trial.create_trial(state=optuna.trial.TrialState.WAITING, system_attrs={"fixed_params": trial.params, **grid})
+        study.add_trial(retry)
+
+
 def _remaining_trials(study: optuna.Study, spec: StudySpec, n_trials: int | None) -> tuple[int, int]:
-    finished = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
-    done = sum(t.state in finished for t in study.get_trials(deepcopy=False))
+    """(trials to run now, trials already finished)."""
+    trials = study.get_trials(deepcopy=False)
+    done = sum(t.state in FINISHED for t in trials)
     if n_trials is not None:
         return n_trials, done
+    if spec.sampler == "grid":
+        covered = {_params_key(t.params) for t in trials if t.state in FINISHED}
+        return max(spec.grid_size - len(covered), 0), done
     return max(spec.planned_trials - done, 0), done
 
 
@@ -260,6 +289,8 @@ def run_study(spec: StudySpec, *, n_trials: int | None = None, data_path: Path |
     data = prepare_dataset(path, toy_fraction=spec.data.toy_fraction, seed=spec.data.seed, grid=spec.data.grid, cache_dir=settings.cache_dir)
     _check_space_fits_data(spec, data, where)
     study = _load_or_create_study(spec, settings.optuna_storage)
+    if spec.sampler == "grid":
+        _requeue_failed_grid_points(study)
     remaining, done = _remaining_trials(study, spec, n_trials)
     experiment_id = tracking.ensure_experiment(spec.name, settings)
     observer.on_study_start(spec, remaining, done)
