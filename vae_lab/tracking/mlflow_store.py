@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import tempfile
@@ -34,6 +35,23 @@ def configure_tracking(settings: Settings) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    if settings.mlflow_tracking_uri.startswith("sqlite:///"):
+        _initialise_sqlite_store(settings.mlflow_tracking_uri)
+
+
+def _initialise_sqlite_store(uri: str) -> None:
+    """Create or migrate the SQLite store under a file lock.
+
+    Several local workers starting at once would otherwise each run MLflow's schema
+    migrations on the new file, and all but one crash ("duplicate column name").
+    """
+    path = Path(uri.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        client = mlflow.MlflowClient()
+        client.search_experiments(max_results=1)
+        client.search_registered_models(max_results=1)
 
 
 def _is_database_store(uri: str) -> bool:
