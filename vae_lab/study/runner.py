@@ -179,12 +179,12 @@ class TrialObjective:
         for method, wanted in (("pca", art.pca), ("umap", art.umap)):
             if wanted and len(latents) >= 3:
                 figure = viz.latent_projection_figure(latents, labels, self.data.label_names, method=method, title=f"{title}: validation latents, {method.upper()}")
-                tracking.log_figure(run_id, figure, f"latents_{method}.html")
+                tracking.log_figure(run_id, figure, f"latents_{method}.html", art.plotlyjs)
         if art.reconstructions:
             shown = val.head(art.reconstructions)
             predicted = model.predict_grid(model.forward_batch(shown.batch(slice(None)))).numpy()
             figure = viz.reconstruction_figure(shown.grid.numpy(), predicted, title=f"{title}: validation reconstructions")
-            tracking.log_figure(run_id, figure, "reconstructions.html")
+            tracking.log_figure(run_id, figure, "reconstructions.html", art.plotlyjs)
 
 
 def _check_space_fits_data(spec: StudySpec, data: PreparedDataset, where: str) -> None:

@@ -103,6 +103,7 @@ class ArtifactSpec(Strict):
     umap: bool = Field(default=False, description="adds ~20 s per process and ~9 s per 2,000 points")
     reconstructions: int = Field(default=4, ge=0, le=12)
     max_points: int = Field(default=2000, ge=10, description="validation samples projected")
+    plotlyjs: Literal["embed", "cdn"] = Field(default="embed", description="embed: plots work offline (+3.5 MB each)")
 
 
 class RegistrySpec(Strict):

@@ -122,9 +122,13 @@ class MlflowEpochLogger(Callback):
         log_metrics(self.run_id, metrics, step=epoch)
 
 
-def log_figure(run_id: str, figure: "go.Figure", artifact_file: str) -> None:
-    """Save a plotly figure as a self-contained HTML artifact (opens in the MLflow UI)."""
-    html = figure.to_html(include_plotlyjs="cdn", full_html=True)
+def log_figure(run_id: str, figure: "go.Figure", artifact_file: str, plotlyjs: str = "embed") -> None:
+    """Save a plotly figure as an HTML artifact that opens in the MLflow UI.
+
+    "embed" puts plotly.js (~3.5 MB) in the file so the plot renders offline, as most lab
+    machines are; "cdn" keeps files small but needs the browser to reach the internet.
+    """
+    html = figure.to_html(include_plotlyjs=True if plotlyjs == "embed" else "cdn", full_html=True)
     mlflow.MlflowClient().log_text(run_id, html, artifact_file)
 
 

@@ -59,12 +59,18 @@ def latent_projection_figure(latents: np.ndarray, labels: np.ndarray, label_name
     return figure
 
 
-def _voxel_trace(grid: np.ndarray, showlegend: bool) -> list[go.Scatter3d]:
-    traces = []
+def _voxel_trace(grid: np.ndarray, in_legend: set[int]) -> list[go.Scatter3d]:
+    """Traces for one grid; each class enters the legend once, the first time it appears."""
+    # Invisible corners keep the scene's box drawn even when a reconstruction is empty.
+    edge = grid.shape[-1] - 1
+    corners = np.array([[x, y, z] for x in (0, edge) for y in (0, edge) for z in (0, edge)])
+    traces = [go.Scatter3d(x=corners[:, 0], y=corners[:, 1], z=corners[:, 2], mode="markers", marker={"opacity": 0}, hoverinfo="skip", showlegend=False)]
     for cls, colour in CLASS_COLOURS.items():
         x, y, z = np.nonzero(grid == cls)
+        first = len(x) > 0 and cls not in in_legend
+        in_legend.update([cls] if first else [])
         traces.append(
-            go.Scatter3d(x=x, y=y, z=z, mode="markers", name=f"class {cls}", legendgroup=str(cls), showlegend=showlegend, marker={"size": 6, "color": colour, "symbol": "square"})
+            go.Scatter3d(x=x, y=y, z=z, mode="markers", name=f"class {cls}", legendgroup=str(cls), showlegend=first, marker={"size": 6, "color": colour, "symbol": "square"})
         )
     return traces
 
@@ -73,18 +79,21 @@ def reconstruction_figure(originals: np.ndarray, reconstructions: np.ndarray, *,
     """Original (top row) against reconstruction (bottom row) for a few samples, as 3-D voxels."""
     n = len(originals)
     edge = originals.shape[-1]
+    occupied = lambda grid: int((grid > 0).sum())  # noqa: E731
     figure = make_subplots(
         rows=2,
         cols=n,
         specs=[[{"type": "scene"}] * n] * 2,
-        subplot_titles=[f"sample {i} original" for i in range(n)] + [f"sample {i} reconstructed" for i in range(n)],
+        subplot_titles=[f"sample {i}: {occupied(g)} cells" for i, g in enumerate(originals)]
+        + [f"reconstructed: {occupied(g)} cells" for g in reconstructions],
         vertical_spacing=0.05,
     )
+    in_legend: set[int] = set()
     for i in range(n):
         for row, grid in ((1, originals[i]), (2, reconstructions[i])):
-            for trace in _voxel_trace(grid, showlegend=(i == 0 and row == 1)):
+            for trace in _voxel_trace(grid, in_legend):
                 figure.add_trace(trace, row=row, col=i + 1)
     axis = {"range": [-0.5, edge - 0.5], "showticklabels": False, "title": ""}
     figure.update_scenes(xaxis=axis, yaxis=axis, zaxis=axis, aspectmode="cube")
-    figure.update_layout(title=title, height=700, width=max(500, 280 * n), template="plotly_white")
+    figure.update_layout(title=title, height=700, width=max(500, 240 * n + 120), template="plotly_white", legend={"title": "descriptor"})
     return figure
