@@ -104,3 +104,39 @@ def test_registry_show_and_evaluate_the_champion(finished_study):
     experiment = client.get_experiment_by_name("tiny")
     runs = client.search_runs([experiment.experiment_id], filter_string="tags.kind = 'evaluation'")
     assert len(runs) == 1 and runs[0].data.metrics["test_f1"] == pytest.approx(result["metrics"]["test_f1"])
+
+
+def test_ui_serves_the_study_runs_and_their_plots(finished_study):
+    """`vae-lab ui` starts the MLflow UI on the configured store; its API lists the runs and serves the plots."""
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    from tests.test_cli import VAE_LAB
+
+    lab, report = finished_study
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([VAE_LAB, "ui", "--port", str(port)], cwd=lab, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(f"{base}/health", timeout=2).read() == b"OK":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("MLflow UI did not come up")
+        body = json.dumps({"experiment_ids": [report["experiment_id"]], "max_results": 50}).encode()
+        request = urllib.request.Request(f"{base}/api/2.0/mlflow/runs/search", data=body, headers={"Content-Type": "application/json"})
+        runs = json.loads(urllib.request.urlopen(request, timeout=30).read())["runs"]
+        assert len(runs) == 1 + len(report["trials"])
+        trial_run = report["trials"][0]["mlflow_run_id"]
+        page = urllib.request.urlopen(f"{base}/get-artifact?path=latents_pca.html&run_uuid={trial_run}", timeout=30).read()
+        assert b"<html" in page and b"plotly" in page.lower()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -101,7 +100,11 @@ def ui(
         return
     err.print(message)
     if command:
-        raise typer.Exit(subprocess.call(command, env=os.environ.copy()))
+        # vae-lab logs no GenAI jobs, so MLflow's background job workers (a dozen processes)
+        # are switched off; exec hands Ctrl-C and SIGTERM straight to the server.
+        env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")}
+        sys.stdout.flush()
+        os.execve(command[0], command, env)
 
 
 def main() -> None:
