@@ -96,11 +96,19 @@ class BaseVAE(nn.Module):
     def out_channels(self) -> int:
         return 1 if self.config.output == "scalar" else NUM_CLASSES
 
+    def add_latent_heads(self, features: int) -> None:
+        """The journal's "latent FC branching": two linear heads from the encoder's features."""
+        self.to_mu = nn.Linear(features, self.config.latent_dim)
+        self.to_logvar = nn.Linear(features, self.config.latent_dim)
+
+    # The plain shape of a family: `self.encoder` -> latent heads, `self.decoder`. Families with
+    # skip paths or masks override these two.
     def encode(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError
+        h = self.encoder(x)
+        return self.to_mu(h), self.to_logvar(h)
 
     def decode(self, z: Tensor) -> Tensor:
-        raise NotImplementedError
+        return self.decoder(z)
 
     def reparameterize(self, mu: Tensor, logvar: Tensor) -> Tensor:
         # Sample while training; the mean in eval mode so evaluation is deterministic.

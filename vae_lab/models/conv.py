@@ -8,7 +8,7 @@ Other grids work too: the output paddings are derived so the decoder lands on th
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import nn
 
 from vae_lab.models.base import BaseVAE, ModelConfig, register
 from vae_lab.models.layers import halved, output_padding
@@ -32,8 +32,7 @@ class ConvVAE(BaseVAE):
             nn.ReLU(),
             nn.Flatten(),
         )
-        self.to_mu = nn.Linear(flat, config.latent_dim)
-        self.to_logvar = nn.Linear(flat, config.latent_dim)
+        self.add_latent_heads(flat)
         self.decoder = nn.Sequential(
             nn.Linear(config.latent_dim, flat),
             nn.ReLU(),
@@ -51,10 +50,3 @@ class ConvVAE(BaseVAE):
                 output_padding=output_padding(mid, grid, 3, 2, 1),
             ),
         )
-
-    def encode(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        h = self.encoder(x)
-        return self.to_mu(h), self.to_logvar(h)
-
-    def decode(self, z: Tensor) -> Tensor:
-        return self.decoder(z)

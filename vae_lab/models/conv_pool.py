@@ -10,7 +10,7 @@ odd grids come back exactly and any grid works.
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import nn
 
 from vae_lab.models.base import BaseVAE, ModelConfig, register
 from vae_lab.models.layers import halved
@@ -37,8 +37,7 @@ class ConvPoolVAE(BaseVAE):
             nn.MaxPool3d(kernel_size=2, ceil_mode=True),
             nn.Flatten(),
         )
-        self.to_mu = nn.Linear(flat, config.latent_dim)
-        self.to_logvar = nn.Linear(flat, config.latent_dim)
+        self.add_latent_heads(flat)
         self.decoder = nn.Sequential(
             nn.Linear(config.latent_dim, flat),
             nn.ReLU(),
@@ -49,10 +48,3 @@ class ConvPoolVAE(BaseVAE):
             nn.Upsample(size=(grid, grid, grid), mode="nearest"),
             nn.ConvTranspose3d(128, self.out_channels, kernel_size=3, stride=1, padding=1),
         )
-
-    def encode(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        h = self.encoder(x)
-        return self.to_mu(h), self.to_logvar(h)
-
-    def decode(self, z: Tensor) -> Tensor:
-        return self.decoder(z)

@@ -43,8 +43,7 @@ class ConvSkipVAE(BaseVAE):
         self.encoder_skip = nn.Conv3d(1, 256, kernel_size=7, stride=4, padding=3)
         self.encoder_join = AddSkip()
         self.encoder_out = nn.Sequential(nn.ReLU(), nn.Flatten())
-        self.to_mu = nn.Linear(flat, config.latent_dim)
-        self.to_logvar = nn.Linear(flat, config.latent_dim)
+        self.add_latent_heads(flat)
         self.decoder_in = nn.Sequential(
             nn.Linear(config.latent_dim, flat),
             nn.ReLU(),

@@ -9,7 +9,7 @@ ConvTranspose3d 128 -> 64 (k3, s2, p1, op=0) 6 -> 11, Conv3d 64 -> out (k3, s1, 
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import nn
 
 from vae_lab.models.base import BaseVAE, ModelConfig, register
 from vae_lab.models.layers import halved, output_padding
@@ -40,8 +40,7 @@ class DeepConvVAE(BaseVAE):
             *conv_block(nn.Conv3d(256, 256, kernel_size=3, stride=1, padding=1), 256, bn),
             nn.Flatten(),
         )
-        self.to_mu = nn.Linear(flat, config.latent_dim)
-        self.to_logvar = nn.Linear(flat, config.latent_dim)
+        self.add_latent_heads(flat)
         upsample = nn.ConvTranspose3d(
             128, 64, kernel_size=3, stride=2, padding=1, output_padding=output_padding(low, grid, 3, 2, 1)
         )
@@ -55,10 +54,3 @@ class DeepConvVAE(BaseVAE):
             *conv_block(upsample, 64, bn),
             nn.Conv3d(64, self.out_channels, kernel_size=3, stride=1, padding=1),
         )
-
-    def encode(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        h = self.encoder(x)
-        return self.to_mu(h), self.to_logvar(h)
-
-    def decode(self, z: Tensor) -> Tensor:
-        return self.decoder(z)

@@ -7,7 +7,7 @@ last layers follow `config.grid` (D^3 cells), so any grid works.
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import nn
 
 from vae_lab.models.base import BaseVAE, ModelConfig, register
 
@@ -28,8 +28,7 @@ class FullyConnectedVAE(BaseVAE):
             nn.Linear(512, 256),
             nn.ReLU(),
         )
-        self.to_mu = nn.Linear(256, config.latent_dim)
-        self.to_logvar = nn.Linear(256, config.latent_dim)
+        self.add_latent_heads(256)
         self.decoder = nn.Sequential(
             nn.Linear(config.latent_dim, 256),
             nn.ReLU(),
@@ -38,10 +37,3 @@ class FullyConnectedVAE(BaseVAE):
             nn.Linear(512, self.out_channels * cells),
             nn.Unflatten(1, (self.out_channels, config.grid, config.grid, config.grid)),
         )
-
-    def encode(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        h = self.encoder(x)
-        return self.to_mu(h), self.to_logvar(h)
-
-    def decode(self, z: Tensor) -> Tensor:
-        return self.decoder(z)

@@ -52,8 +52,7 @@ class PointNetVAE(BaseVAE):
         )
         self.pool = MaskedMaxPool()
         self.encoder = nn.Sequential(nn.Linear(256, 128), nn.ReLU())
-        self.to_mu = nn.Linear(128, config.latent_dim)
-        self.to_logvar = nn.Linear(128, config.latent_dim)
+        self.add_latent_heads(128)
         self.decoder = nn.Sequential(
             nn.Linear(config.latent_dim, 128),
             nn.ReLU(),

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
 import torch
 
@@ -24,7 +23,7 @@ from vae_lab.config import Settings, get_settings
 from vae_lab.data import PreparedDataset, default_dataset, prepare_dataset
 from vae_lab.data.sparse import max_occupied
 from vae_lab.errors import VaeLabError
-from vae_lab.models import ARCHITECTURES, BaseVAE, ModelConfig, build_model, check_architecture, count_parameters
+from vae_lab.models import BaseVAE, ModelConfig, build_model, check_architecture, count_parameters
 from vae_lab.registry import Candidate, champion_info, promote_if_better
 from vae_lab.study.space import make_pruner, make_sampler, suggest_configs
 from vae_lab.study.spec import StudySpec
