@@ -45,6 +45,13 @@ def test_models_list_json_is_a_list_of_families():
     families = json.loads(cli("models", "list", "--json").stdout)
     assert {f["name"] for f in families} >= {"fc", "conv", "pointnet"}
     assert {"name", "params", "input"} <= set(families[0])
+    shown = json.loads(cli("models", "show", "conv", "--json").stdout)
+    assert shown["params"] == 1_825_285 and shown["layers"][0]["output_shape"] == [128, 6, 6, 6]
+
+
+def test_user_errors_inside_commands_exit_2_in_process():
+    result = cli("models", "show", "resnet")
+    assert result.exit_code == 2 and "unknown architecture" in result.stderr
 
 
 def test_ui_dry_run_points_at_the_configured_store(lab):

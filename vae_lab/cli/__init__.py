@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from vae_lab.cli import data, models, study
-from vae_lab.cli.common import JsonFlag, emit_json, err, fmt, out
+from vae_lab.cli.common import JsonFlag, emit_json, err, fmt, out, report_user_error, user_errors
 from vae_lab.errors import VaeLabError
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app.add_typer(registry_app, name="registry")
 
 
 @registry_app.command("show")
+@user_errors
 def registry_show(
     name: Annotated[str, typer.Argument(help="Registered model name (the study name unless the study set another).")],
     as_json: JsonFlag = False,
@@ -51,6 +52,7 @@ def registry_show(
 
 
 @app.command("evaluate")
+@user_errors
 def evaluate_command(
     name: Annotated[str, typer.Argument(help="Registered model name; its `champion` alias is evaluated.")],
     split: Annotated[str, typer.Option("--split", help="train, val or test.")] = "test",
@@ -76,6 +78,7 @@ def evaluate_command(
 
 
 @app.command("ui")
+@user_errors
 def ui(
     port: Annotated[int, typer.Option("--port", help="Port of the MLflow UI.")] = 5000,
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
@@ -111,7 +114,6 @@ def main() -> None:
     """Console entry point: user errors are one line on stderr and exit code 2."""
     try:
         app()
-    except VaeLabError as exc:
-        err.print("[bold red]error:[/] ", end="")
-        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+    except VaeLabError as exc:  # raised outside a command, e.g. while reading settings
+        report_user_error(exc)
         sys.exit(2)

@@ -6,17 +6,42 @@ prints exactly one JSON document on stdout and nothing else there, so scripts ca
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Callable, TypeVar
 
 import typer
 from rich.console import Console
+
+from vae_lab.errors import VaeLabError
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout (progress stays on stderr).")]
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def report_user_error(exc: VaeLabError) -> None:
+    err.print("[bold red]error:[/] ", end="")
+    err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+
+
+def user_errors(command: F) -> F:
+    """Decorate a command: a VaeLabError becomes one line on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except VaeLabError as exc:
+            report_user_error(exc)
+            raise typer.Exit(code=2) from None
+
+    return run  # type: ignore[return-value]
 
 
 def _plain(value: Any) -> Any:

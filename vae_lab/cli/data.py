@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from vae_lab.cli.common import JsonFlag, emit_json, err, out
+from vae_lab.cli.common import JsonFlag, emit_json, err, out, user_errors
 
 # Kept in step with vae_lab.data.synth.DEFAULT_ROWS (a test checks); importing the data layer
 # here would cost every `vae-lab` command a second of start-up.
@@ -20,6 +20,7 @@ SeedOption = Annotated[int, typer.Option("--seed", help="Random seed; the same s
 
 
 @app.command("synth")
+@user_errors
 def synth(
     out_path: Annotated[Path, typer.Option("--out", help="File to write: .parquet or .csv.")],
     rows: Annotated[int, typer.Option("--rows", min=1, help="Raw rows, duplicates and all-zero rows included (~90% of them); the default is the journal's size.")] = DEFAULT_ROWS,
@@ -41,6 +42,7 @@ def synth(
 
 
 @app.command("summarize")
+@user_errors
 def summarize_command(
     path: Annotated[Path, typer.Argument(help="Dataset file (.parquet, .csv or .npz).")],
     as_json: JsonFlag = False,
@@ -62,6 +64,7 @@ def summarize_command(
 
 
 @app.command("prepare")
+@user_errors
 def prepare(
     path: Annotated[Path, typer.Argument(help="Dataset file (.parquet, .csv or .npz).")],
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Cache directory (default VAE_LAB_CACHE_DIR).")] = None,

@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from vae_lab.cli.common import JsonFlag, emit_json, err, out
-from vae_lab.errors import VaeLabError
+from vae_lab.cli.common import JsonFlag, emit_json, out, user_errors
 
 app = typer.Typer(help="Inspect the model zoo: every family, its size and its layers.", no_args_is_help=True)
 
@@ -22,6 +21,7 @@ class OutputHead(str, Enum):
 
 
 @app.command("list")
+@user_errors
 def list_models(latent_dim: LatentDim = 2, as_json: JsonFlag = False) -> None:
     """Every registered family with its trainable parameters and the input it reads."""
     from vae_lab.models.summary import describe_families
@@ -41,23 +41,24 @@ def list_models(latent_dim: LatentDim = 2, as_json: JsonFlag = False) -> None:
 
 
 @app.command("show")
+@user_errors
 def show(
     name: Annotated[str, typer.Argument(help="Family name, as in `vae-lab models list`.")],
     latent_dim: LatentDim = 2,
     output: Annotated[OutputHead, typer.Option("--output", help="Decoder head.")] = OutputHead.scalar,
+    as_json: JsonFlag = False,
 ) -> None:
     """One family layer by layer: parameters and output shape of each layer, and the total."""
-    try:
-        from vae_lab.models import ModelConfig, check_architecture
-        from vae_lab.models.summary import layer_table
+    from vae_lab.models import ModelConfig, check_architecture
+    from vae_lab.models.summary import layer_table
 
-        family = check_architecture(ModelConfig(architecture=name), where="vae-lab models show")
-    except VaeLabError as exc:
-        err.print("[bold red]error:[/] ", end="")
-        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(code=2) from None
+    family = check_architecture(ModelConfig(architecture=name), where="vae-lab models show")
     config = ModelConfig(architecture=name, latent_dim=latent_dim, output=output.value, grid=family.fixed_grid or 11)
     rows = layer_table(family(config))
+    if as_json:
+        layers = [{"layer": r.layer, "params": r.params, "output_shape": list(r.output_shape)} for r in rows]
+        emit_json({"name": name, "description": family.description, "layers": layers, "params": sum(r.params for r in rows)})
+        return
     table = Table(title=f"{name}: {family.description}")
     table.add_column("layer")
     table.add_column("parameters", justify="right")

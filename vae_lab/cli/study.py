@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from vae_lab.cli.common import JsonFlag, emit_json, err, fmt, out
+from vae_lab.cli.common import JsonFlag, emit_json, err, fmt, out, user_errors
 from vae_lab.study.spec import STUDIES_DIR, load_study_spec
 
 app = typer.Typer(help="Run and inspect studies (Optuna searches whose trials are logged to MLflow).", no_args_is_help=True)
@@ -30,6 +30,7 @@ def trials_table(trials: list[dict[str, Any]], title: str, best: int | None) -> 
 
 
 @app.command("run")
+@user_errors
 def run(
     study: Annotated[str, typer.Argument(help="A study name from studies/ (e.g. quick, deep-sweep) or a path to a YAML file.")],
     n_trials: Annotated[Optional[int], typer.Option("--n-trials", min=1, help="Run this many more trials (default: what the study still owes).")] = None,
@@ -69,6 +70,7 @@ def run(
 
 
 @app.command("status")
+@user_errors
 def status(
     study: Annotated[str, typer.Argument(help="Study name as stored in the Optuna storage.")],
     as_json: JsonFlag = False,
@@ -85,6 +87,7 @@ def status(
 
 
 @app.command("list")
+@user_errors
 def list_studies(as_json: JsonFlag = False) -> None:
     """Study definitions in studies/."""
     rows = []
