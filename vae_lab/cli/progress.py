@@ -7,7 +7,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from vae_lab.cli.common import err
 from vae_lab.models import ModelConfig
-from vae_lab.study.runner import StudyObserver
+from vae_lab.study.objective import StudyObserver
 from vae_lab.study.spec import StudySpec
 from vae_lab.training import Callback, TrainConfig, Trainer
 

@@ -1,0 +1,1 @@
+"""Studies: YAML specs, the search space, the per-trial objective and the runner that resumes."""
