@@ -70,13 +70,11 @@ def promote_if_better(name: str, candidate: Candidate) -> str | None:
     incumbent = _current_champion(client, name)
     if incumbent is not None and not _beats(candidate.value, incumbent.tags.get("value"), candidate.direction):
         return None
-    try:
-        client.create_registered_model(name, tags={"study": candidate.study})
-    except MlflowException:
-        pass  # already registered
-    version = client.create_model_version(name, candidate.model_uri, run_id=candidate.run_id, tags=candidate.tags())
+    # register_model (rather than create_model_version) links the version to its logged model,
+    # which a tracking server requires for `models:/m-...` sources.
+    version = mlflow.register_model(candidate.model_uri, name, tags=candidate.tags())
     client.set_registered_model_alias(name, CHAMPION, version.version)
-    for key in ("best_architecture", "objective", "value", "trial"):
+    for key in ("study", "best_architecture", "objective", "value", "trial"):
         client.set_registered_model_tag(name, key, candidate.tags()[key])
     return version.version
 

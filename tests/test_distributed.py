@@ -1,0 +1,122 @@
+"""The multi-machine topology of docker-compose.yml, with native processes.
+
+PostgreSQL holds the Optuna study and the MLflow store, an MLflow tracking server serves
+tracking and artifacts, and two workers run the same study against both. Needs PostgreSQL's
+server binaries (`initdb`, `pg_ctl`), which CI machines have.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import VAE_LAB
+from vae_lab.data import synthesize, write_dataset
+
+pytestmark = pytest.mark.slow
+
+STUDY = """
+name: shared
+data: {path: voxels.parquet}
+training: {epochs: 2}
+space: {architecture: [fc], latent_dim: [2, 3, 4]}
+artifacts: {pca: true, reconstructions: 0, plotlyjs: cdn}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def as_postgres(*command: str) -> None:
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory):
+    if not shutil.which("initdb") or not shutil.which("pg_ctl"):
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    root = tmp_path_factory.mktemp("pg")
+    data = root / "data"
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        os.chmod(root, 0o755)
+        for parent in root.parents:  # the postgres user must reach its data folder
+            if str(parent).startswith(("/tmp", str(tmp_path_factory.getbasetemp()))):
+                os.chmod(parent, os.stat(parent).st_mode | 0o755)
+    port = free_port()
+    as_postgres("initdb", "-D", str(data), "--auth=trust", "-U", "postgres")
+    as_postgres("pg_ctl", "-D", str(data), "-l", str(root / "log"), "-w", "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start")
+    try:
+        for database in ("optuna", "mlflow"):
+            as_postgres("createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database)
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}"
+    finally:
+        as_postgres("pg_ctl", "-D", str(data), "-m", "immediate", "stop")
+
+
+@pytest.fixture
+def mlflow_server(postgres, tmp_path):
+    port = free_port()
+    env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    python = str(Path(VAE_LAB).with_name("python"))
+    server = subprocess.Popen(
+        [python, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--backend-store-uri", f"{postgres}/mlflow",
+         "--artifacts-destination", str(tmp_path / "artifacts"), "--serve-artifacts"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if urllib.request.urlopen(f"{url}/health", timeout=2).read() == b"OK":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("the MLflow server did not come up")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_two_workers_on_postgres_and_a_tracking_server(lab, postgres, mlflow_server, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.setenv("VAE_LAB_OPTUNA_STORAGE", f"{postgres}/optuna")
+    write_dataset(synthesize(rows=1500, seed=7), lab / "voxels.parquet")
+    (lab / "studies" / "shared.yaml").write_text(STUDY)
+
+    workers = [subprocess.Popen([VAE_LAB, "study", "run", "shared", "--json"], cwd=lab, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=300)
+        assert worker.returncode == 0, stderr
+
+    status = json.loads(subprocess.run([VAE_LAB, "study", "status", "shared", "--json"], cwd=lab, capture_output=True, text=True, check=True).stdout)
+    complete = [t for t in status["trials"] if t["state"] == "COMPLETE"]
+    assert {t["params"]["latent_dim"] for t in complete} == {2, 3, 4}
+
+    import mlflow
+
+    mlflow.set_tracking_uri(mlflow_server)
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name("shared")
+    trial_runs = client.search_runs([experiment.experiment_id], filter_string="tags.study = 'shared' and tags.trial != ''")
+    assert {r.info.run_id for r in trial_runs} >= {t["mlflow_run_id"] for t in complete}
+    assert "latents_pca.html" in {a.path for a in client.list_artifacts(complete[0]["mlflow_run_id"])}
+
+    result = json.loads(subprocess.run([VAE_LAB, "evaluate", "shared", "--json"], cwd=lab, capture_output=True, text=True, check=True).stdout)
+    best = max(complete, key=lambda t: t["value"])
+    assert client.get_model_version_by_alias("shared", "champion").run_id == best["mlflow_run_id"]
+    assert result["rows"] > 0 and 0.0 <= result["metrics"]["test_f1"] <= 1.0
