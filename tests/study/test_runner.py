@@ -90,3 +90,17 @@ def test_interrupted_study_keeps_finished_trials_and_resumes_the_grid(spec, monk
     complete = [t for t in report.trials if t["state"] == "COMPLETE"]
     assert len(complete) == 3  # the first trial kept, two more run
     assert {t["params"]["latent_dim"] for t in complete} == {2, 3, 4}  # every grid point, none twice
+
+
+def test_tpe_study_samples_ranges_and_can_prune(spec):
+    raw = spec.model_dump(mode="json") | {"name": "tpe", "sampler": "tpe", "n_trials": 4}
+    raw["pruner"] = {"kind": "median", "warmup_epochs": 0, "startup_trials": 1}
+    raw["space"] |= {"latent_dim": {"low": 2, "high": 6}, "learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}}
+    tpe = StudySpec.model_validate(raw)
+    report = run_study(tpe)
+    assert len(report.trials) == 4
+    assert {t["state"] for t in report.trials} <= {"COMPLETE", "PRUNED"}
+    for t in report.trials:
+        assert 2 <= t["params"]["latent_dim"] <= 6 and 1e-4 <= t["params"]["learning_rate"] <= 1e-2
+    # A second invocation owes nothing more: n_trials counts across invocations.
+    assert len(run_study(tpe).trials) == 4
