@@ -30,4 +30,5 @@ ui: setup
 
 # Forget every local run, trial and cached dataset (asks nothing: use with care).
 clean-state:
-	rm -rf mlflow.db .vae-lab mlruns/*[!.gitkeep]
+	rm -rf mlflow.db mlflow.db.lock .vae-lab
+	find mlruns -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
