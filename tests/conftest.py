@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pytest
 
@@ -21,6 +22,9 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("VAE_LAB_DATA", str(tmp_path / "data" / "synthetic.parquet"))
     (tmp_path / "studies").mkdir()
     get_settings.cache_clear()
+    # MLflow keeps its URIs process-wide: point both at this lab so no earlier test leaks in.
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_registry_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     yield tmp_path
     get_settings.cache_clear()
 

@@ -109,8 +109,7 @@ def test_two_workers_on_postgres_and_a_tracking_server(lab, postgres, mlflow_ser
 
     import mlflow
 
-    mlflow.set_tracking_uri(mlflow_server)
-    client = mlflow.MlflowClient()
+    client = mlflow.MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
     experiment = client.get_experiment_by_name("shared")
     trial_runs = client.search_runs([experiment.experiment_id], filter_string="tags.study = 'shared' and tags.trial != ''")
     assert {r.info.run_id for r in trial_runs} >= {t["mlflow_run_id"] for t in complete}
