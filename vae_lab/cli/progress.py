@@ -65,7 +65,8 @@ class RichStudyProgress(StudyObserver):
     def on_trial_start(self, number: int, model: ModelConfig, train: TrainConfig) -> None:
         if self.epoch_task is not None:
             self.progress.remove_task(self.epoch_task)
-        label = f"  trial {number} {model.architecture} z={model.latent_dim} {train.loss} beta={train.beta:g}"
+        loss = train.loss if model.output == "scalar" else "ce"  # a categorical head always uses cross-entropy
+        label = f"  trial {number} {model.architecture}/{model.output} z={model.latent_dim} {loss} beta={train.beta:g}"
         self.epoch_task = self.progress.add_task(label, total=train.epochs, note="")
 
     def training_callback(self) -> Callback | None:
