@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import time
+import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -27,6 +30,24 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     mlflow.set_registry_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     yield tmp_path
     get_settings.cache_clear()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_mlflow(url: str, seconds: float = 120) -> None:
+    """Block until an MLflow server at `url` answers its health check, or fail the test."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/health", timeout=2).read() == b"OK":
+                return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"no MLflow server came up at {url}")
 
 
 def sparse_grids(n: int, edge: int = 11, seed: int = 0, max_cells: int = 6) -> np.ndarray:

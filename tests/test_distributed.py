@@ -10,14 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port, wait_for_mlflow
 from tests.test_cli import VAE_LAB
 from vae_lab.data import synthesize, write_dataset
 
@@ -30,12 +28,6 @@ training: {epochs: 2}
 space: {architecture: [fc], latent_dim: [2, 3, 4]}
 artifacts: {pca: true, reconstructions: 0, plotlyjs: cdn}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def as_postgres(*command: str) -> None:
@@ -78,14 +70,7 @@ def mlflow_server(postgres, tmp_path):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(240):
-            try:
-                if urllib.request.urlopen(f"{url}/health", timeout=2).read() == b"OK":
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("the MLflow server did not come up")
+        wait_for_mlflow(url)
         yield url
     finally:
         server.terminate()

@@ -108,28 +108,18 @@ def test_registry_show_and_evaluate_the_champion(finished_study):
 
 def test_ui_serves_the_study_runs_and_their_plots(finished_study):
     """`vae-lab ui` starts the MLflow UI on the configured store; its API lists the runs and serves the plots."""
-    import socket
     import subprocess
-    import time
     import urllib.request
 
+    from tests.conftest import free_port, wait_for_mlflow
     from tests.test_cli import VAE_LAB
 
     lab, report = finished_study
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen([VAE_LAB, "ui", "--port", str(port)], cwd=lab, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):
-            try:
-                if urllib.request.urlopen(f"{base}/health", timeout=2).read() == b"OK":
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("MLflow UI did not come up")
+        wait_for_mlflow(base)
         body = json.dumps({"experiment_ids": [report["experiment_id"]], "max_results": 50}).encode()
         request = urllib.request.Request(f"{base}/api/2.0/mlflow/runs/search", data=body, headers={"Content-Type": "application/json"})
         runs = json.loads(urllib.request.urlopen(request, timeout=30).read())["runs"]
