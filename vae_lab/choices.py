@@ -10,3 +10,10 @@ OutputHead = Literal["scalar", "categorical"]
 ReconLoss = Literal["mse", "bce"]
 ClassWeighting = Literal["none", "log", "balanced"]
 OptimizerName = Literal["adam", "adamw", "sgd"]
+
+# What the trainer reports every epoch; objectives and early stopping pick from these.
+EpochMetric = Literal[
+    "train_loss", "val_loss", "train_recon", "val_recon", "train_kl", "val_kl",
+    "val_f1", "val_tradeoff", "train_time_s", "val_time_s",
+]
+HIGHER_IS_BETTER = frozenset({"val_f1", "val_tradeoff"})

@@ -48,6 +48,7 @@ def test_deep_sweep_is_latent_by_beta():
         ("name: x\nspace: {learning_rate: {low: 0.1, high: 0.01}}\nsampler: tpe\n", "space.learning_rate", "low must be below high"),
         ("name: x\nspace: {learning_rate: {low: 0.001, high: 0.01}}\n", "(top level)", "needs lists"),
         ("name: x\nspace: {loss: [huber]}\n", "space.loss", "'mse' or 'bce'"),
+        ("name: x\nobjective: {metric: val_acc}\n", "objective.metric", "'val_tradeoff'"),
         ("name: x\n  bad: [\n", "s.yaml:", "not valid YAML"),
     ],
 )

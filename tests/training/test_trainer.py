@@ -51,6 +51,13 @@ def test_early_stopping_after_patience_epochs_without_improvement():
     assert result.stopped_early
 
 
+def test_early_stopping_can_follow_a_higher_is_better_metric():
+    data = tiny_data()
+    config = TrainConfig(epochs=30, patience=2, learning_rate=1e-12, optimizer="sgd", early_stopping_metric="val_f1")
+    result = Trainer(fc(), config).fit(data, data)
+    assert len(result.history) == 3 and result.stopped_early
+
+
 def test_seeded_fit_is_reproducible():
     data = tiny_data()
     first = Trainer(fc(), TrainConfig(epochs=2, batch_size=16, seed=3)).fit(data, data).history

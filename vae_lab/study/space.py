@@ -44,6 +44,7 @@ def suggest_configs(trial: optuna.Trial, spec: StudySpec, grid: int, max_points:
         class_weighting=params["class_weighting"],
         epochs=spec.training.epochs,
         patience=spec.training.patience,
+        early_stopping_metric=spec.training.early_stopping_metric,
         seed=spec.training.seed + trial.number,
         kl_scale=spec.training.kl_scale,
         select_metric=spec.objective.metric,

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vae_lab.errors import VaeLabError
-from vae_lab.choices import ClassWeighting, OptimizerName, OutputHead, ReconLoss
+from vae_lab.choices import ClassWeighting, EpochMetric, OptimizerName, OutputHead, ReconLoss
 
 STUDIES_DIR = Path("studies")
 
@@ -81,13 +81,14 @@ class DataSpec(Strict):
 
 
 class ObjectiveSpec(Strict):
-    metric: str = "val_tradeoff"
+    metric: EpochMetric = "val_tradeoff"
     direction: Literal["maximize", "minimize"] = "maximize"
 
 
 class TrainingSpec(Strict):
     epochs: int = Field(default=30, ge=1)
     patience: int = Field(default=5, ge=1)
+    early_stopping_metric: EpochMetric = Field(default="val_loss", description="the journal stopped on val_loss")
     seed: int = 0
     kl_scale: float = Field(default=10.0, gt=0)
 

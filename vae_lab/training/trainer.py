@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from vae_lab.choices import ClassWeighting, OptimizerName, ReconLoss
+from vae_lab.choices import HIGHER_IS_BETTER, ClassWeighting, EpochMetric, OptimizerName, ReconLoss
 from vae_lab.models.base import BaseVAE
 from vae_lab.training.batches import TensorData
 from vae_lab.training.callbacks import Callback, EarlyStopping, dispatch
@@ -49,9 +49,10 @@ class TrainConfig(BaseModel):
     class_weighting: ClassWeighting = "log"
     epochs: int = Field(default=30, ge=1)
     patience: int = Field(default=5, ge=1)
+    early_stopping_metric: EpochMetric = "val_loss"
     seed: int = 0
     kl_scale: float = Field(default=10.0, gt=0, description="C in the tradeoff score, nats per latent dim")
-    select_metric: str = "val_tradeoff"
+    select_metric: EpochMetric = "val_tradeoff"
     select_mode: Literal["min", "max"] = "max"
 
 
@@ -99,7 +100,8 @@ def evaluate(model: BaseVAE, data: TensorData, *, loss: ReconLoss, beta: float, 
 class Trainer:
     def __init__(self, model: BaseVAE, config: TrainConfig, callbacks: list[Callback] | None = None):
         self.model, self.config = model, config
-        self.callbacks = [EarlyStopping("val_loss", config.patience), *(callbacks or [])]
+        mode = "max" if config.early_stopping_metric in HIGHER_IS_BETTER else "min"
+        self.callbacks = [EarlyStopping(config.early_stopping_metric, config.patience, mode), *(callbacks or [])]
         self.optimizer = make_optimizer(model, config)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.should_stop = False
