@@ -104,3 +104,9 @@ def test_tpe_study_samples_ranges_and_can_prune(spec):
         assert 2 <= t["params"]["latent_dim"] <= 6 and 1e-4 <= t["params"]["learning_rate"] <= 1e-2
     # A second invocation owes nothing more: n_trials counts across invocations.
     assert len(run_study(tpe).trials) == 4
+
+
+def test_n_trials_past_the_end_of_a_grid_runs_exactly_that_many(spec):
+    assert len(run_study(spec).trials) == 3
+    report = run_study(spec, n_trials=2)
+    assert len(report.trials) == 5 and all(t["state"] == "COMPLETE" for t in report.trials)

@@ -143,6 +143,24 @@ def _offer_to_registry(spec: StudySpec, data: PreparedDataset):
     return offer
 
 
+def _optimize(study: optuna.Study, objective: TrialObjective, spec: StudySpec, count: int, *, explicit: bool, callbacks: list) -> None:
+    """Run up to `count` trials.
+
+    Optuna's GridSampler stops a study as soon as its last unvisited point is taken, so a grid
+    runs one trial per `optimize` call: `--n-trials N` past the end of a grid then repeats N
+    configurations (with new seeds) instead of one. Without `--n-trials` a grid stops as soon
+    as every point is covered, by this worker or another.
+    """
+    catch = (RuntimeError, ValueError, FloatingPointError)
+    if spec.sampler != "grid":
+        study.optimize(objective, n_trials=count, catch=catch, callbacks=callbacks)
+        return
+    for _ in range(count):
+        if not explicit and _remaining_trials(study, spec, None)[0] == 0:
+            return
+        study.optimize(objective, n_trials=1, catch=catch, callbacks=callbacks)
+
+
 def _load_or_create_study(spec: StudySpec, storage_url: str) -> optuna.Study:
     storage = open_storage(storage_url)
     direction = spec.objective.direction
@@ -190,12 +208,8 @@ def run_study(spec: StudySpec, *, n_trials: int | None = None, data_path: Path |
     objective = TrialObjective(spec, data, experiment_id, parent_run_id, observer)
     status = "FAILED"
     try:
-        study.optimize(
-            objective,
-            n_trials=remaining,
-            catch=(RuntimeError, ValueError, FloatingPointError),
-            callbacks=[_offer_to_registry(spec, data), lambda s, t: observer.on_trial_end(t)],
-        )
+        callbacks = [_offer_to_registry(spec, data), lambda s, t: observer.on_trial_end(t)]
+        _optimize(study, objective, spec, remaining, explicit=n_trials is not None, callbacks=callbacks)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
