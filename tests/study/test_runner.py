@@ -110,3 +110,16 @@ def test_n_trials_past_the_end_of_a_grid_runs_exactly_that_many(spec):
     assert len(run_study(spec).trials) == 3
     report = run_study(spec, n_trials=2)
     assert len(report.trials) == 5 and all(t["state"] == "COMPLETE" for t in report.trials)
+
+
+def test_a_study_resumes_only_on_its_own_data(spec, lab):
+    from vae_lab.errors import VaeLabError
+    from vae_lab.study.spec import renamed
+
+    run_study(spec, n_trials=1)
+    write_dataset(synthesize(rows=1500, seed=4), lab / "other.parquet")
+    with pytest.raises(VaeLabError, match="was run on other data"):
+        run_study(spec, data_path=lab / "other.parquet")
+    assert len(stored_trials("ends")) == 1  # nothing stored was touched
+    report = run_study(renamed(spec, "ends-other"), n_trials=1, data_path=lab / "other.parquet")
+    assert report.study == "ends-other" and len(report.trials) == 1

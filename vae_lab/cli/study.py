@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from vae_lab.cli.common import JsonFlag, emit_json, err, fmt, out, user_errors
-from vae_lab.study.spec import STUDIES_DIR, load_study_spec
+from vae_lab.study.spec import STUDIES_DIR, load_study_spec, renamed
 
 app = typer.Typer(help="Run and inspect studies (Optuna searches whose trials are logged to MLflow).", no_args_is_help=True)
 
@@ -35,6 +35,7 @@ def run(
     study: Annotated[str, typer.Argument(help="A study name from studies/ (e.g. quick, deep-sweep) or a path to a YAML file.")],
     n_trials: Annotated[Optional[int], typer.Option("--n-trials", min=1, help="Run this many more trials (default: what the study still owes).")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="Dataset file, overriding the study's and VAE_LAB_DATA.")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Run under another name: a separate study, experiment and registered model.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run a study, or resume it: trials already finished are kept and a grid is never restarted.
@@ -47,6 +48,8 @@ def run(
     from vae_lab.study.runner import run_study
 
     spec, path = load_study_spec(study)
+    if name:
+        spec = renamed(spec, name)
     try:
         with RichStudyProgress() as progress:
             report = run_study(spec, n_trials=n_trials, data_path=data, observer=progress, where=str(path))

@@ -143,6 +143,21 @@ def _offer_to_registry(spec: StudySpec, data: PreparedDataset):
     return offer
 
 
+def _check_same_data(study: optuna.Study, spec: StudySpec, data: PreparedDataset) -> None:
+    """A stored study resumes only on the data it started with (same file content and split)."""
+    key = f"{data.content_hash}:{data.toy_fraction}:{data.seed}"
+    stored = study.user_attrs.get("data_key")
+    if stored is None:
+        study.set_user_attr("data_key", key)
+        study.set_user_attr("data_path", str(data.source))
+    elif stored != key:
+        raise VaeLabError(
+            f"study {spec.name}",
+            f"was run on other data ({study.user_attrs.get('data_path', '?')}, or another split), so its trials do not compare",
+            "pass --name NEW to run a separate study on this data",
+        )
+
+
 def _optimize(study: optuna.Study, objective: TrialObjective, spec: StudySpec, count: int, *, explicit: bool, callbacks: list) -> None:
     """Run up to `count` trials.
 
@@ -192,6 +207,7 @@ def run_study(spec: StudySpec, *, n_trials: int | None = None, data_path: Path |
     data = prepare_dataset(path, toy_fraction=spec.data.toy_fraction, seed=spec.data.seed, grid=spec.data.grid, cache_dir=settings.cache_dir)
     _check_space_fits_data(spec, data, where)
     study = _load_or_create_study(spec, settings.optuna_storage)
+    _check_same_data(study, spec, data)
     if spec.sampler == "grid":
         _requeue_failed_grid_points(study)
     remaining, done = _remaining_trials(study, spec, n_trials)

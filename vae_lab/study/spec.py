@@ -148,6 +148,14 @@ class StudySpec(Strict):
         return self.grid_size if self.sampler == "grid" else 20
 
 
+def renamed(spec: StudySpec, name: str) -> StudySpec:
+    """The same study under another name (a separate Optuna study, experiment and model)."""
+    try:
+        return StudySpec.model_validate(spec.model_dump() | {"name": name})
+    except ValidationError:
+        raise VaeLabError("--name", f"{name!r} is not a study name", "use letters, digits, '-', '_' or '.'") from None
+
+
 def find_study_file(name_or_path: str, studies_dir: Path = STUDIES_DIR) -> Path:
     """`deep-sweep` -> studies/deep-sweep.yaml; a path is taken as given."""
     candidate = Path(name_or_path)
