@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -12,6 +15,13 @@ from vae_lab.cli.common import JsonFlag, emit_json, err, fmt, out, user_errors
 from vae_lab.study.spec import STUDIES_DIR, load_study_spec, renamed
 
 app = typer.Typer(help="Run and inspect studies (Optuna searches whose trials are logged to MLflow).", no_args_is_help=True)
+
+
+def command_name() -> str:
+    """How the user can call vae-lab again: the bare name if it is on PATH, else the path used."""
+    if shutil.which("vae-lab") or not sys.argv[0].endswith("vae-lab"):
+        return "vae-lab"
+    return os.path.relpath(sys.argv[0])
 
 
 def trials_table(trials: list[dict[str, Any]], title: str, best: int | None) -> Table:
@@ -69,7 +79,7 @@ def run(
         )
     else:
         out.print("no trial finished, so there is no champion yet")
-    out.print(f"compare the runs in the MLflow UI: [bold]vae-lab ui[/] (experiment '{spec.name}')")
+    out.print(f"compare the runs in the MLflow UI: [bold]{command_name()} ui[/] (experiment '{spec.name}')")
 
 
 @app.command("status")
