@@ -14,7 +14,7 @@ from vae_lab.errors import VaeLabError
 from vae_lab.registry import load_champion, train_config_of
 from vae_lab.training import TensorData, evaluate
 from vae_lab.training.losses import class_weights
-from vae_lab.training.metrics import class_counts, per_class_f1
+from vae_lab.training.metrics import per_class_f1
 
 Split = Literal["train", "val", "test"]
 
@@ -38,10 +38,9 @@ def evaluate_champion(name: str, split: Split = "test", *, data_path: Path | Non
     tensors = TensorData.from_arrays(rows.grids, rows.labels, sparse_points=k)
     # Weigh classes as training did (weights come from the training split) so losses compare.
     weights = class_weights(torch.from_numpy(data.train.grids), train.get("class_weighting", "none"))
-    scores = evaluate(model, tensors, loss=train.get("loss", "mse"), beta=train.get("beta", 1.0), kl_scale=train.get("kl_scale", 10.0), weights=weights)
+    counts = torch.zeros(3, 4, dtype=torch.int64)
+    scores = evaluate(model, tensors, loss=train.get("loss", "mse"), beta=train.get("beta", 1.0), kl_scale=train.get("kl_scale", 10.0), weights=weights, counts_out=counts)
     metrics = {f"{split}_{k}": v for k, v in scores.items()}
-    with torch.no_grad():
-        counts = sum(class_counts(model.predict_grid(model.forward_batch(b)), b.grid) for b in tensors.batches(512))
     for cls, f1 in per_class_f1(counts).items():
         if f1 is not None:
             metrics[f"{split}_f1_class{cls}"] = f1
@@ -53,8 +52,6 @@ def evaluate_champion(name: str, split: Split = "test", *, data_path: Path | Non
         tags={"kind": "evaluation", "study": study, "model": name, "model_version": info["version"], "architecture": tags.get("best_architecture", "")},
         params={"split": split, "rows": len(tensors), "model_uri": info["uri"]},
     )
-    from vae_lab.tracking.mlflow_store import log_metrics
-
-    log_metrics(run_id, metrics)
+    tracking.log_metrics(run_id, metrics)
     tracking.end_run(run_id)
     return {"model": name, "version": info["version"], "split": split, "rows": len(tensors), "metrics": metrics, "evaluation_run_id": run_id}

@@ -17,7 +17,6 @@ from vae_lab.data.sparse import max_occupied
 from vae_lab.models import BaseVAE, ModelConfig, build_model, count_parameters
 from vae_lab.study.space import suggest_configs
 from vae_lab.study.spec import StudySpec
-from vae_lab.tracking.mlflow_store import log_metrics, set_tags
 from vae_lab.training import Callback, TensorData, TrainConfig, Trainer
 
 
@@ -83,11 +82,11 @@ class TrialObjective:
             status = "FINISHED"
             return value
         except optuna.TrialPruned:
-            set_tags(run_id, {"trial_state": "PRUNED"})
+            tracking.set_tags(run_id, {"trial_state": "PRUNED"})
             status = "KILLED"
             raise
         except KeyboardInterrupt:
-            set_tags(run_id, {"trial_state": "INTERRUPTED"})
+            tracking.set_tags(run_id, {"trial_state": "INTERRUPTED"})
             status = "KILLED"
             raise
         finally:
@@ -96,7 +95,7 @@ class TrialObjective:
     def _fit_and_log(self, trial: optuna.Trial, run_id: str, model_config: ModelConfig, train_config: TrainConfig) -> float:
         torch.manual_seed(train_config.seed)
         model = build_model(model_config)
-        set_tags(run_id, {"parameters": count_parameters(model), "model_config": model_config.model_dump_json()})
+        tracking.set_tags(run_id, {"parameters": count_parameters(model), "model_config": model_config.model_dump_json()})
         train, val = self.tensors(model)
         callbacks: list[Callback] = [tracking.MlflowEpochLogger(run_id), PruneOnPlateau(trial, self.spec.objective.metric)]
         if (progress := self.observer.training_callback()) is not None:
@@ -106,7 +105,7 @@ class TrialObjective:
         value = best[self.spec.objective.metric]
         if not math.isfinite(value):
             raise ValueError(f"objective {self.spec.objective.metric} is {value}")
-        log_metrics(run_id, {f"best_{k}": v for k, v in best.items()} | {"best_epoch": result.best_epoch, "epochs_run": len(result.history)})
+        tracking.log_metrics(run_id, {f"best_{k}": v for k, v in best.items()} | {"best_epoch": result.best_epoch, "epochs_run": len(result.history)})
         trial.set_user_attr("best_epoch", result.best_epoch)
         self._log_artifacts(run_id, model, val, title=f"trial {trial.number} ({model_config.architecture}, latent {model_config.latent_dim})")
         model_uri = tracking.log_model(run_id, model)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,6 @@ from vae_lab.study.objective import StudyObserver, TrialObjective
 from vae_lab.study.space import make_pruner, make_sampler
 from vae_lab.study.spec import StudySpec
 from vae_lab.study.storage import open_storage
-from vae_lab.tracking.mlflow_store import log_metrics
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -42,14 +41,7 @@ class StudyReport:
     tracking_uri: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "study": self.study,
-            "experiment_id": self.experiment_id,
-            "parent_run_id": self.parent_run_id,
-            "trials": self.trials,
-            "champion": self.champion,
-            "tracking_uri": self.tracking_uri,
-        }
+        return asdict(self)
 
 
 def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
@@ -251,7 +243,7 @@ def _summarise_parent(study: optuna.Study, run_id: str) -> None:
     except ValueError:
         pass
     if metrics:
-        log_metrics(run_id, metrics)
+        tracking.log_metrics(run_id, metrics)
 
 
 def study_status(name: str, settings: Settings | None = None) -> dict[str, Any]:

@@ -12,7 +12,9 @@ from vae_lab.tracking.mlflow_store import (
     end_run,
     ensure_experiment,
     log_figure,
+    log_metrics,
     log_model,
+    set_tags,
     start_run,
 )
 
@@ -22,6 +24,8 @@ __all__ = [
     "end_run",
     "ensure_experiment",
     "log_figure",
+    "log_metrics",
     "log_model",
+    "set_tags",
     "start_run",
 ]

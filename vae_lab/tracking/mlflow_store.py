@@ -5,13 +5,14 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
 import torch
-from mlflow.entities import RunStatus
+from mlflow.entities import Metric, Param, RunStatus, RunTag
 
 from vae_lab.config import Settings
 from vae_lab.models.base import BaseVAE
@@ -85,8 +86,6 @@ def start_run(experiment_id: str, run_name: str, *, parent_run_id: str | None = 
         all_tags["mlflow.parentRunId"] = parent_run_id
     run = client.create_run(experiment_id, run_name=run_name, tags=all_tags)
     if params:
-        from mlflow.entities import Param
-
         client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
     return run.info.run_id
 
@@ -97,17 +96,12 @@ def end_run(run_id: str, status: str = "FINISHED") -> None:
 
 
 def log_metrics(run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
-    from mlflow.entities import Metric
-    import time
-
     now = int(time.time() * 1000)
     batch = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
     mlflow.MlflowClient().log_batch(run_id, metrics=batch)
 
 
 def set_tags(run_id: str, tags: dict[str, Any]) -> None:
-    from mlflow.entities import RunTag
-
     mlflow.MlflowClient().log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
 

@@ -72,10 +72,11 @@ def make_optimizer(model: BaseVAE, config: TrainConfig) -> torch.optim.Optimizer
 
 
 @torch.no_grad()
-def evaluate(model: BaseVAE, data: TensorData, *, loss: ReconLoss, beta: float, kl_scale: float = 10.0, weights: torch.Tensor | None = None, batch_size: int = 512) -> dict[str, float]:
+def evaluate(model: BaseVAE, data: TensorData, *, loss: ReconLoss, beta: float, kl_scale: float = 10.0, weights: torch.Tensor | None = None, batch_size: int = 512, counts_out: torch.Tensor | None = None) -> dict[str, float]:
     """Loss terms, macro F1 over classes 1-4 and the tradeoff score on a split (eval mode, z = mu).
 
     Pass the training `weights` so validation loss is on the same scale as training loss.
+    `counts_out`, a (3, 4) int64 tensor, receives the per-class counts (for per-class F1).
     """
     model.eval()
     total = recon = kl = 0.0
@@ -86,6 +87,8 @@ def evaluate(model: BaseVAE, data: TensorData, *, loss: ReconLoss, beta: float, 
         n = batch.grid.shape[0]
         total, recon, kl = total + parts.total.item() * n, recon + parts.recon.item() * n, kl + parts.kl.item() * n
         counts += class_counts(model.predict_grid(out), batch.grid)
+    if counts_out is not None:
+        counts_out.copy_(counts)
     n = max(len(data), 1)
     f1 = macro_f1(counts)
     return {
