@@ -3,15 +3,61 @@
 Every setting is documented in `.env.example`. The defaults make a single machine work with no
 setup: an SQLite MLflow store, artifacts under `./mlruns`, an Optuna journal file that several
 local worker processes can share, and a bundled synthetic dataset made on first use.
+
+Settings are validated like study fields: a store URI with a scheme vae-lab cannot use is a
+one-line error naming the variable (with any password masked), before anything is touched.
+Whether the stores answer is checked separately, by `vae_lab.stores.check_stores`.
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vae_lab.errors import VaeLabError
+
+DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+TRACKING_SCHEMES = (*DATABASE_SCHEMES, "http", "https", "file")
+OPTUNA_SCHEMES = ("sqlite", "postgresql", "mysql")  # anything without a scheme is a journal file
+SECRET_QUERY_KEYS = re.compile(r"pass|token|secret|key|credential", re.IGNORECASE)
+ENV_NAMES = {
+    "mlflow_tracking_uri": "MLFLOW_TRACKING_URI",
+    "artifact_root": "VAE_LAB_ARTIFACT_ROOT",
+    "optuna_storage": "VAE_LAB_OPTUNA_STORAGE",
+    "data": "VAE_LAB_DATA",
+    "cache_dir": "VAE_LAB_CACHE_DIR",
+}
+
+
+def uri_scheme(uri: str) -> str:
+    """`postgresql` for postgresql+psycopg2://..., `` for a plain path."""
+    if "://" not in uri and not uri.startswith(("sqlite:", "file:")):
+        return ""
+    return uri.split(":", 1)[0].split("+", 1)[0].lower()
+
+
+def is_database_uri(uri: str) -> bool:
+    return uri_scheme(uri) in DATABASE_SCHEMES
+
+
+def mask_uri(uri: str) -> str:
+    """The URI with its password and secret-looking query values replaced by ***."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", uri)
+    netloc = parts.netloc
+    if "@" in netloc:
+        credentials, host = netloc.rsplit("@", 1)
+        user = credentials.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in credentials else f"{user}@{host}"
+    query = urlencode([(k, "***" if SECRET_QUERY_KEYS.search(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 class Settings(BaseSettings):
@@ -43,8 +89,56 @@ class Settings(BaseSettings):
         description="Where cleaned and split datasets are cached, keyed by content and options.",
     )
 
+    @field_validator("mlflow_tracking_uri")
+    @classmethod
+    def _tracking_scheme(cls, uri: str) -> str:
+        uri = uri.strip()
+        if not uri:
+            raise ValueError("is empty; use sqlite:///mlflow.db, postgresql://..., or http://host:5000")
+        if uri_scheme(uri) not in (*TRACKING_SCHEMES, ""):
+            raise ValueError(f"has the scheme {uri_scheme(uri)!r}, which MLflow cannot track to; use one of {', '.join(TRACKING_SCHEMES)}")
+        if uri_scheme(uri) in ("http", "https") and not urlsplit(uri).hostname:
+            raise ValueError("names no host; use http://host:port")
+        return uri
+
+    @field_validator("optuna_storage")
+    @classmethod
+    def _optuna_scheme(cls, url: str) -> str:
+        url = url.strip()
+        if not url:
+            raise ValueError("is empty; use a journal file path, sqlite:///optuna.db or postgresql://...")
+        scheme = uri_scheme(url.removeprefix("journal:"))
+        if scheme and scheme not in OPTUNA_SCHEMES:
+            raise ValueError(f"has the scheme {scheme!r}, which Optuna cannot store studies in; use a journal file path or one of {', '.join(OPTUNA_SCHEMES)}")
+        return url
+
+    @field_validator("artifact_root", "cache_dir", "data")
+    @classmethod
+    def _path(cls, path: Path) -> Path:
+        if "\x00" in str(path) or not str(path).strip():
+            raise ValueError("is not a usable path")
+        return path
+
+    def masked(self) -> dict[str, str]:
+        """Every setting as text, passwords masked: safe to print, log or tag."""
+        return {ENV_NAMES[name]: mask_uri(str(value)) for name, value in self.model_dump().items()}
+
+
+def load_settings() -> Settings:
+    """Read the settings; a bad value is a VaeLabError naming the variable (value masked)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else ""
+        name = ENV_NAMES.get(field, field.upper())
+        value = error.get("input")
+        shown = f" ({mask_uri(value)})" if isinstance(value, str) and value.strip() else ""
+        problem = error["msg"].removeprefix("Value error, ")
+        raise VaeLabError(f"setting {name}{shown}", problem, f"fix {name} in the environment or .env (see .env.example)") from None
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings (tests clear the cache with `get_settings.cache_clear()`)."""
-    return Settings()
+    return load_settings()

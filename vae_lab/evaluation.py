@@ -1,4 +1,9 @@
-"""Evaluate a study's champion, reloaded from the registry, on a split of its own data."""
+"""Evaluate a registered model (the champion by default) on a split of the data it was trained on.
+
+The trial's record (`trial_record.json` on its run) says how it was trained and on which rows,
+so evaluation rebuilds the same split, class weights, loss and beta, and runs the trainer's own
+validation pass: `--split val` reproduces the trial's best val metrics.
+"""
 
 from __future__ import annotations
 
@@ -7,51 +12,85 @@ from typing import Any, Literal
 
 import torch
 
-from vae_lab import tracking
 from vae_lab.config import Settings, get_settings
 from vae_lab.data import prepare_dataset
+from vae_lab.device import resolve_device
 from vae_lab.errors import VaeLabError
-from vae_lab.registry import load_champion, train_config_of
-from vae_lab.training import TensorData, evaluate
-from vae_lab.training.losses import class_weights
-from vae_lab.training.metrics import per_class_f1
+from vae_lab.registry import CHAMPION, load_version
+from vae_lab.tracking import Tracker, dataset_key
+from vae_lab.training import TensorData, training_weights, validate
+from vae_lab.training.latent_metrics import latent_scores
+from vae_lab.training.record import RECORD_FILE, TrialRecord
 
 Split = Literal["train", "val", "test"]
 
 
-def evaluate_champion(name: str, split: Split = "test", *, data_path: Path | None = None, settings: Settings | None = None) -> dict[str, Any]:
-    """Load `models:/NAME@champion`, score it on `split` and log the scores to an evaluation run.
+def read_record(tracker: Tracker, run_id: str, where: str) -> TrialRecord:
+    try:
+        return TrialRecord.model_validate_json(tracker.read_text(run_id, RECORD_FILE))
+    except Exception as exc:  # a run logged before records existed, or a deleted artifact
+        raise VaeLabError(where, f"its run {run_id} has no readable {RECORD_FILE} ({type(exc).__name__})", "re-run the study with this vae-lab version") from None
 
-    The data is prepared with the options the champion was trained with (tags on its version),
-    so the split is the same rows; `data_path` overrides the file (e.g. a moved copy).
+
+def evaluate_registered(
+    name: str,
+    split: Split = "test",
+    *,
+    alias: str = CHAMPION,
+    data_path: Path | None = None,
+    device: str = "auto",
+    precision: str | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Load `models:/NAME@alias`, score it on `split` and log the scores to an evaluation run.
+
+    `data_path` overrides the file the record names (e.g. a moved copy); if its bytes differ
+    from the training file's, the evaluation says so (`same_data: false`).
     """
     settings = settings or get_settings()
-    tracking.configure_tracking(settings)
-    model, info = load_champion(name)
-    tags, train = info["tags"], train_config_of(info)
-    path = Path(data_path or tags.get("data_path", ""))
+    tracker = Tracker(settings)
+    where = f"registry: {name}@{alias}"
+    model, info = load_version(tracker, name, alias)
+    record = read_record(tracker, info["run_id"], where)
+    path = Path(data_path or record.data.path)
     if not path.is_file():
-        raise VaeLabError(f"registry: {name}", f"the champion's dataset {path} is not there", "pass --data PATH")
-    data = prepare_dataset(path, toy_fraction=float(tags.get("data_toy_fraction", 1.0)), seed=int(tags.get("data_seed", 0)), cache_dir=settings.cache_dir)
-    rows = getattr(data, split)
-    k = model.config.max_points if model.input_kind == "sparse" else None
-    tensors = TensorData.from_arrays(rows.grids, rows.labels, sparse_points=k)
-    # Weigh classes as training did (weights come from the training split) so losses compare.
-    weights = class_weights(torch.from_numpy(data.train.grids), train.get("class_weighting", "none"))
-    counts = torch.zeros(3, 4, dtype=torch.int64)
-    scores = evaluate(model, tensors, loss=train.get("loss", "mse"), beta=train.get("beta", 1.0), kl_scale=train.get("kl_scale", 10.0), weights=weights, counts_out=counts)
-    metrics = {f"{split}_{k}": v for k, v in scores.items()}
-    for cls, f1 in per_class_f1(counts).items():
-        if f1 is not None:
-            metrics[f"{split}_f1_class{cls}"] = f1
-    study = tags.get("study", name)
-    experiment_id = tracking.ensure_experiment(study, settings)
-    run_id = tracking.start_run(
-        experiment_id,
-        f"evaluate {name} v{info['version']} on {split}",
-        tags={"kind": "evaluation", "study": study, "model": name, "model_version": info["version"], "architecture": tags.get("best_architecture", "")},
-        params={"split": split, "rows": len(tensors), "model_uri": info["uri"]},
+        raise VaeLabError(where, f"the dataset it was trained on, {path}, is not there", "pass --data PATH to a copy of it")
+    data = prepare_dataset(path, toy_fraction=record.data.toy_fraction, seed=record.data.seed, grid=record.data.grid, cache_dir=settings.cache_dir)
+    reference = data.reference()
+    torch_device = resolve_device(device, where="--device")
+    rows = data.split(split)
+    tensors = TensorData.for_model(model, rows.grids, rows.labels, model.config.max_points).to(torch_device)
+    weights = training_weights(torch.from_numpy(data.train.grids).to(torch_device), record.train)
+    model = model.to(torch_device)
+    result = validate(
+        model,
+        tensors,
+        loss=record.train.loss_settings(),
+        beta=record.best_beta,
+        weights=weights,
+        kl_scale=record.train.kl_scale,
+        precision=precision or record.runtime.precision,
+        keep_latents=True,
     )
-    tracking.log_metrics(run_id, metrics)
-    tracking.end_run(run_id)
-    return {"model": name, "version": info["version"], "split": split, "rows": len(tensors), "metrics": metrics, "evaluation_run_id": run_id}
+    scores = result.prefixed(split)
+    scores.update({f"{split}_{k.removeprefix('val_')}": v for k, v in latent_scores(result.latents, rows.labels).items()})
+    experiment_id = tracker.ensure_experiment(record.study)
+    run_id = tracker.start_run(
+        experiment_id,
+        f"evaluate {name}@{alias} v{info['version']} on {split}",
+        tags={"kind": "evaluation", "study": record.study, "model": name, "alias": alias, "model_version": info["version"], "architecture": record.model.architecture, "same_data": reference.same_rows(record.data)},
+        params={"split": split, "rows": len(tensors), "model_uri": info["uri"], "device": str(torch_device)},
+    )
+    tracker.log_dataset(run_id, reference, (split,))
+    tracker.log_metrics(run_id, scores, model_id=info["model_id"], dataset=dataset_key(reference, split))
+    tracker.end_run(run_id)
+    return {
+        "model": name,
+        "alias": alias,
+        "version": info["version"],
+        "split": split,
+        "rows": len(tensors),
+        "same_data": reference.same_rows(record.data),
+        "metrics": scores,
+        "evaluation_run_id": run_id,
+    }

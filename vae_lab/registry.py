@@ -1,41 +1,48 @@
-"""The MLflow model registry: which model is each study's champion, and reloading it.
+"""The MLflow model registry: each study's champion, the best of each family, and reloading them.
 
-A study's best trial is registered under a registered model (named after the study unless the
-study says otherwise); alias `champion` points at its version. Each version carries the tags a
-researcher filters on (`best_architecture`, `study`, `trial`, `objective`, `value`) and the
-ones `evaluate` needs to rebuild the data and the loss (`data_*`, `train_config`).
+A study's models are registered under one registered model (named after the study unless the
+study says otherwise). Alias `champion` points at the best trial's version, and `best-<family>`
+at the best trial of each architecture (`models:/architecture-sweep@best-conv`), so comparing
+families is a registry lookup. Versions carry the tags a researcher filters on
+(`best_architecture`, `study`, `trial`, `objective`, `value`, `run_id`, `model_id`).
+
+`reconcile` makes the aliases agree with the study's trials as stored in Optuna, the one source
+of truth; the study runner calls it under the study's lock whenever a trial finishes, so two
+workers finishing at once still leave `champion` on the true best trial.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Iterable
 
-import mlflow
 from mlflow.exceptions import MlflowException
 
 from vae_lab.errors import VaeLabError
+from vae_lab.tracking import Tracker, load_model
 
 CHAMPION = "champion"
 
 
-@dataclass
-class Candidate:
-    """A finished trial offered to the registry."""
+def family_alias(architecture: str) -> str:
+    return f"best-{architecture}"
 
-    model_uri: str
-    run_id: str
+
+@dataclass(frozen=True)
+class Entry:
+    """A finished trial with a logged model: what the registry can crown."""
+
     study: str
     trial: int
     architecture: str
+    value: float
+    run_id: str
+    model_id: str
     objective: str
     direction: str
-    value: float
-    extra_tags: dict[str, Any] = field(default_factory=dict)
 
     def tags(self) -> dict[str, str]:
-        base = {
+        return {
             "best_architecture": self.architecture,
             "study": self.study,
             "trial": str(self.trial),
@@ -43,71 +50,108 @@ class Candidate:
             "direction": self.direction,
             "value": repr(float(self.value)),
             "run_id": self.run_id,
+            "model_id": self.model_id,
         }
-        return base | {k: str(v) for k, v in self.extra_tags.items()}
 
 
-def _current_champion(client: mlflow.MlflowClient, name: str):
-    try:
-        return client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
+def best(entries: Iterable[Entry]) -> Entry | None:
+    """The best entry by value in its study's direction; ties go to the earlier trial."""
+    entries = list(entries)
+    if not entries:
         return None
+    sign = 1 if entries[0].direction == "maximize" else -1
+    return max(entries, key=lambda e: (sign * e.value, -e.trial))
 
 
-def _beats(value: float, incumbent: str | None, direction: str) -> bool:
-    if incumbent is None:
-        return True
-    return value > float(incumbent) if direction == "maximize" else value < float(incumbent)
+def wanted_aliases(entries: list[Entry]) -> dict[str, Entry]:
+    """champion -> the best entry, best-<family> -> the best entry of each family."""
+    wanted: dict[str, Entry] = {}
+    if (overall := best(entries)) is not None:
+        wanted[CHAMPION] = overall
+    for family in sorted({e.architecture for e in entries}):
+        wanted[family_alias(family)] = best(e for e in entries if e.architecture == family)
+    return wanted
 
 
-def promote_if_better(name: str, candidate: Candidate) -> str | None:
-    """Register `candidate` and point `champion` at it if it beats the current one.
+def reconcile(tracker: Tracker, name: str, entries: list[Entry]) -> dict[str, int]:
+    """Point every alias at its wanted entry, registering a version where one is missing.
 
-    Returns the new version, or None when the incumbent is at least as good (re-checked here so
-    that several workers finishing at once cannot demote a better champion).
+    Returns alias -> version number. Call it under the study's lock (see module docstring).
     """
-    client = mlflow.MlflowClient()
-    incumbent = _current_champion(client, name)
-    if incumbent is not None and not _beats(candidate.value, incumbent.tags.get("value"), candidate.direction):
-        return None
-    # register_model (rather than create_model_version) links the version to its logged model,
-    # which a tracking server requires for `models:/m-...` sources.
-    version = mlflow.register_model(candidate.model_uri, name, tags=candidate.tags())
-    client.set_registered_model_alias(name, CHAMPION, version.version)
+    client = tracker.client
+    wanted = wanted_aliases(entries)
+    if not wanted:
+        return {}
+    _ensure_registered_model(client, name)
+    versions: dict[str, int] = {}
+    for alias, entry in wanted.items():
+        current = _version_by_alias(client, name, alias)
+        if current is not None and current.run_id == entry.run_id:
+            versions[alias] = int(current.version)
+            continue
+        version = _version_of(client, name, entry)
+        client.set_registered_model_alias(name, alias, version)
+        versions[alias] = int(version)
+    champion = wanted[CHAMPION]
     for key in ("study", "best_architecture", "objective", "value", "trial"):
-        client.set_registered_model_tag(name, key, candidate.tags()[key])
-    return version.version
+        client.set_registered_model_tag(name, key, champion.tags()[key])
+    return versions
 
 
-def champion_info(name: str) -> dict[str, Any]:
-    """The champion's version, tags and source run, or a VaeLabError saying how to get one."""
-    client = mlflow.MlflowClient()
+def _ensure_registered_model(client, name: str) -> None:
     try:
         client.get_registered_model(name)
     except MlflowException:
+        try:
+            client.create_registered_model(name, description="VAEs of a vae-lab study: alias champion is the best, best-<family> the best of each family.")
+        except MlflowException:
+            client.get_registered_model(name)  # another worker created it first
+
+
+def _version_by_alias(client, name: str, alias: str):
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def _version_of(client, name: str, entry: Entry) -> str:
+    """The version registered for `entry`'s run, registered now if there is none."""
+    existing = client.search_model_versions(f"name='{name}' and run_id='{entry.run_id}'")
+    if existing:
+        return str(min(int(v.version) for v in existing))
+    version = client.create_model_version(name, source=f"models:/{entry.model_id}", run_id=entry.run_id, tags=entry.tags(), model_id=entry.model_id)
+    return str(version.version)
+
+
+def champion_info(tracker: Tracker, name: str, alias: str = CHAMPION) -> dict[str, Any]:
+    """A version's number, tags, source run and every alias of the model, or a VaeLabError saying how to get one."""
+    client = tracker.client
+    try:
+        registered = client.get_registered_model(name)
+    except MlflowException:
         raise VaeLabError(f"registry: {name}", "no registered model of that name", "run the study first: vae-lab study run NAME") from None
-    version = _current_champion(client, name)
+    version = _version_by_alias(client, name, alias)
     if version is None:
-        raise VaeLabError(f"registry: {name}", f"no version has the alias '{CHAMPION}'", "finish at least one trial of the study")
+        known = ", ".join(sorted(registered.aliases)) or "none"
+        raise VaeLabError(f"registry: {name}", f"no version has the alias '{alias}' (aliases: {known})", "finish at least one trial of the study")
+    aliases = {a: int(v) for a, v in sorted(registered.aliases.items())}
     return {
         "name": name,
-        "alias": CHAMPION,
+        "alias": alias,
         "version": int(version.version),
         "run_id": version.run_id,
+        "model_id": version.tags.get("model_id") or getattr(version, "model_id", None),
         "source": version.source,
-        "uri": f"models:/{name}@{CHAMPION}",
+        "uri": f"models:/{name}@{alias}",
         "tags": dict(version.tags),
+        "aliases": aliases,
     }
 
 
-def load_champion(name: str):
-    """(model in eval mode, champion_info) for `models:/NAME@champion`."""
-    import mlflow.pytorch
-
-    info = champion_info(name)
-    model = mlflow.pytorch.load_model(info["uri"], map_location="cpu")
-    return model.eval(), info
-
-
-def train_config_of(info: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(info["tags"].get("train_config", "{}"))
+def load_version(tracker: Tracker, name: str, alias: str = CHAMPION):
+    """(model on the CPU in eval mode, champion_info) for `models:/NAME@alias`."""
+    info = champion_info(tracker, name, alias)
+    if not info["model_id"]:
+        raise VaeLabError(f"registry: {name}@{alias}", "the version names no logged model", "re-run the study with this vae-lab version")
+    return load_model(tracker, info["model_id"]), info

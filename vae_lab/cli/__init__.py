@@ -32,15 +32,19 @@ app.add_typer(registry_app, name="registry")
 @user_errors
 def registry_show(
     name: Annotated[str, typer.Argument(help="Registered model name (the study name unless the study set another).")],
+    alias: Annotated[str, typer.Option("--alias", help="champion, or best-<family> (e.g. best-conv).")] = "champion",
     as_json: JsonFlag = False,
 ) -> None:
-    """The champion version of a registered model, its tags and source run."""
+    """The champion of a registered model (or another alias): version, tags, source run, and
+    every alias of the model (`best-<family>` points at the best trial of each family)."""
     from vae_lab.config import get_settings
     from vae_lab.registry import champion_info
-    from vae_lab.tracking import configure_tracking
+    from vae_lab.stores import check_stores
+    from vae_lab.tracking import Tracker
 
-    configure_tracking(get_settings())
-    info = champion_info(name)
+    settings = get_settings()
+    check_stores(settings, optuna=False)
+    info = champion_info(Tracker(settings), name, alias)
     if as_json:
         emit_json(info)
         return
@@ -48,33 +52,41 @@ def registry_show(
     table.add_row("run", info["run_id"])
     for key, value in sorted(info["tags"].items()):
         table.add_row(key, value)
+    table.add_row("aliases", ", ".join(f"{a} -> v{v}" for a, v in info["aliases"].items()))
     out.print(table)
 
 
 @app.command("evaluate")
 @user_errors
 def evaluate_command(
-    name: Annotated[str, typer.Argument(help="Registered model name; its `champion` alias is evaluated.")],
-    split: Annotated[str, typer.Option("--split", help="train, val or test.")] = "test",
+    name: Annotated[str, typer.Argument(help="Registered model name; its `champion` alias is evaluated unless --alias says otherwise.")],
+    split: Annotated[str, typer.Option("--split", help="train, val or test. val reproduces the trial's logged best val metrics.")] = "test",
+    alias: Annotated[str, typer.Option("--alias", help="champion, or best-<family> (e.g. best-conv).")] = "champion",
     data_path: Annotated[Optional[Path], typer.Option("--data", help="Dataset file if it moved since training.")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N (a champion trained on a GPU evaluates on a CPU too).")] = "auto",
     as_json: JsonFlag = False,
 ) -> None:
-    """Reload models:/NAME@champion from the registry, score it on a split, log an evaluation run."""
-    from vae_lab.evaluation import evaluate_champion
+    """Reload models:/NAME@champion from the registry, score it on a split of the data it was
+    trained on (same rows, class weights and loss), and log an evaluation run."""
+    from vae_lab.evaluation import evaluate_registered
+    from vae_lab.runtime import check_device_spec
 
     if split not in {"train", "val", "test"}:
         raise VaeLabError("--split", f"unknown split {split!r}", "use train, val or test")
-    with err.status(f"evaluating {name}@champion on {split}"):
-        result = evaluate_champion(name, split, data_path=data_path)  # type: ignore[arg-type]
+    check_device_spec(device, "--device")
+    with err.status(f"evaluating {name}@{alias} on {split}"):
+        result = evaluate_registered(name, split, alias=alias, data_path=data_path, device=device)  # type: ignore[arg-type]
     if as_json:
         emit_json(result)
         return
-    table = Table(title=f"{name} v{result['version']} on {split} ({result['rows']:,} rows)")
+    table = Table(title=f"{name}@{alias} v{result['version']} on {split} ({result['rows']:,} rows)")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in result["metrics"].items():
         table.add_row(key, fmt(value))
     out.print(table)
+    if not result["same_data"]:
+        err.print("note: this file's bytes differ from the training data's, so the split is not the one the model was selected on")
 
 
 @app.command("ui")

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from vae_lab.cli.common import JsonFlag, emit_json, err, fmt, out, user_errors
-from vae_lab.study.spec import STUDIES_DIR, load_study_spec, renamed
+from vae_lab.study.spec import known_studies, load_study_spec, renamed
 
 app = typer.Typer(help="Run and inspect studies (Optuna searches whose trials are logged to MLflow).", no_args_is_help=True)
 
@@ -102,9 +102,9 @@ def status(
 @app.command("list")
 @user_errors
 def list_studies(as_json: JsonFlag = False) -> None:
-    """Study definitions in studies/."""
+    """Study definitions: ./studies/*.yaml, then the studies shipped with vae-lab."""
     rows = []
-    for path in sorted(STUDIES_DIR.glob("*.yaml")):
+    for path in known_studies().values():
         spec, _ = load_study_spec(str(path))
         rows.append({"name": spec.name, "path": str(path), "sampler": spec.sampler, "trials": spec.planned_trials, "description": spec.description})
     if as_json:

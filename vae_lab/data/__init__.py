@@ -7,6 +7,7 @@ notebooks and tests.
 from vae_lab.data.clean import CleanReport, all_zero_rows, clean, duplicate_rows
 from vae_lab.data.load import VoxelTable, load_voxels
 from vae_lab.data.prepare import PreparedDataset, VoxelSplit, default_dataset, prepare_dataset
+from vae_lab.data.reference import DataRef
 from vae_lab.data.sparse import from_sparse, max_occupied, to_sparse
 from vae_lab.data.split import split_indices, split_sizes
 from vae_lab.data.summary import summarize
@@ -14,6 +15,7 @@ from vae_lab.data.synth import synthesize, write_dataset
 
 __all__ = [
     "CleanReport",
+    "DataRef",
     "PreparedDataset",
     "VoxelSplit",
     "VoxelTable",

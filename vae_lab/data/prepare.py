@@ -19,6 +19,7 @@ from vae_lab.config import Settings, get_settings
 from vae_lab.data.cache import cache_path, file_digest, load_prepared, save_prepared
 from vae_lab.data.clean import clean
 from vae_lab.data.load import load_voxels
+from vae_lab.data.reference import DataRef
 from vae_lab.data.split import split_indices, split_sizes
 from vae_lab.data.synth import synthesize, write_dataset
 from vae_lab.errors import VaeLabError
@@ -51,6 +52,21 @@ class PreparedDataset:
     source: Path
     content_hash: str
     from_cache: bool
+
+    def reference(self) -> DataRef:
+        """What these rows are, for records and MLflow dataset inputs."""
+        return DataRef(
+            path=str(self.source),
+            content_hash=self.content_hash,
+            toy_fraction=float(self.toy_fraction),
+            seed=int(self.seed),
+            grid=int(self.grid),
+            rows={"train": len(self.train), "val": len(self.val), "test": len(self.test)},
+            label_names=list(self.label_names),
+        )
+
+    def split(self, name: str) -> VoxelSplit:
+        return {"train": self.train, "val": self.val, "test": self.test}[name]
 
     def summary(self) -> dict:
         """Row counts, JSON-ready (for run parameters and the CLI)."""

@@ -8,6 +8,7 @@ from vae_lab.models.base import (
     VAEOutput,
     build_model,
     check_architecture,
+    check_loss,
     count_parameters,
     register,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "VAEOutput",
     "build_model",
     "check_architecture",
+    "check_loss",
     "count_parameters",
     "register",
 ]

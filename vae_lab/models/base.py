@@ -4,34 +4,32 @@ A family is one file in this package: a `BaseVAE` subclass decorated with `@regi
 `build_model(ModelConfig(...))` is the only way the rest of vae-lab makes a model, so adding a
 family never touches the trainer, the studies or the CLI.
 
-Inputs. Every family is trained against the same target, the voxel grid of classes 0-4. Dense
-families read it as one float channel scaled to [0, 1] (value / 4); sparse families read the
-padded point set of `vae_lab.data.sparse` (at most K occupied cells, each x, y, z and a one-hot
-descriptor) with a mask. `Batch` carries all three and `BaseVAE.forward_batch` picks what the
-family reads, so the trainer never asks which kind of model it holds.
+A family owns everything that depends on what it reads and writes: `inputs` (the tensors it
+takes from a `Batch`), `reconstruction_loss` and `predict_grid`. The trainer, the metrics and
+evaluation call those hooks and never ask which kind of model they hold. Every family is
+judged against the same target, the voxel grid of classes 0-4.
 
-Outputs. `output="scalar"` decodes one channel of logits whose sigmoid is the scaled value
-(the journal's single-channel decoder); `output="categorical"` decodes five logits per cell.
-`predict_grid` turns any output back into a grid of classes so metrics compare every family on
-the same numbers.
+Dense families read the grid as one float channel scaled to [0, 1] (value / 4) and decode
+through a head (`vae_lab.models.heads`): `scalar` or `categorical`. Sparse families read the
+padded point set of `vae_lab.data.sparse` (`reads_points`) and decode a set of slots.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Literal, TypeVar
+from typing import Any, Callable, ClassVar, TypeVar
 
+import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
-from vae_lab.choices import OutputHead
+from vae_lab.choices import LOSS_HEAD, NUM_CLASSES, OutputHead
 from vae_lab.errors import VaeLabError
+from vae_lab.losses import LossSettings
+from vae_lab.models.heads import HEADS, MAX_VALUE
 
-NUM_CLASSES = 5  # descriptor values 0 (empty) .. 4
-MAX_VALUE = NUM_CLASSES - 1
-
-
+__all__ = ["MAX_VALUE", "NUM_CLASSES"]  # re-exported for the families and tests
 
 class ModelConfig(BaseModel):
     """Everything needed to rebuild a model; logged with every run."""
@@ -40,9 +38,17 @@ class ModelConfig(BaseModel):
 
     architecture: str
     latent_dim: int = Field(default=2, ge=1)
-    output: OutputHead = "scalar"
+    output: OutputHead = Field(default=None, description="scalar or categorical (dense families), set (sparse); default: the family's first")
     grid: int = Field(default=11, ge=3, description="edge length of the cubic voxel grid")
     max_points: int = Field(default=8, ge=1, description="K, the padded set size of sparse families")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_head(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("output") is None:
+            family = ARCHITECTURES.get(data.get("architecture", ""))
+            data = {**data, "output": family.heads[0] if family else "scalar"}
+        return data
 
 
 @dataclass
@@ -51,6 +57,7 @@ class VAEOutput:
 
     recon: dense families: (B, 1, D, H, W) value logits (scalar head) or (B, 5, D, H, W) class
         logits (categorical head); sparse families: their own slot tensor (see the family).
+        Under autocast it may be bf16/fp16; losses and predictions read it in fp32.
     mu, logvar: (B, latent_dim) parameters of q(z|x).
     z: (B, latent_dim) the latent used for decoding (a sample when training, mu in eval mode).
     """
@@ -80,11 +87,18 @@ class Batch:
 
 
 class BaseVAE(nn.Module):
-    """encode -> reparameterize -> decode, plus the hooks the trainer and metrics need."""
+    """encode -> reparameterize -> decode, plus the hooks the trainer and metrics need.
+
+    The defaults are those of the dense families; a sparse family overrides `inputs`,
+    `reconstruction_loss`, `predict_grid` and `example_input`.
+    """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    input_kind: ClassVar[Literal["dense", "sparse"]] = "dense"
+    # Heads the family can be built with; the first is its default.
+    heads: ClassVar[tuple[str, ...]] = ("scalar", "categorical")
+    # Whether batches must carry the padded point set (`Batch.points`, `Batch.mask`).
+    reads_points: ClassVar[bool] = False
     # Edge length the family is built for, or None if it follows `config.grid`.
     fixed_grid: ClassVar[int | None] = None
 
@@ -94,7 +108,7 @@ class BaseVAE(nn.Module):
 
     @property
     def out_channels(self) -> int:
-        return 1 if self.config.output == "scalar" else NUM_CLASSES
+        return HEADS[self.config.output].channels
 
     def add_latent_heads(self, features: int) -> None:
         """The journal's "latent FC branching": two linear heads from the encoder's features."""
@@ -129,12 +143,13 @@ class BaseVAE(nn.Module):
     def forward_batch(self, batch: Batch) -> VAEOutput:
         return self(*self.inputs(batch))
 
+    def reconstruction_loss(self, out: VAEOutput, batch: Batch, settings: LossSettings, weights: Tensor | None = None) -> Tensor:
+        """(B,) the reconstruction term of each sample, summed over its cells (see `vae_lab.losses`)."""
+        return HEADS[self.config.output].loss(out.recon, batch.grid, settings, weights)
+
     def predict_grid(self, out: VAEOutput) -> Tensor:
-        """(B, D, H, W) int64 classes 0-4 decoded from `out.recon` (dense families)."""
-        if self.config.output == "categorical":
-            return out.recon.argmax(dim=1)
-        value = torch.sigmoid(out.recon[:, 0]) * MAX_VALUE
-        return value.round().clamp(0, MAX_VALUE).to(torch.int64)
+        """(B, D, H, W) int64 classes 0-4 decoded from `out.recon`."""
+        return HEADS[self.config.output].predict(out.recon)
 
     @torch.no_grad()
     def reconstruct(self, grid: Tensor) -> Tensor:
@@ -145,6 +160,11 @@ class BaseVAE(nn.Module):
         """A small all-zero batch of the right shapes, for tracing, logging and tests."""
         g = self.config.grid
         return Batch(grid=torch.zeros(batch_size, g, g, g, dtype=torch.uint8))
+
+    def example_array(self) -> np.ndarray | None:
+        """One sample of the tensor `forward` takes, as numpy (MLflow's input example), if it is one tensor."""
+        x, _ = self.inputs(self.example_input(batch_size=1))
+        return x.cpu().numpy()
 
 
 ARCHITECTURES: dict[str, type[BaseVAE]] = {}
@@ -179,7 +199,25 @@ def check_architecture(config: ModelConfig, where: str = "model") -> type[BaseVA
             f"{config.grid}x{config.grid}x{config.grid}",
             "pick a family that follows the grid size (see `vae-lab models list`)",
         )
+    if config.output not in cls.heads:
+        raise VaeLabError(
+            where,
+            f"architecture {config.architecture!r} has no {config.output!r} output",
+            f"use output {' or '.join(cls.heads)} (or leave it out: it follows the loss)",
+        )
     return cls
+
+
+def check_loss(architecture: str, output: str, loss: str, where: str = "model") -> None:
+    """A loss trains one head; a trial whose loss does not fit its head and family is an error."""
+    cls = ARCHITECTURES[architecture]
+    head = LOSS_HEAD[loss]
+    if head not in cls.heads:
+        fits = ", ".join(name for name, h in LOSS_HEAD.items() if h in cls.heads)
+        raise VaeLabError(where, f"loss {loss!r} does not fit architecture {architecture!r}", f"use one of: {fits}")
+    if head != output:
+        fits = ", ".join(name for name, h in LOSS_HEAD.items() if h == output)
+        raise VaeLabError(where, f"loss {loss!r} trains the {head} head, not the {output} head", f"with output {output} use {fits}; or leave output out (it follows the loss)")
 
 
 def build_model(config: ModelConfig) -> BaseVAE:

@@ -17,7 +17,6 @@ from vae_lab.models.layers import halved, output_padding
 @register("conv")
 class ConvVAE(BaseVAE):
     description = "Two stride-2 Conv3d layers (128, 256 channels) mirrored by ConvTranspose3d, ReLU"
-    input_kind = "dense"
     fixed_grid = None
 
     def __init__(self, config: ModelConfig):

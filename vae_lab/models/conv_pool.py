@@ -19,7 +19,6 @@ from vae_lab.models.layers import halved
 @register("conv_pool")
 class ConvPoolVAE(BaseVAE):
     description = "conv with stride-1 layers, MaxPool3d to downsample and Upsample to grow back"
-    input_kind = "dense"
     fixed_grid = None
 
     def __init__(self, config: ModelConfig):

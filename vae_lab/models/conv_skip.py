@@ -27,7 +27,6 @@ class AddSkip(nn.Module):
 @register("conv_skip")
 class ConvSkipVAE(BaseVAE):
     description = "conv plus a kernel-7 Conv3d / ConvTranspose3d skip path summed into each side"
-    input_kind = "dense"
     fixed_grid = None
 
     def __init__(self, config: ModelConfig):

@@ -24,7 +24,6 @@ def conv_block(conv: nn.Module, channels: int, batch_norm: bool) -> list[nn.Modu
 @register("deep")
 class DeepConvVAE(BaseVAE):
     description = "Four Conv3d layers (64-128-256-256) each way, conv refinement in the decoder, LeakyReLU"
-    input_kind = "dense"
     fixed_grid = None
     use_batch_norm = False
 

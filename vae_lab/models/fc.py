@@ -15,7 +15,6 @@ from vae_lab.models.base import BaseVAE, ModelConfig, register
 @register("fc")
 class FullyConnectedVAE(BaseVAE):
     description = "Fully connected base model: D^3-512-256-latent, mirrored, ReLU"
-    input_kind = "dense"
     fixed_grid = None
 
     def __init__(self, config: ModelConfig):

@@ -1,23 +1,30 @@
 """One trial: sample a config, train a VAE, log it to MLflow, hand Optuna the objective.
 
 `TrialObjective` is the function Optuna calls. It is the only place where a trial, an MLflow run
-and a trained model meet; the runner around it deals with studies, resuming and the registry.
+and a trained model meet; the runner around it deals with studies, workers and the registry.
 """
 
 from __future__ import annotations
 
 import math
+import time
+from dataclasses import dataclass, field
 
 import optuna
 import torch
 
-from vae_lab import tracking, viz
 from vae_lab.data import PreparedDataset
 from vae_lab.data.sparse import max_occupied
+from vae_lab.errors import VaeLabError
 from vae_lab.models import BaseVAE, ModelConfig, build_model, count_parameters
-from vae_lab.study.space import suggest_configs
+from vae_lab.study.artifacts import log_trial_figures
+from vae_lab.study.report import summary_of
+from vae_lab.study.coordination import Lease, StudyLock, owner_attrs
+from vae_lab.study.space import build_configs, suggest_params
 from vae_lab.study.spec import StudySpec
-from vae_lab.training import Callback, TensorData, TrainConfig, Trainer
+from vae_lab.tracking import MlflowEpochLogger, PlotlyAssets, Tracker, dataset_key, log_model
+from vae_lab.training import Callback, NonFiniteError, TensorData, TrainConfig, Trainer
+from vae_lab.training.record import RECORD_FILE, TrialRecord
 
 
 class StudyObserver:
@@ -33,99 +40,205 @@ class StudyObserver:
     def on_trial_end(self, trial: optuna.trial.FrozenTrial) -> None: ...
 
 
-class PruneOnPlateau(Callback):
+class PruneOnEpoch(Callback):
     """Report the objective to Optuna every epoch and stop the trial when the pruner says so."""
 
     def __init__(self, trial: optuna.Trial, metric: str):
         self.trial, self.metric = trial, metric
+        self.epoch = -1
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
-        self.trial.report(metrics[self.metric], step=epoch)
+        self.epoch = epoch
+        if (value := metrics.get(self.metric)) is None:
+            return
+        self.trial.report(value, step=epoch)
         if self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at epoch {epoch} ({self.metric}={metrics[self.metric]:.4f})")
+            raise optuna.TrialPruned(f"pruned at epoch {epoch} ({self.metric}={value:.4f})")
+
+
+class TimedLogger(MlflowEpochLogger):
+    """Per-epoch MLflow logging that also counts the time it spends (the benchmark's split)."""
+
+    spent_s = 0.0
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+        started = time.perf_counter()
+        super().on_epoch_end(trainer, epoch, metrics)
+        self.spent_s += time.perf_counter() - started
+
+
+@dataclass
+class StudyContext:
+    """What every trial of one worker shares: the study, its data (on the device), its stores."""
+
+    spec: StudySpec
+    data: PreparedDataset
+    tracker: Tracker
+    experiment_id: str
+    parent_run_id: str
+    storage_url: str
+    lock: StudyLock
+    device: torch.device
+    assets: PlotlyAssets
+    leases: dict[int, Lease] = field(default_factory=dict)
+
+
+@dataclass
+class TrialTimings:
+    """Where a trial's wall time went, in seconds (the trainer's loops and everything around them)."""
+
+    setup_s: float = 0.0
+    train_s: float = 0.0
+    val_s: float = 0.0
+    tracking_s: float = 0.0
+    projections_s: float = 0.0
+    model_logging_s: float = 0.0
+
+    @property
+    def overhead_s(self) -> float:
+        return self.setup_s + self.tracking_s + self.projections_s + self.model_logging_s
 
 
 class TrialObjective:
-    """The Optuna objective: one trial = one model trained, logged and offered to the registry."""
+    """The Optuna objective: one trial = one model trained, logged and recorded."""
 
-    def __init__(self, spec: StudySpec, data: PreparedDataset, experiment_id: str, parent_run_id: str, observer: StudyObserver):
-        self.spec, self.data, self.observer = spec, data, observer
-        self.experiment_id, self.parent_run_id = experiment_id, parent_run_id
-        self._tensors: dict[str, tuple[TensorData, TensorData]] = {}
+    def __init__(self, context: StudyContext, observer: StudyObserver):
+        self.context, self.observer = context, observer
+        data = context.data
+        self._tensors: dict[bool, tuple[TensorData, TensorData]] = {}
         # Sparse families pad every sample to the most occupied cells in the dataset (the journal's K).
         self.max_points = max(1, *(max_occupied(s.grids) for s in (data.train, data.val, data.test) if len(s.grids)))
+        self.last_timings: TrialTimings | None = None
 
     def tensors(self, model: BaseVAE) -> tuple[TensorData, TensorData]:
-        """Train and val tensors for the model's input kind, built once per study run."""
-        kind = model.input_kind
-        if kind not in self._tensors:
-            k = model.config.max_points if kind == "sparse" else None
-            self._tensors[kind] = tuple(
-                TensorData.from_arrays(split.grids, split.labels, sparse_points=k) for split in (self.data.train, self.data.val)
+        """Train and val tensors for what the family reads, on the worker's device, built once per worker."""
+        key = model.reads_points
+        if key not in self._tensors:
+            data, device = self.context.data, self.context.device
+            self._tensors[key] = tuple(
+                TensorData.for_model(model, split.grids, split.labels, self.max_points).to(device) for split in (data.train, data.val)
             )
-        return self._tensors[kind]
+        return self._tensors[key]
 
     def __call__(self, trial: optuna.Trial) -> float:
-        model_config, train_config = suggest_configs(trial, self.spec, self.data.grid, self.max_points)
-        run_id = tracking.start_run(
-            self.experiment_id,
+        context, spec = self.context, self.context.spec
+        context.lock.release()  # the trial is claimed: other workers may claim theirs
+        context.leases[trial.number] = Lease(context.storage_url, trial.study.study_name, trial.number)
+        for key, value in owner_attrs().items():
+            trial.set_user_attr(key, value)
+        started = time.perf_counter()
+        chosen = suggest_params(trial, spec.space)
+        model_config, train_config = build_configs(chosen, spec, context.data.grid, self.max_points, seed=spec.training.seed + trial.number)
+        run_id = context.tracker.start_run(
+            context.experiment_id,
             f"trial-{trial.number:03d}-{model_config.architecture}",
-            parent_run_id=self.parent_run_id,
-            tags={"study": self.spec.name, "trial": trial.number, "architecture": model_config.architecture, "optuna_study": trial.study.study_name},
-            params=trial.params | {"epochs": train_config.epochs, "patience": train_config.patience, "seed": train_config.seed, "data": self.data.source, "toy_fraction": self.data.toy_fraction},
+            parent_run_id=context.parent_run_id,
+            tags={"study": spec.name, "trial": trial.number, "architecture": model_config.architecture, "optuna_study": trial.study.study_name, "device": str(context.device)},
+            params=_run_params(model_config, train_config, spec),
         )
         trial.set_user_attr("mlflow_run_id", run_id)
         self.observer.on_trial_start(trial.number, model_config, train_config)
         status = "FAILED"
         try:
-            value = self._fit_and_log(trial, run_id, model_config, train_config)
+            value = self._fit_and_log(trial, run_id, model_config, train_config, started)
             status = "FINISHED"
             return value
-        except optuna.TrialPruned:
-            tracking.set_tags(run_id, {"trial_state": "PRUNED"})
+        except optuna.TrialPruned as pruned:
+            context.tracker.set_tags(run_id, {"trial_state": "PRUNED", "pruned_reason": str(pruned)})
             status = "KILLED"
             raise
         except KeyboardInterrupt:
-            tracking.set_tags(run_id, {"trial_state": "INTERRUPTED"})
+            context.tracker.set_tags(run_id, {"trial_state": "INTERRUPTED"})
             status = "KILLED"
             raise
+        except NonFiniteError as diverged:
+            context.tracker.set_tags(run_id, {"trial_state": "FAILED", "failure_reason": str(diverged), "failed_epoch": diverged.epoch})
+            trial.set_user_attr("failure_reason", str(diverged))
+            raise
+        except Exception as error:
+            context.tracker.set_tags(run_id, {"trial_state": "FAILED", "failure_reason": f"{type(error).__name__}: {error}"[:500]})
+            raise
         finally:
-            tracking.end_run(run_id, status)
+            context.tracker.end_run(run_id, status)
 
-    def _fit_and_log(self, trial: optuna.Trial, run_id: str, model_config: ModelConfig, train_config: TrainConfig) -> float:
+    def _fit_and_log(self, trial: optuna.Trial, run_id: str, model_config: ModelConfig, train_config: TrainConfig, started: float) -> float:
+        context, spec, tracker = self.context, self.context.spec, self.context.tracker
+        timings = TrialTimings()
         torch.manual_seed(train_config.seed)
         model = build_model(model_config)
-        tracking.set_tags(run_id, {"parameters": count_parameters(model), "model_config": model_config.model_dump_json()})
         train, val = self.tensors(model)
-        callbacks: list[Callback] = [tracking.MlflowEpochLogger(run_id), PruneOnPlateau(trial, self.spec.objective.metric)]
+        check_runs_on(model, context.device, spec.training.precision)
+        reference = context.data.reference()
+        tracker.set_tags(run_id, {"parameters": count_parameters(model)})
+        tracker.log_dataset(run_id, reference, ("train", "val"))
+        logger = TimedLogger(tracker, run_id)
+        pruning = PruneOnEpoch(trial, spec.objective.metric)
+        callbacks: list[Callback] = [logger, pruning]
         if (progress := self.observer.training_callback()) is not None:
             callbacks.append(progress)
-        result = Trainer(model, train_config, callbacks).fit(train, val)
+        timings.setup_s = time.perf_counter() - started
+        trainer = Trainer(model, train_config, callbacks, runtime=spec.training.runtime().model_copy(update={"device": str(context.device)}))
+        try:
+            result = trainer.fit(train, val)
+        except optuna.TrialPruned:
+            tracker.log_metrics(run_id, {"epochs_run": pruning.epoch + 1})
+            raise
+        timings.train_s = sum(h["train_time_s"] for h in result.history)
+        timings.val_s = sum(h["val_time_s"] for h in result.history)
+        timings.tracking_s = logger.spent_s
         best = result.best_metrics
-        value = best[self.spec.objective.metric]
-        if not math.isfinite(value):
-            raise ValueError(f"objective {self.spec.objective.metric} is {value}")
-        tracking.log_metrics(run_id, {f"best_{k}": v for k, v in best.items()} | {"best_epoch": result.best_epoch, "epochs_run": len(result.history)})
-        trial.set_user_attr("best_epoch", result.best_epoch)
-        self._log_artifacts(run_id, model, val, title=f"trial {trial.number} ({model_config.architecture}, latent {model_config.latent_dim})")
-        model_uri = tracking.log_model(run_id, model)
-        trial.set_user_attr("model_uri", model_uri)
-        trial.set_user_attr("model_config", model_config.model_dump())
-        trial.set_user_attr("train_config", train_config.model_dump())
+        value = best.get(spec.objective.metric)
+        if value is None or not math.isfinite(value):
+            raise ValueError(f"objective {spec.objective.metric} is {value} (is the data labelled?)")
+
+        step = time.perf_counter()
+        title = f"trial {trial.number} ({model_config.architecture}/{model_config.output}, latent {model_config.latent_dim})"
+        extra = log_trial_figures(tracker, run_id, model, val, result.final, context.data, spec.artifacts, context.assets, title)
+        timings.projections_s = time.perf_counter() - step
+
+        step = time.perf_counter()
+        summary = {f"best_{k}": v for k, v in {**best, **extra}.items()} | {"best_epoch": result.best_epoch, "epochs_run": len(result.history)}
+        record = TrialRecord(
+            study=spec.name, trial=trial.number, model=model_config, train=train_config, runtime=trainer.runtime, data=reference,
+            objective=spec.objective.metric, direction=spec.direction, value=value, best_epoch=result.best_epoch, epochs_run=len(result.history),
+        )
+        tracker.log_text(run_id, record.model_dump_json(indent=2), RECORD_FILE)
+        timings.tracking_s += time.perf_counter() - step
+
+        step = time.perf_counter()
+        ref = log_model(tracker, run_id, context.experiment_id, model, step=result.best_epoch, params={"architecture": model_config.architecture, "latent_dim": model_config.latent_dim, "output": model_config.output})
+        tracker.log_metrics(run_id, summary, step=result.best_epoch, model_id=ref.model_id, dataset=dataset_key(reference, "val"))
+        timings.model_logging_s = time.perf_counter() - step
+        attrs = {"best_epoch": result.best_epoch, "epochs_run": len(result.history), "model_id": ref.model_id, "model_uri": ref.uri, "architecture": model_config.architecture, "summary": summary_of({**best, **extra}), "timings": timings.__dict__}
+        for key, attr in attrs.items():
+            trial.set_user_attr(key, attr)
+        self.last_timings = timings
         return value
 
-    @torch.no_grad()
-    def _log_artifacts(self, run_id: str, model: BaseVAE, val: TensorData, title: str) -> None:
-        art = self.spec.artifacts
-        sample = val.head(min(art.max_points, len(val)))
-        latents = torch.cat([model.forward_batch(b).mu for b in sample.batches(512)]).numpy()
-        labels = sample.labels.numpy()
-        for method, wanted in (("pca", art.pca), ("umap", art.umap)):
-            if wanted and len(latents) >= 3:
-                figure = viz.latent_projection_figure(latents, labels, self.data.label_names, method=method, title=f"{title}: validation latents, {method.upper()}")
-                tracking.log_figure(run_id, figure, f"latents_{method}.html", art.plotlyjs)
-        if art.reconstructions:
-            shown = val.head(art.reconstructions)
-            predicted = model.predict_grid(model.forward_batch(shown.batch(slice(None)))).numpy()
-            figure = viz.reconstruction_figure(shown.grid.numpy(), predicted, title=f"{title}: validation reconstructions")
-            tracking.log_figure(run_id, figure, "reconstructions.html", art.plotlyjs)
+
+def _run_params(model: ModelConfig, train: TrainConfig, spec: StudySpec) -> dict:
+    """Every setting of the trial as MLflow params (the searched ones and the defaults it used)."""
+    keep = train.model_dump(exclude={"select_mode"})
+    return {**model.model_dump(), **keep, "precision": spec.training.precision}
+
+
+def check_runs_on(model: BaseVAE, device: torch.device, precision: str) -> None:
+    """One forward and backward pass on a tiny batch, so a family that cannot run on the device
+    (an op missing for it or for the precision) is one clear line, not a traceback mid-study."""
+    from vae_lab.device import autocast
+
+    try:
+        model.to(device).train()
+        batch = _example_on(model, device)
+        with autocast(device, precision):
+            out = model.forward_batch(batch)
+        (out.mu.float().sum() + out.recon.float().sum()).backward()
+        model.zero_grad(set_to_none=True)
+    except (RuntimeError, NotImplementedError) as error:
+        reason = str(error).strip().splitlines()[0][:200]
+        raise VaeLabError(f"architecture {model.name}", f"cannot run on {device} in {precision}: {reason}", "use another --device or training.precision, or drop the family from this study") from None
+
+
+def _example_on(model: BaseVAE, device: torch.device):
+    batch = model.example_input(batch_size=2)
+    return batch.to(device)

@@ -1,34 +1,51 @@
 """Run a study: Optuna asks, the trainer fits, MLflow records, the registry crowns.
 
-`run_study` is what `vae-lab study run` calls. Running it again with the same study name
-resumes: finished trials stay in the Optuna storage, a grid only runs its missing points and a
-TPE study only the trials still owed. Several processes (or machines, with PostgreSQL) may run
-the same study at once; each trial is claimed through Optuna's storage, not by this code.
+`run_study` is what `vae-lab study run` calls (once per worker). Running it again with the
+same study name resumes: finished trials stay in the Optuna storage, a grid only runs its
+missing points and a TPE study only the trials still owed. Any number of workers, on one
+machine or many, may run the same study at once; see `vae_lab.study.coordination` for how they
+share it, and `vae_lab.study.workers` for `--workers N`.
+
+Order of work, so bad input never writes anything: settings and stores are checked, the data is
+prepared and checked against the space, the device is resolved, and the stored study (if any)
+is checked for compatibility; only then is anything created or logged.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
-from vae_lab import tracking
 from vae_lab.config import Settings, get_settings
 from vae_lab.data import PreparedDataset, default_dataset, prepare_dataset
+from vae_lab.device import resolve_device
 from vae_lab.errors import VaeLabError
 from vae_lab.models import ModelConfig, check_architecture
-from vae_lab.registry import Candidate, champion_info, promote_if_better
-from vae_lab.study.objective import StudyObserver, TrialObjective
-from vae_lab.study.space import make_pruner, make_sampler
+from vae_lab.registry import CHAMPION, Entry, champion_info, reconcile
+from vae_lab.stores import check_stores
+from vae_lab.study.coordination import StudyLock, claim_and_run, dead_trials, fail_trial, queue_grid, waiting_count
+from vae_lab.study.objective import StudyContext, StudyObserver, TrialObjective
+from vae_lab.study.report import ReportRefresher
+from vae_lab.study.space import grid_points, make_pruner, make_sampler
 from vae_lab.study.spec import StudySpec
 from vae_lab.study.storage import open_storage
+from vae_lab.tracking import PlotlyAssets, Tracker
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# Trial failures that end one trial and let the study go on; anything else is a bug (or a
+# VaeLabError) and stops the worker.
+TRIAL_FAILURES = (RuntimeError, ValueError, FloatingPointError, ArithmeticError)
 
 
 @dataclass
@@ -39,9 +56,19 @@ class StudyReport:
     trials: list[dict[str, Any]] = field(default_factory=list)
     champion: dict[str, Any] | None = None
     tracking_uri: str = ""
+    device: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class WorkerOptions:
+    """How a worker process started by `--workers N` joins its siblings' invocation."""
+
+    index: int = 0
+    parent_run_id: str | None = None
+    device: str | None = None
 
 
 def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
@@ -55,187 +82,260 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
                 "number": t.number,
                 "state": t.state.name,
                 "value": value,
-                "params": dict(t.params),
+                "params": dict(t.params) or dict(t.system_attrs.get("fixed_params", {})),
                 "mlflow_run_id": t.user_attrs.get("mlflow_run_id"),
                 "best_epoch": t.user_attrs.get("best_epoch"),
                 "duration_s": duration,
+                "failure_reason": t.user_attrs.get("failure_reason"),
             }
         )
     return rows
 
 
-def _check_space_fits_data(spec: StudySpec, data: PreparedDataset, where: str) -> None:
+# --- before anything is written ---------------------------------------------------------------------
+
+
+def prepare_study_data(spec: StudySpec, data_path: Path | None, settings: Settings, where: str) -> PreparedDataset:
+    path = default_dataset(data_path or spec.data.path).resolve()
+    data = prepare_dataset(path, toy_fraction=spec.data.toy_fraction, seed=spec.data.seed, grid=spec.data.grid, cache_dir=settings.cache_dir)
     for name in spec.space.architecture:
         check_architecture(ModelConfig(architecture=name, grid=data.grid), where=f"{where}: space.architecture")
+    latent_objectives = {spec.objective.metric, spec.training.early_stopping_metric} & {"val_silhouette", "val_knn_accuracy"}
+    if latent_objectives and (data.val.labels < 0).all():
+        raise VaeLabError(f"{where}: objective.metric", f"{sorted(latent_objectives)[0]} needs labelled data, and {path.name} has no label column", "add a `label` column or pick another metric")
+    return data
 
 
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+def _data_key(data: PreparedDataset) -> str:
+    return f"{data.content_hash}:{data.toy_fraction}:{data.seed}"
 
 
-def _params_key(params: dict[str, Any]) -> str:
-    return json.dumps(params, sort_keys=True)
+def _space_key(spec: StudySpec) -> str:
+    return json.dumps(spec.space.model_dump(mode="json", exclude_none=True), sort_keys=True)
 
 
-def _requeue_failed_grid_points(study: optuna.Study) -> None:
-    """Queue again every grid point whose only trials failed or were interrupted.
-
-    Optuna's GridSampler counts a failed trial as a visited point, so without this an
-    interrupted trial's configuration would never run on resume. The queued trial keeps the
-    failed one's grid id (as Optuna's own retry callbacks do): the sampler needs it.
-    """
-    trials = study.get_trials(deepcopy=False)
-    settled = {_params_key(t.params) for t in trials if t.state in FINISHED or t.state == optuna.trial.TrialState.WAITING}
-    failed = {_params_key(t.params): t for t in trials if t.state == optuna.trial.TrialState.FAIL and t.params}
-    for key, trial in failed.items():
-        if key in settled:
-            continue
-        grid = {k: trial.system_attrs[k] for k in ("grid_id", "search_space") if k in trial.system_attrs}
-        retry = optuna.trial.create_trial(state=optuna.trial.TrialState.WAITING, system_attrs={"fixed_params": trial.params, **grid})
-        study.add_trial(retry)
-
-
-def _remaining_trials(study: optuna.Study, spec: StudySpec, n_trials: int | None) -> tuple[int, int]:
-    """(trials to run now, trials already finished)."""
-    trials = study.get_trials(deepcopy=False)
-    done = sum(t.state in FINISHED for t in trials)
-    if n_trials is not None:
-        return n_trials, done
-    if spec.sampler == "grid":
-        covered = {_params_key(t.params) for t in trials if t.state in FINISHED}
-        return max(spec.grid_size - len(covered), 0), done
-    return max(spec.planned_trials - done, 0), done
+def check_stored_study(storage: optuna.storages.BaseStorage, spec: StudySpec, data: PreparedDataset) -> bool:
+    """Whether a stored study of this name exists; a VaeLabError if it cannot be resumed here."""
+    try:
+        study = optuna.load_study(study_name=spec.name, storage=storage)
+    except KeyError:
+        return False
+    where = f"study {spec.name}"
+    stored_key = study.user_attrs.get("data_key")
+    if stored_key is not None and stored_key != _data_key(data):
+        raise VaeLabError(where, f"was run on other data ({study.user_attrs.get('data_path', '?')}, or another split), so its trials do not compare", "pass --name NEW to run a separate study on this data")
+    stored_grid = study.user_attrs.get("data_grid")
+    if stored_grid is not None and int(stored_grid) != data.grid:
+        raise VaeLabError(where, f"was run on a {stored_grid}^3 grid, this data is {data.grid}^3", "pass --name NEW for a study on this data")
+    stored_space = study.user_attrs.get("search_space")
+    if spec.sampler == "grid" and stored_space is not None and stored_space != _space_key(spec):
+        raise VaeLabError(where, "the stored study was run with a different search space, so its grid cannot be resumed", "give the study a new name (--name) to start afresh")
+    if study.direction.name.lower() != spec.direction:
+        raise VaeLabError(where, f"the stored study is {study.direction.name.lower()}d, this one {spec.direction}s {spec.objective.metric}", "keep the objective, or pass --name NEW")
+    return True
 
 
-def _offer_to_registry(spec: StudySpec, data: PreparedDataset):
-    def offer(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.state != optuna.trial.TrialState.COMPLETE or "model_uri" not in trial.user_attrs:
-            return
-        if study.best_trial.number != trial.number:
-            return
-        candidate = Candidate(
-            model_uri=trial.user_attrs["model_uri"],
-            run_id=trial.user_attrs["mlflow_run_id"],
-            study=spec.name,
-            trial=trial.number,
-            architecture=trial.params["architecture"],
-            objective=spec.objective.metric,
-            direction=spec.objective.direction,
-            value=trial.value,
-            extra_tags={
-                "data_path": data.source,
-                "data_hash": data.content_hash,
-                "data_toy_fraction": data.toy_fraction,
-                "data_seed": data.seed,
-                "data_grid": data.grid,
-                "train_config": json.dumps(trial.user_attrs["train_config"]),
-            },
-        )
-        promote_if_better(spec.model_name, candidate)
-
-    return offer
-
-
-def _check_same_data(study: optuna.Study, spec: StudySpec, data: PreparedDataset) -> None:
-    """A stored study resumes only on the data it started with (same file content and split)."""
-    key = f"{data.content_hash}:{data.toy_fraction}:{data.seed}"
-    stored = study.user_attrs.get("data_key")
-    if stored is None:
-        study.set_user_attr("data_key", key)
-        study.set_user_attr("data_path", str(data.source))
-    elif stored != key:
-        raise VaeLabError(
-            f"study {spec.name}",
-            f"was run on other data ({study.user_attrs.get('data_path', '?')}, or another split), so its trials do not compare",
-            "pass --name NEW to run a separate study on this data",
-        )
-
-
-def _optimize(study: optuna.Study, objective: TrialObjective, spec: StudySpec, count: int, *, explicit: bool, callbacks: list) -> None:
-    """Run up to `count` trials.
-
-    Optuna's GridSampler stops a study as soon as its last unvisited point is taken, so a grid
-    runs one trial per `optimize` call: `--n-trials N` past the end of a grid then repeats N
-    configurations (with new seeds) instead of one. Without `--n-trials` a grid stops as soon
-    as every point is covered, by this worker or another.
-    """
-    catch = (RuntimeError, ValueError, FloatingPointError)
-    if spec.sampler != "grid":
-        study.optimize(objective, n_trials=count, catch=catch, callbacks=callbacks)
-        return
-    for _ in range(count):
-        if not explicit and _remaining_trials(study, spec, None)[0] == 0:
-            return
-        study.optimize(objective, n_trials=1, catch=catch, callbacks=callbacks)
-
-
-def _load_or_create_study(spec: StudySpec, storage_url: str) -> optuna.Study:
-    storage = open_storage(storage_url)
-    direction = spec.objective.direction
-    study = optuna.create_study(
-        study_name=spec.name, storage=storage, sampler=make_sampler(spec), pruner=make_pruner(spec), direction=direction, load_if_exists=True
-    )
-    space = json.dumps(spec.space.model_dump(mode="json"), sort_keys=True)
-    stored = study.user_attrs.get("search_space")
-    if stored is None:
-        study.set_user_attr("search_space", space)
-        study.set_user_attr("sampler", spec.sampler)
-    elif stored != space and spec.sampler == "grid":
-        raise VaeLabError(
-            f"study {spec.name}",
-            "the stored study was run with a different search space, so its grid cannot be resumed",
-            "give the study a new name in its YAML to start afresh",
-        )
-    if study.direction.name.lower() != direction:
-        raise VaeLabError(f"study {spec.name}", f"stored study maximises/minimises differently ({study.direction.name.lower()})", "keep objective.direction or rename the study")
+def open_study(storage: optuna.storages.BaseStorage, spec: StudySpec, data: PreparedDataset) -> optuna.Study:
+    study = optuna.create_study(study_name=spec.name, storage=storage, sampler=make_sampler(spec), pruner=make_pruner(spec), direction=spec.direction, load_if_exists=True)
+    for key, value in (("data_key", _data_key(data)), ("data_path", str(data.source)), ("data_grid", data.grid), ("search_space", _space_key(spec)), ("sampler", spec.sampler), ("objective", spec.objective.metric)):
+        if key not in study.user_attrs:
+            study.set_user_attr(key, value)
     return study
 
 
-def run_study(spec: StudySpec, *, n_trials: int | None = None, data_path: Path | None = None, settings: Settings | None = None, observer: StudyObserver | None = None, where: str = "study") -> StudyReport:
+# --- the run ---------------------------------------------------------------------------------------------
+
+
+def run_study(
+    spec: StudySpec,
+    *,
+    n_trials: int | None = None,
+    data_path: Path | None = None,
+    settings: Settings | None = None,
+    observer: StudyObserver | None = None,
+    where: str = "study",
+    device: str | None = None,
+    worker: WorkerOptions | None = None,
+) -> StudyReport:
     """Run (or resume) `spec` and return its trials and champion. See the module docstring."""
     settings = settings or get_settings()
     observer = observer or StudyObserver()
-    tracking.configure_tracking(settings)
-    path = default_dataset(data_path or spec.data.path).resolve()
-    data = prepare_dataset(path, toy_fraction=spec.data.toy_fraction, seed=spec.data.seed, grid=spec.data.grid, cache_dir=settings.cache_dir)
-    _check_space_fits_data(spec, data, where)
-    study = _load_or_create_study(spec, settings.optuna_storage)
-    _check_same_data(study, spec, data)
-    if spec.sampler == "grid":
-        _requeue_failed_grid_points(study)
-    remaining, done = _remaining_trials(study, spec, n_trials)
-    experiment_id = tracking.ensure_experiment(spec.name, settings)
-    observer.on_study_start(spec, remaining, done)
-    if remaining == 0:
-        return StudyReport(spec.name, experiment_id, None, trial_rows(study), _champion_or_none(spec.model_name), settings.mlflow_tracking_uri)
-    parent_run_id = tracking.start_run(
+    worker = worker or WorkerOptions()
+    check_stores(settings)
+    data = prepare_study_data(spec, data_path, settings, where)
+    torch_device = resolve_device(worker.device or device or spec.training.device, where="--device" if device else f"{where}: training.device")
+    tracker = Tracker(settings)
+    stale = StaleTrialCloser(tracker)
+    storage = open_storage(settings.optuna_storage, on_stale_trial=stale)
+    check_stored_study(storage, spec, data)
+    study = open_study(storage, spec, data)
+    lock = StudyLock(settings.optuna_storage, spec.name)
+    try:
+        with lock:
+            reap_dead_trials(study, settings.optuna_storage, tracker)
+            remaining, done = plan_remaining(study, spec, n_trials)
+        experiment_id = tracker.ensure_experiment(spec.name)
+        observer.on_study_start(spec, remaining, done)
+        if remaining == 0:
+            return StudyReport(spec.name, experiment_id, None, trial_rows(study), _champion_or_none(tracker, spec.model_name), tracker.uri, str(torch_device))
+        parent_run_id = worker.parent_run_id or start_parent_run(tracker, experiment_id, spec, data, settings)
+        assets = PlotlyAssets(spec.artifacts.plotlyjs, parent_run_id)
+        context = StudyContext(spec, data, tracker, experiment_id, parent_run_id, settings.optuna_storage, lock, torch_device, assets)
+        objective = TrialObjective(context, observer)
+        refresher = ReportRefresher(tracker, parent_run_id, study, spec.objective.metric, assets)
+        status = "FAILED"
+        try:
+            after_trial = _after_trial(context, refresher, observer)
+            _optimize(study, objective, spec, remaining, context, callbacks=[after_trial], explicit=n_trials is not None)
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        finally:
+            refresher.close()
+            for lease in context.leases.values():
+                lease.release()
+            if worker.parent_run_id is None:
+                _summarise_parent(tracker, study, parent_run_id)
+                tracker.end_run(parent_run_id, status)
+        return StudyReport(spec.name, experiment_id, parent_run_id, trial_rows(study), _champion_or_none(tracker, spec.model_name), tracker.uri, str(torch_device))
+    finally:
+        lock.close()
+
+
+def start_parent_run(tracker: Tracker, experiment_id: str, spec: StudySpec, data: PreparedDataset, settings: Settings) -> str:
+    """The run of one `vae-lab study run` invocation: its trials nest under it."""
+    run_id = tracker.start_run(
         experiment_id,
         f"{spec.name} @ {time.strftime('%Y-%m-%d %H:%M:%S')}",
-        tags={"study": spec.name, "kind": "study-invocation", "sampler": spec.sampler},
-        params={"data": data.source, "toy_fraction": data.toy_fraction, "train_rows": len(data.train.grids), "val_rows": len(data.val.grids), "planned_trials": spec.planned_trials, "objective": spec.objective.metric},
+        tags={"study": spec.name, "kind": "study-invocation", "sampler": spec.sampler, "objective": spec.objective.metric},
+        params={"data": data.source, "toy_fraction": data.toy_fraction, "train_rows": len(data.train.grids), "val_rows": len(data.val.grids), "planned_trials": spec.planned_trials, "objective": spec.objective.metric, "direction": spec.direction, "pruner": spec.pruner.kind},
     )
-    objective = TrialObjective(spec, data, experiment_id, parent_run_id, observer)
-    status = "FAILED"
-    try:
-        callbacks = [_offer_to_registry(spec, data), lambda s, t: observer.on_trial_end(t)]
-        _optimize(study, objective, spec, remaining, explicit=n_trials is not None, callbacks=callbacks)
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        _summarise_parent(study, parent_run_id)
-        tracking.end_run(parent_run_id, status)
-    return StudyReport(spec.name, experiment_id, parent_run_id, trial_rows(study), _champion_or_none(spec.model_name), settings.mlflow_tracking_uri)
+    tracker.log_dataset(run_id, data.reference(), ("train", "val"))
+    if spec.artifacts.plotlyjs == "shared":
+        tracker.log_plotly_library(run_id)
+    return run_id
 
 
-def _champion_or_none(model_name: str) -> dict[str, Any] | None:
+def plan_remaining(study: optuna.Study, spec: StudySpec, n_trials: int | None) -> tuple[int, int]:
+    """(trials to run now, trials already finished); queues a grid's missing points. Under the lock."""
+    trials = study.get_trials(deepcopy=False)
+    done = sum(t.state in FINISHED for t in trials)
+    if spec.sampler == "grid":
+        waiting = queue_grid(study, grid_points(spec.space))
+        if n_trials is None:
+            return waiting, done
+        if n_trials > waiting:
+            queue_grid(study, grid_points(spec.space), repeats=n_trials - waiting)
+        return n_trials, done
+    if n_trials is not None:
+        return n_trials, done
+    return max(spec.planned_trials - done, 0), done
+
+
+def _optimize(study: optuna.Study, objective: TrialObjective, spec: StudySpec, count: int, context: StudyContext, callbacks: list, explicit: bool) -> None:
+    """Run the trials: a grid's one claim at a time until its queue is empty (or `count` of them
+    when the user asked for a number), TPE trials until the study has its trials (Optuna's
+    MaxTrialsCallback, so parallel workers stop together)."""
+    if spec.sampler != "grid":
+        done = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
+        limit = optuna.study.MaxTrialsCallback(done + count, states=FINISHED)
+        study.optimize(objective, n_trials=count, catch=TRIAL_FAILURES, callbacks=[*callbacks, limit])
+        return
+    for _ in range(count) if explicit else itertools.count():
+        with context.lock:
+            reap_dead_trials(study, context.storage_url, context.tracker)
+            queue_grid(study, grid_points(spec.space))
+        ran = claim_and_run(study, context.lock, lambda: study.optimize(objective, n_trials=1, catch=TRIAL_FAILURES, callbacks=callbacks))
+        if not ran:
+            return
+
+
+def _after_trial(context: StudyContext, refresher: ReportRefresher, observer: StudyObserver):
+    def after(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        lease = context.leases.pop(trial.number, None)
+        if lease is not None:
+            lease.release()  # only now: the trial is told, so nobody can take it for dead
+        if trial.state == TrialState.COMPLETE:
+            crown(study, context.spec, context.tracker, context.lock)
+        observer.on_trial_end(trial)
+        refresher.request()
+
+    return after
+
+
+def crown(study: optuna.Study, spec: StudySpec, tracker: Tracker, lock: StudyLock) -> dict[str, int]:
+    """Point champion and best-<family> at the study's best trials, as stored in Optuna."""
+    with lock:
+        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        entries = [
+            Entry(spec.name, t.number, t.params.get("architecture") or t.user_attrs.get("architecture", "?"), float(t.value), t.user_attrs["mlflow_run_id"], t.user_attrs["model_id"], spec.objective.metric, spec.direction)
+            for t in trials
+            if "model_id" in t.user_attrs and t.value is not None and math.isfinite(t.value)
+        ]
+        return reconcile(tracker, spec.model_name, entries)
+
+
+# --- dead workers ------------------------------------------------------------------------------------
+
+
+class StaleTrialCloser:
+    """Optuna's heartbeat callback (RDB storages): close the dead trial's MLflow run."""
+
+    def __init__(self, tracker: Tracker):
+        self.tracker = tracker
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        close_dead_run(self.tracker, trial, "the worker stopped sending heartbeats")
+
+
+def close_dead_run(tracker: Tracker, trial: optuna.trial.FrozenTrial, reason: str) -> None:
+    run_id = trial.user_attrs.get("mlflow_run_id")
+    if not run_id:
+        return
     try:
-        return champion_info(model_name)
+        if tracker.run_status(run_id) == "RUNNING":
+            tracker.set_tags(run_id, {"trial_state": "WORKER_DIED", "failure_reason": reason})
+            tracker.end_run(run_id, "KILLED")
+    except Exception:  # the run may be gone; the trial's state is what matters
+        pass
+
+
+def reap_dead_trials(study: optuna.Study, storage_url: str, tracker: Tracker) -> int:
+    """Fail the trials of dead workers and close their runs (under the lock); returns how many.
+
+    Local workers are judged by their leases; with an RDB storage, Optuna's heartbeat check
+    also fails stale trials of workers on other machines (its callback closes their runs).
+    """
+    if _heartbeat_enabled(study):
+        from optuna.storages import fail_stale_trials
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fail_stale_trials(study)
+    count = 0
+    for trial in dead_trials(study, storage_url):
+        reason = f"its worker (pid {trial.user_attrs.get('worker_pid', '?')} on {trial.user_attrs.get('worker_host', '?')}) died"
+        if fail_trial(study, trial, reason):
+            close_dead_run(tracker, trial, reason)
+            count += 1
+    return count
+
+
+def _heartbeat_enabled(study: optuna.Study) -> bool:
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    return is_heartbeat_enabled(study._storage)
+
+
+def _champion_or_none(tracker: Tracker, model_name: str) -> dict[str, Any] | None:
+    try:
+        return champion_info(tracker, model_name, CHAMPION)
     except VaeLabError:
         return None
 
 
-def _summarise_parent(study: optuna.Study, run_id: str) -> None:
+def _summarise_parent(tracker: Tracker, study: optuna.Study, run_id: str) -> None:
     states = [t.state for t in study.get_trials(deepcopy=False)]
     metrics = {f"trials_{s.name.lower()}": float(states.count(s)) for s in set(states)}
     try:
@@ -243,12 +343,13 @@ def _summarise_parent(study: optuna.Study, run_id: str) -> None:
     except ValueError:
         pass
     if metrics:
-        tracking.log_metrics(run_id, metrics)
+        tracker.log_metrics(run_id, metrics)
 
 
 def study_status(name: str, settings: Settings | None = None) -> dict[str, Any]:
     """Trials of a stored study, without running anything."""
     settings = settings or get_settings()
+    check_stores(settings, tracking=False)
     storage = open_storage(settings.optuna_storage)
     try:
         study = optuna.load_study(study_name=name, storage=storage)
@@ -264,3 +365,4 @@ def study_status(name: str, settings: Settings | None = None) -> dict[str, Any]:
     except ValueError:
         pass
     return {"study": name, "direction": study.direction.name.lower(), "trials": rows, "best": best}
+

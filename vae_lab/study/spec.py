@@ -1,22 +1,29 @@
-"""Study definitions: `studies/*.yaml` validated into a typed `StudySpec`.
+"""Study definitions: YAML files validated into a typed `StudySpec`.
 
 A study file is data, not code. Unknown keys and wrong types are errors that name the file and
-the field, so a typo never silently falls back to a default. See `studies/quick.yaml` for a
-commented example of every section.
+the field, so a typo never silently falls back to a default; so is a hyperparameter that no
+trial of the study could use (see `vae_lab.study.space`). `vae_lab/studies/quick.yaml` shows
+every section with a comment.
+
+Where studies are found: a name (`quick`) is looked up in `./studies/` first, then among the
+studies shipped with vae-lab, so a local file adds to or overrides a shipped one and
+`vae-lab study run quick` works from any folder; a path to a YAML file is taken as given.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from vae_lab.choices import ClassWeighting, ObjectiveMetric, OptimizerName, OutputHead, Precision, PrunerKind, ReconLoss, direction_of
 from vae_lab.errors import VaeLabError
-from vae_lab.choices import ClassWeighting, EpochMetric, OptimizerName, OutputHead, ReconLoss
+from vae_lab.runtime import Runtime
 
-STUDIES_DIR = Path("studies")
+STUDIES_DIR = Path("studies")  # the local folder, relative to where vae-lab runs
+SHIPPED_STUDIES = Path(__file__).resolve().parent.parent / "studies"
 
 
 class Strict(BaseModel):
@@ -52,25 +59,43 @@ class IntRange(Strict):
         return self
 
 
+IntChoices = Optional[Union[list[int], IntRange]]
+FloatChoices = Optional[Union[list[float], FloatRange]]
+
+
 class SearchSpace(Strict):
-    """Each hyperparameter is a list of choices (grid or TPE) or a range (TPE only)."""
+    """Each hyperparameter is a list of choices (grid or TPE) or a range (TPE only).
+
+    A hyperparameter left out is not searched: each trial takes the default that fits it (the
+    loss follows the head, the head follows the loss, the options take the papers' values).
+    """
 
     architecture: list[str] = Field(default=["fc"], min_length=1)
-    output: list[OutputHead] = Field(default=["scalar"], min_length=1)
-    batch_size: Union[list[int], IntRange] = [64]
-    latent_dim: Union[list[int], IntRange] = [2]
-    loss: list[ReconLoss] = Field(default=["mse"], min_length=1)
-    class_weighting: list[ClassWeighting] = Field(default=["log"], min_length=1)
-    optimizer: list[OptimizerName] = Field(default=["adam"], min_length=1)
-    learning_rate: Union[list[float], FloatRange] = [1e-3]
-    weight_decay: Union[list[float], FloatRange] = [0.0]
-    beta: Union[list[float], FloatRange] = [1.0]
+    output: Optional[list[OutputHead]] = Field(default=None, min_length=1)
+    loss: Optional[list[ReconLoss]] = Field(default=None, min_length=1)
+    latent_dim: IntChoices = None
+    batch_size: IntChoices = None
+    optimizer: Optional[list[OptimizerName]] = Field(default=None, min_length=1)
+    learning_rate: FloatChoices = None
+    weight_decay: FloatChoices = None
+    beta: FloatChoices = None
+    class_weighting: Optional[list[ClassWeighting]] = Field(default=None, min_length=1)
+    kl_warmup_epochs: IntChoices = None
+    kl_cycles: IntChoices = None
+    kl_cycle_ratio: FloatChoices = None
+    free_bits: FloatChoices = None
+    focal_alpha: FloatChoices = None
+    focal_gamma: FloatChoices = None
+    brock_gamma: FloatChoices = None
+    tversky_alpha: FloatChoices = None
+    tversky_beta: FloatChoices = None
+
+    def items(self) -> list[tuple[str, list | FloatRange | IntRange]]:
+        """The hyperparameters the study sets, in definition order (architecture first)."""
+        return [(name, value) for name, value in self if value is not None]
 
     def ranges(self) -> list[str]:
-        return [name for name, value in self if not isinstance(value, list)]
-
-    def grid(self) -> dict[str, list]:
-        return {name: list(value) for name, value in self}
+        return [name for name, value in self.items() if not isinstance(value, list)]
 
 
 class DataSpec(Strict):
@@ -81,30 +106,50 @@ class DataSpec(Strict):
 
 
 class ObjectiveSpec(Strict):
-    metric: EpochMetric = "val_tradeoff"
-    direction: Literal["maximize", "minimize"] = "maximize"
+    metric: ObjectiveMetric = "val_tradeoff"
+    direction: Literal["maximize", "minimize"] | None = Field(default=None, description="default: the way the metric improves")
+
+    @model_validator(mode="after")
+    def _direction_fits(self) -> "ObjectiveSpec":
+        natural = direction_of(self.metric)
+        if self.direction is not None and self.direction != natural:
+            raise ValueError(f"{self.metric} is {natural[:-1]}ed, not {self.direction[:-1]}ed: drop objective.direction (it follows the metric)")
+        return self
+
+    @property
+    def resolved_direction(self) -> Literal["maximize", "minimize"]:
+        return self.direction or direction_of(self.metric)
 
 
 class TrainingSpec(Strict):
     epochs: int = Field(default=30, ge=1)
     patience: int = Field(default=5, ge=1)
-    early_stopping_metric: EpochMetric = Field(default="val_loss", description="the journal stopped on val_loss")
+    early_stopping_metric: ObjectiveMetric = Field(default="val_loss", description="the journal stopped on val_loss")
     seed: int = 0
     kl_scale: float = Field(default=10.0, gt=0)
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda|cuda:\d+)$", description="auto, cpu, cuda or cuda:N")
+    precision: Precision = "fp32"
+    compile: bool = False
+
+    def runtime(self) -> Runtime:
+        return Runtime(device=self.device, precision=self.precision, compile=self.compile)
 
 
 class PrunerSpec(Strict):
-    kind: Literal["none", "median"] = "none"
-    warmup_epochs: int = Field(default=3, ge=0)
-    startup_trials: int = Field(default=2, ge=0)
+    kind: PrunerKind = "none"
+    warmup_epochs: int = Field(default=3, ge=0, description="median: epochs before a trial may be pruned")
+    startup_trials: int = Field(default=2, ge=0, description="median: trials that run in full before pruning starts")
+    min_epochs: int = Field(default=1, ge=1, description="hyperband / successive_halving: the smallest budget, in epochs")
+    reduction_factor: int = Field(default=3, ge=2, description="hyperband / successive_halving: 1/eta of trials go on at each rung")
 
 
 class ArtifactSpec(Strict):
     pca: bool = True
-    umap: bool = Field(default=False, description="adds ~20 s per process and ~9 s per 2,000 points")
-    reconstructions: int = Field(default=4, ge=0, le=12)
+    umap: bool = Field(default=False, description="adds ~20 s per process and ~1-9 s per 2,000 points")
+    reconstructions: int = Field(default=2, ge=0, le=6, description="gallery: samples per label, plus as many of the worst")
+    interpolation: bool = Field(default=True, description="decode the path between two validation samples of different labels")
     max_points: int = Field(default=2000, ge=10, description="validation samples projected")
-    plotlyjs: Literal["embed", "cdn"] = Field(default="embed", description="embed: plots work offline (+3.5 MB each)")
+    plotlyjs: Literal["shared", "embed", "cdn"] = Field(default="shared", description="shared: one plotly.js per study run; embed: +3.5 MB per figure; cdn: needs internet")
 
 
 class RegistrySpec(Strict):
@@ -135,11 +180,15 @@ class StudySpec(Strict):
         return self.registry.model_name or self.name
 
     @property
+    def direction(self) -> Literal["maximize", "minimize"]:
+        return self.objective.resolved_direction
+
+    @property
     def grid_size(self) -> int:
-        size = 1
-        for values in self.space.grid().values():
-            size *= len(values)
-        return size
+        """Distinct configurations of a grid study (see `space.grid_points`)."""
+        from vae_lab.study.space import grid_points
+
+        return len(grid_points(self.space))
 
     @property
     def planned_trials(self) -> int:
@@ -156,20 +205,38 @@ def renamed(spec: StudySpec, name: str) -> StudySpec:
         raise VaeLabError("--name", f"{name!r} is not a study name", "use letters, digits, '-', '_' or '.'") from None
 
 
+def study_folders(studies_dir: Path = STUDIES_DIR) -> list[Path]:
+    """Where names are looked up, first match wins: the local folder, then the shipped studies."""
+    folders = [studies_dir]
+    if SHIPPED_STUDIES.resolve() != Path(studies_dir).resolve():
+        folders.append(SHIPPED_STUDIES)
+    return [f for f in folders if f.is_dir()]
+
+
+def known_studies(studies_dir: Path = STUDIES_DIR) -> dict[str, Path]:
+    """Study name (file stem) -> file, local files overriding shipped ones."""
+    found: dict[str, Path] = {}
+    for folder in reversed(study_folders(studies_dir)):
+        for path in sorted(folder.glob("*.y*ml")):
+            found[path.stem] = path
+    return dict(sorted(found.items()))
+
+
 def find_study_file(name_or_path: str, studies_dir: Path = STUDIES_DIR) -> Path:
-    """`deep-sweep` -> studies/deep-sweep.yaml; a path is taken as given."""
+    """`deep-sweep` -> ./studies/deep-sweep.yaml or the shipped one; a path is taken as given."""
     candidate = Path(name_or_path)
     if candidate.suffix in {".yaml", ".yml"} or candidate.exists():
         if not candidate.is_file():
             raise VaeLabError(str(candidate), "study file not found", "check the path")
         return candidate
-    for suffix in (".yaml", ".yml"):
-        path = studies_dir / f"{name_or_path}{suffix}"
-        if path.is_file():
-            return path
-    known = sorted(p.stem for p in studies_dir.glob("*.y*ml")) if studies_dir.is_dir() else []
+    for folder in study_folders(studies_dir):
+        for suffix in (".yaml", ".yml"):
+            path = folder / f"{name_or_path}{suffix}"
+            if path.is_file():
+                return path
+    known = list(known_studies(studies_dir))
     fix = f"use one of: {', '.join(known)}" if known else f"create {studies_dir}/{name_or_path}.yaml"
-    raise VaeLabError(str(studies_dir / f"{name_or_path}.yaml"), f"no study named {name_or_path!r}", fix)
+    raise VaeLabError(f"study {name_or_path!r}", f"not found in {studies_dir}/ or the shipped studies", fix)
 
 
 def _field(loc: tuple) -> str:
@@ -177,12 +244,32 @@ def _field(loc: tuple) -> str:
     return ".".join(str(p) for p in loc if not (isinstance(p, str) and (p[:1].isupper() or "[" in p or p.startswith("function-"))))
 
 
-SHAPE_ERRORS = {"list_type", "model_type", "dict_type", "model_attributes_type", "float_type", "int_type"}
+SHAPE_ERRORS = {"list_type", "model_type", "dict_type", "model_attributes_type", "float_type", "int_type", "none_required"}
 
 
 def _most_specific(errors: list[dict]) -> dict:
     """Of a union's several complaints, the one about the branch the user meant."""
     return max(errors, key=lambda e: (e["type"] not in SHAPE_ERRORS, len(e["loc"])))
+
+
+def parse_study(raw: object, where: str) -> StudySpec:
+    """Validate a parsed YAML document; every problem becomes one VaeLabError naming the field."""
+    if not isinstance(raw, dict):
+        raise VaeLabError(where, "a study must be a YAML mapping", "start from `vae-lab study show quick`")
+    try:
+        spec = StudySpec.model_validate(raw)
+    except ValidationError as exc:
+        error = _most_specific(exc.errors())
+        field = _field(error["loc"]) or "(top level)"
+        problem = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbid" or error["type"] == "extra_forbidden":
+            problem = "unknown key"
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise VaeLabError(f"{where}: {field}", problem + more, "see `vae-lab study show quick` for every field") from None
+    from vae_lab.study.space import check_space
+
+    check_space(spec.space, where)
+    return spec
 
 
 def load_study_spec(name_or_path: str, studies_dir: Path = STUDIES_DIR) -> tuple[StudySpec, Path]:
@@ -194,29 +281,6 @@ def load_study_spec(name_or_path: str, studies_dir: Path = STUDIES_DIR) -> tuple
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise VaeLabError(where, f"not valid YAML ({getattr(exc, 'problem', exc)})", "fix the syntax") from None
-    if not isinstance(raw, dict):
-        raise VaeLabError(str(path), "a study must be a YAML mapping", "start from studies/quick.yaml")
-    try:
-        spec = StudySpec.model_validate(raw)
-    except ValidationError as exc:
-        error = _most_specific(exc.errors())
-        field = _field(error["loc"]) or "(top level)"
-        problem = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            problem = "unknown key"
-        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise VaeLabError(f"{path}: {field}", problem + more, "see studies/quick.yaml for the schema") from None
-    _check_architectures(spec, path)
-    return spec, path
-
-
-def _check_architectures(spec: StudySpec, path: Path) -> None:
-    from vae_lab.models import ARCHITECTURES
-
-    unknown = [a for a in spec.space.architecture if a not in ARCHITECTURES]
-    if unknown:
-        raise VaeLabError(
-            f"{path}: space.architecture",
-            f"unknown architecture {unknown[0]!r}",
-            f"use any of: {', '.join(sorted(ARCHITECTURES))}",
-        )
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VaeLabError(str(path), f"cannot be read ({exc.__class__.__name__})", "check the file") from None
+    return parse_study(raw, str(path)), path

@@ -2,7 +2,9 @@
 
 The default journal file is append-only with a file lock, so several local worker processes
 can share one study safely (a single SQLite file is not safe for that). `sqlite:///` and
-`postgresql://` URLs go to Optuna's RDB storage; PostgreSQL is the multi-machine setup.
+`postgresql://` URLs go to Optuna's RDB storage, with Optuna's heartbeats switched on: a worker
+that stops beating (killed, or its machine gone) has its trial failed by the next worker that
+starts one. PostgreSQL is the multi-machine setup.
 """
 
 from __future__ import annotations
@@ -11,13 +13,19 @@ import contextlib
 import fcntl
 import zlib
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import optuna
 from optuna.storages import RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
+from vae_lab.config import uri_scheme
+
 DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql")
+HEARTBEAT_INTERVAL_S = 10
+HEARTBEAT_GRACE_S = 60  # a trial silent this long belongs to a dead worker
+
+StaleTrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 
 
 @contextlib.contextmanager
@@ -28,7 +36,7 @@ def schema_lock(url: str) -> Iterator[None]:
     and all but one crash ("duplicate key ... studydirection"). PostgreSQL gets an advisory
     lock, SQLite a lock file beside the database; other databases go unguarded.
     """
-    scheme = url.split(":", 1)[0].split("+", 1)[0]
+    scheme = uri_scheme(url)
     if scheme == "sqlite":
         path = Path(url.split(":///", 1)[1])
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,7 +47,7 @@ def schema_lock(url: str) -> Iterator[None]:
         import sqlalchemy
 
         key = zlib.crc32(b"vae-lab optuna schema")
-        engine = sqlalchemy.create_engine(url)
+        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
         try:
             with engine.connect() as connection:
                 connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
@@ -53,12 +61,15 @@ def schema_lock(url: str) -> Iterator[None]:
         yield
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    scheme = url.split(":", 1)[0].split("+", 1)[0] if "://" in url else ""
+def open_storage(url: str, on_stale_trial: StaleTrialCallback | None = None) -> optuna.storages.BaseStorage:
+    """The storage behind `url`; `on_stale_trial` runs for each trial a heartbeat check fails."""
+    scheme = uri_scheme(url.removeprefix("journal:"))
     if scheme in DATABASE_SCHEMES:
         engine_kwargs = {"connect_args": {"timeout": 60}} if scheme == "sqlite" else {"pool_pre_ping": True}
+        if scheme == "postgresql":
+            engine_kwargs["connect_args"] = {"connect_timeout": 10}
         with schema_lock(url):
-            return RDBStorage(url, engine_kwargs=engine_kwargs)
+            return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=HEARTBEAT_GRACE_S, failed_trial_callback=on_stale_trial)
     path = Path(url.removeprefix("journal:"))
     path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(path)))

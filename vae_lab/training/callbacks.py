@@ -28,15 +28,21 @@ class Callback:
 
 
 class EarlyStopping(Callback):
-    """Stop when `monitor` has not improved for `patience` epochs (the journal used 5 on val_loss)."""
+    """Stop when `monitor` has not improved for `patience` epochs (the journal used 5 on val_loss).
 
-    def __init__(self, monitor: str = "val_loss", patience: int = 5, mode: str = "min"):
-        self.monitor, self.patience, self.mode = monitor, patience, mode
+    Epochs before `start_epoch` (a KL warm-up, whose loss rises by design) and epochs whose
+    value is missing or not finite never spend patience.
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 5, mode: str = "min", start_epoch: int = 0):
+        self.monitor, self.patience, self.mode, self.start_epoch = monitor, patience, mode, start_epoch
         self.best = math.inf if mode == "min" else -math.inf
         self.bad_epochs = 0
 
     def on_epoch_end(self, trainer: "Trainer", epoch: int, metrics: dict[str, float]) -> None:
-        value = metrics[self.monitor]
+        value = metrics.get(self.monitor)
+        if epoch < self.start_epoch or value is None or not math.isfinite(value):
+            return
         improved = value < self.best if self.mode == "min" else value > self.best
         if improved:
             self.best, self.bad_epochs = value, 0

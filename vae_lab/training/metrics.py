@@ -1,7 +1,10 @@
-"""Reconstruction metrics and the tradeoff score, as pure functions of tensors.
+"""Reconstruction and latent diagnostics, as pure functions of tensors.
 
-F1 is computed voxel-wise on the decoded class grid, for descriptor classes 1-4 only: class 0
-(empty) is >99% of cells, so including it would make every model look perfect.
+Everything here reads accumulated counts, so a validation pass sums them batch by batch on the
+training device and converts once at the end. F1 is voxel-wise on the decoded class grid, for
+descriptor classes 1-4 only: class 0 (empty) is >99% of cells, so counting it would make every
+model look perfect. Occupancy scores ask the coarser question, "is there something in this
+cell", whatever its class.
 """
 
 from __future__ import annotations
@@ -11,38 +14,64 @@ import math
 import torch
 from torch import Tensor
 
-from vae_lab.models.base import NUM_CLASSES
+from vae_lab.choices import NUM_CLASSES
 
 DESCRIPTOR_CLASSES = tuple(range(1, NUM_CLASSES))
+ACTIVE_UNIT_VARIANCE = 0.01  # Burda et al. 2016: a unit whose mean moves less than this is unused
+KL_USED_NATS = 0.1  # a latent dimension carrying less KL than this says nothing about the input
 
 
-def class_counts(pred: Tensor, target: Tensor) -> Tensor:
-    """(3, 4) int64 tensor of true positives, false positives, false negatives per class 1-4."""
-    pred, target = pred.reshape(-1), target.reshape(-1).to(pred.dtype)
-    rows = []
-    for c in DESCRIPTOR_CLASSES:
-        is_pred, is_true = pred == c, target == c
-        rows.append(
-            torch.stack(
-                [(is_pred & is_true).sum(), (is_pred & ~is_true).sum(), (~is_pred & is_true).sum()]
-            )
-        )
-    return torch.stack(rows, dim=1).to(torch.int64)
+def confusion_matrix(pred: Tensor, target: Tensor) -> Tensor:
+    """(5, 5) int64 cell counts, rows the true class and columns the predicted one (on pred's device)."""
+    index = target.reshape(-1).long() * NUM_CLASSES + pred.reshape(-1).long()
+    return torch.bincount(index, minlength=NUM_CLASSES * NUM_CLASSES).view(NUM_CLASSES, NUM_CLASSES)
 
 
-def per_class_f1(counts: Tensor) -> dict[int, float | None]:
-    """F1 of each class 1-4 from accumulated counts; None for a class absent from both sides."""
+def per_class_f1(confusion: Tensor) -> dict[int, float | None]:
+    """F1 of each class 1-4; None for a class absent from both the target and the prediction."""
+    confusion = confusion.cpu()
     scores: dict[int, float | None] = {}
-    for i, c in enumerate(DESCRIPTOR_CLASSES):
-        tp, fp, fn = (int(v) for v in counts[:, i])
+    for c in DESCRIPTOR_CLASSES:
+        tp = int(confusion[c, c])
+        fp = int(confusion[:, c].sum()) - tp
+        fn = int(confusion[c, :].sum()) - tp
         scores[c] = None if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
     return scores
 
 
-def macro_f1(counts: Tensor) -> float:
+def macro_f1(confusion: Tensor) -> float:
     """Mean F1 over the descriptor classes that occur in the target or the prediction."""
-    present = [s for s in per_class_f1(counts).values() if s is not None]
+    present = [s for s in per_class_f1(confusion).values() if s is not None]
     return sum(present) / len(present) if present else 0.0
+
+
+def occupancy_scores(confusion: Tensor) -> dict[str, float]:
+    """Precision, recall and IoU of "occupied" (any class 1-4) against empty; 0 when undefined."""
+    confusion = confusion.cpu()
+    tp = int(confusion[1:, 1:].sum())
+    fp = int(confusion[0, 1:].sum())
+    fn = int(confusion[1:, 0].sum())
+    ratio = lambda a, b: a / b if b else 0.0  # noqa: E731
+    return {"precision": ratio(tp, tp + fp), "recall": ratio(tp, tp + fn), "iou": ratio(tp, tp + fp + fn)}
+
+
+def exact_matches(pred: Tensor, target: Tensor) -> Tensor:
+    """Number of samples (a 0-d tensor) whose every cell was reconstructed with the right class."""
+    return (pred.flatten(1) == target.flatten(1).long()).all(dim=1).sum()
+
+
+def active_units(mu_sum: Tensor, mu_square_sum: Tensor, n: int, threshold: float = ACTIVE_UNIT_VARIANCE) -> int:
+    """Latent dimensions whose posterior mean varies over the data by at least `threshold`."""
+    if n < 2:
+        return 0
+    mean = mu_sum / n
+    variance = (mu_square_sum / n - mean.pow(2)) * n / (n - 1)
+    return int((variance >= threshold).sum())
+
+
+def kl_dimension_summary(kl_per_dim: Tensor, threshold: float = KL_USED_NATS) -> dict[str, float]:
+    """The largest per-dimension KL and how many dimensions carry more than `threshold` nats."""
+    return {"max": float(kl_per_dim.max()) if kl_per_dim.numel() else 0.0, "used": int((kl_per_dim > threshold).sum())}
 
 
 def tradeoff_score(f1: float, kl: float, latent_dim: int, kl_scale: float = 10.0) -> float:
@@ -51,4 +80,6 @@ def tradeoff_score(f1: float, kl: float, latent_dim: int, kl_scale: float = 10.0
     It uses no raw loss value, so runs with different loss functions compare; it lies in [0, 1]
     (higher is better); a KL of `kl_scale` nats per latent dimension costs a factor e.
     """
+    if not math.isfinite(kl):
+        return 0.0
     return f1 * math.exp(-max(kl, 0.0) / (latent_dim * kl_scale))

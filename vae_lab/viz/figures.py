@@ -35,9 +35,21 @@ def project_latents(latents: np.ndarray, method: Literal["pca", "umap"] = "pca",
     return pca.transform(latents), f"({share:.0%} of variance)"
 
 
-def latent_projection_figure(latents: np.ndarray, labels: np.ndarray, label_names: Sequence[str], *, method: Literal["pca", "umap"] = "pca", title: str = "", seed: int = 0) -> go.Figure:
-    """Scatter of projected validation latents, one trace per label so the legend filters them."""
-    xy, note = project_latents(latents, method, seed)
+def latent_projection_figure(
+    latents: np.ndarray,
+    labels: np.ndarray,
+    label_names: Sequence[str],
+    *,
+    method: Literal["pca", "umap"] = "pca",
+    title: str = "",
+    seed: int = 0,
+    projection: tuple[np.ndarray, str] | None = None,
+) -> go.Figure:
+    """Scatter of projected validation latents, one trace per label so the legend filters them.
+
+    `projection` is `project_latents`' result when the caller already has it.
+    """
+    xy, note = projection if projection is not None else project_latents(latents, method, seed)
     figure = go.Figure()
     codes = np.unique(labels)
     for code in codes:
@@ -75,25 +87,40 @@ def _voxel_trace(grid: np.ndarray, in_legend: set[int]) -> list[go.Scatter3d]:
     return traces
 
 
-def reconstruction_figure(originals: np.ndarray, reconstructions: np.ndarray, *, title: str = "Reconstructions") -> go.Figure:
-    """Original (top row) against reconstruction (bottom row) for a few samples, as 3-D voxels."""
-    n = len(originals)
-    edge = originals.shape[-1]
-    occupied = lambda grid: int((grid > 0).sum())  # noqa: E731
+def voxel_panels(rows: Sequence[np.ndarray], titles: Sequence[Sequence[str]], *, title: str) -> go.Figure:
+    """Rows of 3-D voxel scenes, one per grid; each class enters the legend once."""
+    n_rows, n_cols = len(rows), len(rows[0])
+    edge = rows[0].shape[-1]
     figure = make_subplots(
-        rows=2,
-        cols=n,
-        specs=[[{"type": "scene"}] * n] * 2,
-        subplot_titles=[f"sample {i}: {occupied(g)} cells" for i, g in enumerate(originals)]
-        + [f"reconstructed: {occupied(g)} cells" for g in reconstructions],
+        rows=n_rows,
+        cols=n_cols,
+        specs=[[{"type": "scene"}] * n_cols] * n_rows,
+        subplot_titles=[t for row in titles for t in row],
         vertical_spacing=0.05,
     )
     in_legend: set[int] = set()
-    for i in range(n):
-        for row, grid in ((1, originals[i]), (2, reconstructions[i])):
+    for r, grids in enumerate(rows):
+        for c, grid in enumerate(grids):
             for trace in _voxel_trace(grid, in_legend):
-                figure.add_trace(trace, row=row, col=i + 1)
+                figure.add_trace(trace, row=r + 1, col=c + 1)
     axis = {"range": [-0.5, edge - 0.5], "showticklabels": False, "title": ""}
     figure.update_scenes(xaxis=axis, yaxis=axis, zaxis=axis, aspectmode="cube")
-    figure.update_layout(title=title, height=700, width=max(500, 240 * n + 120), template="plotly_white", legend={"title": "descriptor"})
+    figure.update_layout(title=title, height=350 * n_rows, width=max(500, 240 * n_cols + 120), template="plotly_white", legend={"title": "descriptor"})
     return figure
+
+
+def reconstruction_figure(originals: np.ndarray, reconstructions: np.ndarray, *, title: str = "Reconstructions", names: Sequence[str] | None = None) -> go.Figure:
+    """Original (top row) against reconstruction (bottom row) for a few samples, as 3-D voxels.
+
+    `names` heads each column (default "sample i"); a reconstruction's title counts its cells
+    and, when it has any, the cells whose class differs from the original.
+    """
+    names = list(names) if names is not None else [f"sample {i}" for i in range(len(originals))]
+    occupied = lambda grid: int((grid > 0).sum())  # noqa: E731
+
+    def reconstructed(original: np.ndarray, grid: np.ndarray) -> str:
+        wrong = int((original != grid).sum())
+        return f"reconstructed: {occupied(grid)} cells" + (f", {wrong} wrong" if wrong and occupied(grid) else "")
+
+    titles = [[f"{name}: {occupied(g)} cells" for name, g in zip(names, originals)], [reconstructed(o, g) for o, g in zip(originals, reconstructions)]]
+    return voxel_panels([originals, reconstructions], titles, title=title)

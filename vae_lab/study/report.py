@@ -1,0 +1,118 @@
+"""The study at a glance, on the parent run: a leaderboard and Optuna's own figures.
+
+Refreshed in a background thread whenever a trial finishes (the next trial trains meanwhile),
+and once more when the worker stops, so a long study can be read while it runs: open the
+parent run's `leaderboard.csv` (a table in the UI) or `leaderboard.html`, and the optimisation
+history, parameter importances, parallel coordinates and intermediate values.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import warnings
+from typing import Any
+
+import optuna
+import pandas as pd
+
+from vae_lab.tracking import PlotlyAssets, Tracker
+
+logger = logging.getLogger(__name__)
+
+# What each trial keeps (as the user attr "summary") for the leaderboard, from its best metrics.
+SUMMARY_METRICS = (
+    "val_f1", "val_f1_c1", "val_f1_c2", "val_f1_c3", "val_f1_c4", "val_kl", "val_active_units",
+    "val_knn_accuracy", "val_silhouette", "val_occupancy_iou", "val_exact_match",
+)
+
+
+def summary_of(best: dict[str, float]) -> dict[str, float]:
+    return {name: float(best[name]) for name in SUMMARY_METRICS if name in best and math.isfinite(best[name])}
+
+
+def leaderboard(study: optuna.Study, objective: str) -> pd.DataFrame:
+    """One row per trial, best first: objective, F1s, KL, active units, kNN accuracy, time, config, state."""
+    rows: list[dict[str, Any]] = []
+    for t in study.get_trials(deepcopy=False):
+        duration = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
+        row: dict[str, Any] = {"trial": t.number, "state": t.state.name.lower(), objective: t.value}
+        row.update(t.user_attrs.get("summary", {}))
+        row.update({"time_s": duration, "epochs": t.user_attrs.get("epochs_run"), "best_epoch": t.user_attrs.get("best_epoch")})
+        row.update(t.params)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    ascending = study.direction == optuna.study.StudyDirection.MINIMIZE
+    return frame.sort_values(objective, ascending=ascending, na_position="last", kind="stable")
+
+
+def study_figures(study: optuna.Study, objective: str) -> dict[str, Any]:
+    """Optuna's plotly figures that the trials so far can support (none before a trial completes)."""
+    from optuna import visualization as vis
+
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        return {}
+    figures: dict[str, Any] = {"optimization_history.html": lambda: vis.plot_optimization_history(study, target_name=objective)}
+    figures["intermediate_values.html"] = lambda: vis.plot_intermediate_values(study)
+    varying = {name for name in complete[0].params if len({repr(t.params.get(name)) for t in complete}) > 1}
+    if len(complete) >= 2 and varying:
+        figures["parallel_coordinate.html"] = lambda: vis.plot_parallel_coordinate(study, target_name=objective)
+    if len(complete) >= 3 and varying:
+        figures["param_importances.html"] = lambda: vis.plot_param_importances(study, target_name=objective)
+    made = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, make in figures.items():
+            try:
+                made[name] = make()
+            except (ValueError, RuntimeError, ZeroDivisionError) as error:  # e.g. importances of constant values
+                logger.debug("study figure %s skipped: %s", name, error)
+    return made
+
+
+def refresh(tracker: Tracker, run_id: str, study: optuna.Study, objective: str, assets: PlotlyAssets) -> None:
+    """Write the leaderboard and the study figures to the parent run."""
+    frame = leaderboard(study, objective)
+    if not frame.empty:
+        tracker.log_table(run_id, frame, "leaderboard", title=f"study {study.study_name}: trials by {objective}")
+    for name, figure in study_figures(study, objective).items():
+        tracker.log_figure(run_id, figure, name, assets)
+
+
+class ReportRefresher:
+    """Refreshes the study report off the training thread; requests arriving while it works
+    coalesce into one more refresh. `close` does a last refresh and waits for it."""
+
+    def __init__(self, tracker: Tracker, run_id: str, study: optuna.Study, objective: str, assets: PlotlyAssets):
+        self._args = (tracker, run_id, study, objective, assets)
+        self._wanted = threading.Event()
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, name="vae-lab-report", daemon=True)
+        self._thread.start()
+
+    def request(self) -> None:
+        self._wanted.set()
+
+    def _loop(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            if self._stop:
+                return
+            self._refresh()
+
+    def _refresh(self) -> None:
+        try:
+            refresh(*self._args)
+        except Exception as error:  # a report must never stop a study
+            logger.warning("could not refresh the study report: %s", error)
+
+    def close(self) -> None:
+        self._stop = True
+        self._wanted.set()
+        self._thread.join(timeout=120)
+        self._refresh()
