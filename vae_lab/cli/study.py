@@ -39,32 +39,49 @@ def trials_table(trials: list[dict[str, Any]], title: str, best: int | None) -> 
     return table
 
 
+DeviceOption = Annotated[Optional[str], typer.Option("--device", help="auto (CUDA if there is one), cpu, cuda or cuda:N; overrides the study's training.device.")]
+
+
 @app.command("run")
 @user_errors
 def run(
-    study: Annotated[str, typer.Argument(help="A study name from studies/ (e.g. quick, deep-sweep) or a path to a YAML file.")],
-    n_trials: Annotated[Optional[int], typer.Option("--n-trials", min=1, help="Run this many more trials (default: what the study still owes).")] = None,
+    study: Annotated[str, typer.Argument(help="A study name (./studies/ first, then the shipped ones: quick, seed-grid, ...) or a path to a YAML file.")],
+    n_trials: Annotated[Optional[int], typer.Option("--n-trials", min=1, help="Run this many more trials in all (default: what the study still owes).")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="Dataset file, overriding the study's and VAE_LAB_DATA.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Run under another name: a separate study, experiment and registered model.")] = None,
+    device: DeviceOption = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes on this machine (one GPU each when there are several).")] = 1,
     as_json: JsonFlag = False,
 ) -> None:
     """Run a study, or resume it: trials already finished are kept and a grid is never restarted.
 
-    Each trial trains one VAE and logs params, per-epoch metrics, latent plots and the model to
-    MLflow; the best model becomes the registered model's `champion`. Ctrl-C stops cleanly and
-    a later run carries on.
+    Each trial trains one VAE and logs params, per-epoch metrics, figures and the model to
+    MLflow; the best model becomes the registered model's `champion`, the best of each family
+    `best-<family>`. Prints the plan's estimate first. Ctrl-C stops cleanly (every worker) and
+    the same command carries on; so does it after a worker was killed.
     """
     from vae_lab.cli.progress import RichStudyProgress
-    from vae_lab.study.runner import run_study
+    from vae_lab.runtime import check_device_spec
 
     spec, path = load_study_spec(study)
     if name:
         spec = renamed(spec, name)
+    if device:
+        check_device_spec(device, "--device")
+    _print_plan_estimate(spec, data, device, workers)
     try:
         with RichStudyProgress() as progress:
-            report = run_study(spec, n_trials=n_trials, data_path=data, observer=progress, where=str(path))
+            if workers > 1:
+                from vae_lab.study.workers import run_study_workers
+
+                report = run_study_workers(spec, workers, sink=progress, n_trials=n_trials, data_path=data, where=str(path), device=device)
+            else:
+                from vae_lab.study.runner import run_study
+                from vae_lab.study.workers import EventObserver
+
+                report = run_study(spec, n_trials=n_trials, data_path=data, observer=EventObserver(progress), where=str(path), device=device)
     except KeyboardInterrupt:
-        err.print(f"interrupted: finished trials are kept; `vae-lab study run {study}` resumes")
+        err.print(f"interrupted: finished trials are kept; `{command_name()} study run {study}` resumes")
         raise typer.Exit(130) from None
     if as_json:
         emit_json(report.to_dict())
@@ -77,9 +94,26 @@ def run(
             f"champion: [bold]{c['uri']}[/] (version {c['version']}, trial {c['tags'].get('trial')}, "
             f"{c['tags'].get('best_architecture')}, {c['tags'].get('objective')} = {float(c['tags'].get('value', 'nan')):.4f})"
         )
+        families = [a for a in c.get("aliases", {}) if a.startswith("best-")]
+        if len(families) > 1:
+            out.print(f"best of each family: {', '.join(f'@{a}' for a in families)} (vae-lab registry show {spec.model_name} --alias best-...)")
     else:
         out.print("no trial finished, so there is no champion yet")
-    out.print(f"compare the runs in the MLflow UI: [bold]{command_name()} ui[/] (experiment '{spec.name}')")
+    out.print(f"compare the runs in the MLflow UI: [bold]{command_name()} ui[/] (experiment '{spec.name}', runs sorted by {spec.objective.metric})")
+
+
+def _print_plan_estimate(spec, data: Optional[Path], device: Optional[str], workers: int) -> None:
+    """The plan's one-line estimate before a run starts (never fatal: a run does not need it)."""
+    try:
+        from vae_lab.study.planner import plan_study
+
+        plan = plan_study(spec, data_path=data, device=device, workers=workers, calibrate_if_missing=True)
+    except Exception as error:  # noqa: BLE001 - an estimate must never stop a study
+        err.print(f"[dim]no estimate: {error}[/]")
+        return
+    err.print(plan.headline())
+    for line in plan.warnings:
+        err.print(f"[yellow]warning:[/] {line}")
 
 
 @app.command("status")
@@ -116,3 +150,42 @@ def list_studies(as_json: JsonFlag = False) -> None:
     for r in rows:
         table.add_row(r["name"], r["sampler"], str(r["trials"]), r["description"])
     out.print(table)
+
+
+@app.command("plan")
+@user_errors
+def plan(
+    study: Annotated[str, typer.Argument(help="A study name or a path to a YAML file.")],
+    data: Annotated[Optional[Path], typer.Option("--data", help="Dataset file, overriding the study's and VAE_LAB_DATA.")] = None,
+    device: DeviceOption = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes the run would use.")] = 1,
+    as_json: JsonFlag = False,
+) -> None:
+    """What a study will cost here, before it spends anything: trials, epochs, rows, FLOPs per
+    trial and the wall time from a few seconds of calibration (cached per machine), with the
+    range pruning allows and a warning when it runs past a working day."""
+    from vae_lab.runtime import check_device_spec
+    from vae_lab.study.planner import duration, plan_study
+
+    spec, _ = load_study_spec(study)
+    if device:
+        check_device_spec(device, "--device")
+    with err.status(f"calibrating {spec.name} on this machine (cached after the first time)"):
+        result = plan_study(spec, data_path=data, device=device, workers=workers)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    table = Table(title=f"plan of study {spec.name} on {result.device}", show_header=False)
+    table.add_row("trials", f"{result.trials}")
+    table.add_row("epochs at most", f"{result.max_epochs}")
+    table.add_row("rows per epoch", f"{result.rows_per_epoch:,} train + {result.val_rows:,} val")
+    table.add_row("FLOPs per trial", f"{result.flops_per_trial:.3g}")
+    table.add_row("estimated wall time", duration(result.estimated_s))
+    if result.estimated_s_pruned:
+        low, high = result.estimated_s_pruned
+        table.add_row(f"with {spec.pruner.kind} pruning", f"{duration(low)} to {duration(high)}")
+    for cost in result.configs:
+        table.add_row(f"  {cost.architecture}/{cost.output} {cost.loss} batch {cost.batch_size}", f"{cost.trials:g} trial(s), {cost.train_samples_per_s:,.0f} train rows/s, {cost.epoch_s:.2f} s/epoch")
+    out.print(table)
+    for line in result.warnings:
+        err.print(f"[yellow]warning:[/] {line}")

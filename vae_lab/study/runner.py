@@ -173,7 +173,7 @@ def run_study(
     try:
         with lock:
             reap_dead_trials(study, settings.optuna_storage, tracker)
-            remaining, done = plan_remaining(study, spec, n_trials)
+            remaining, done = plan_remaining(study, spec, n_trials, allow_repeats=worker.parent_run_id is None)
         experiment_id = tracker.ensure_experiment(spec.name)
         observer.on_study_start(spec, remaining, done)
         if remaining == 0:
@@ -217,15 +217,17 @@ def start_parent_run(tracker: Tracker, experiment_id: str, spec: StudySpec, data
     return run_id
 
 
-def plan_remaining(study: optuna.Study, spec: StudySpec, n_trials: int | None) -> tuple[int, int]:
-    """(trials to run now, trials already finished); queues a grid's missing points. Under the lock."""
+def plan_remaining(study: optuna.Study, spec: StudySpec, n_trials: int | None, allow_repeats: bool = True) -> tuple[int, int]:
+    """(trials to run now, trials already finished); queues a grid's missing points, and repeats
+    when `n_trials` asks for more than the grid has left (not for workers of `--workers`, whose
+    parent queued them). Under the lock."""
     trials = study.get_trials(deepcopy=False)
     done = sum(t.state in FINISHED for t in trials)
     if spec.sampler == "grid":
         waiting = queue_grid(study, grid_points(spec.space))
         if n_trials is None:
             return waiting, done
-        if n_trials > waiting:
+        if n_trials > waiting and allow_repeats:
             queue_grid(study, grid_points(spec.space), repeats=n_trials - waiting)
         return n_trials, done
     if n_trials is not None:

@@ -1,0 +1,165 @@
+"""The MLflow UI as a user sees it, in headless Chromium: a tiny study's runs, a metric chart, a plotly figure.
+
+One study and one `vae-lab ui` server are shared by the module's tests; each test opens its own page.
+Screenshots land in the module's tmp folder (`.../screens/`) and, when VAE_LAB_SCREENSHOTS names a
+folder, there too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.request
+
+import pytest
+
+from tests.browser_helpers import Browser, missing_browser, start_chromium
+from tests.conftest import free_port, wait_for_mlflow
+from tests.test_cli import VAE_LAB
+from vae_lab.data import synthesize, write_dataset
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing_browser() is not None, reason=missing_browser() or "")]
+
+STUDY = """
+name: tiny
+data: {toy_fraction: 1.0, seed: 0}
+sampler: grid
+training: {epochs: 2}
+space:
+  architecture: [fc]
+  latent_dim: [2, 3]
+artifacts: {max_points: 200, reconstructions: 1}
+"""
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A lab with a finished two-trial study and `vae-lab ui` serving it: (base URL, study report, lab)."""
+    lab = tmp_path_factory.mktemp("browser-lab")
+    (lab / "studies").mkdir()
+    (lab / "studies" / "tiny.yaml").write_text(STUDY)
+    write_dataset(synthesize(rows=1500, seed=1), lab / "voxels.parquet")
+    # The same isolated stores as the `lab` fixture, but for subprocesses: nothing in this process changes.
+    env = os.environ | {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{lab / 'mlflow.db'}",
+        "VAE_LAB_ARTIFACT_ROOT": str(lab / "mlruns"),
+        "VAE_LAB_OPTUNA_STORAGE": str(lab / ".vae-lab" / "optuna.log"),
+        "VAE_LAB_CACHE_DIR": str(lab / ".vae-lab" / "cache"),
+        "VAE_LAB_DATA": str(lab / "data" / "synthetic.parquet"),
+    }
+    study = subprocess.run([VAE_LAB, "study", "run", "tiny", "--data", "voxels.parquet", "--json"], cwd=lab, env=env, capture_output=True, text=True, timeout=900)
+    assert study.returncode == 0, study.stderr[-4000:]
+    report = json.loads(study.stdout)
+    assert [t["state"] for t in report["trials"]] == ["COMPLETE", "COMPLETE"], report["trials"]
+
+    port = free_port()
+    log = open(lab / "ui.log", "wb")
+    server = subprocess.Popen([VAE_LAB, "ui", "--port", str(port)], cwd=lab, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_mlflow(base)
+        yield base, report, lab
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(served, tmp_path_factory):
+    base, report, lab = served
+    driver = start_chromium(tmp_path_factory.mktemp("chromium-profile"))
+    try:
+        yield Browser(driver, lab / "screens")
+    finally:
+        driver.quit()
+
+
+def by_xpath(xpath: str):
+    from selenium.webdriver.common.by import By
+
+    return lambda driver: [e for e in driver.find_elements(By.XPATH, xpath) if e.is_displayed()]
+
+
+def by_css(css: str):
+    from selenium.webdriver.common.by import By
+
+    return lambda driver: driver.find_elements(By.CSS_SELECTOR, css)
+
+
+def trial_run(report: dict, number: int = 0) -> str:
+    return next(t["mlflow_run_id"] for t in report["trials"] if t["number"] == number)
+
+
+def test_runs_page_lists_the_trials_in_the_runs_table(served, browser):
+    base, report, lab = served
+    experiment = json.loads(urllib.request.urlopen(f"{base}/api/2.0/mlflow/experiments/get?experiment_id={report['experiment_id']}", timeout=30).read())
+    assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in experiment["experiment"]["tags"]
+
+    browser.driver.get(f"{base}/#/experiments/{report['experiment_id']}/runs")
+    # The model-training runs view: a runs table (ag-grid, "Run Name" column) under a "...Runs" heading,
+    # not the GenAI overview or traces view.
+    browser.wait(by_xpath("//*[@role='grid']//*[@role='columnheader'][normalize-space()='Run Name']"), "the runs table")
+    heading = browser.wait(by_xpath("//h2[contains(translate(normalize-space(), 'R', 'r'), 'runs')]"), "a runs heading")[0].text
+    assert heading in {"Runs", "Training runs"}, heading
+    assert not by_xpath("//h2[normalize-space()='Traces' or normalize-space()='Overview']")(browser.driver), "a GenAI view is open"
+
+    # The trials are nested under the study's parent run: expand it, as a user would.
+    parent = report["parent_run_id"]
+    expand = browser.wait(by_xpath(f"//*[@role='gridcell'][.//a[contains(@href, '/runs/{parent}')]]//button"), "the parent run's expand button")
+    expand[0].click()
+    names = [f"trial-{t['number']:03d}-fc" for t in report["trials"]]
+    for name in names:
+        browser.wait(by_xpath(f"//*[@role='gridcell']//a[normalize-space()='{name}']"), f"trial run {name} in the table")
+    browser.screenshot("runs")
+
+
+def test_a_trial_run_shows_its_val_f1_chart(served, browser):
+    base, report, lab = served
+    run = trial_run(report)
+    browser.driver.get(f"{base}/#/experiments/{report['experiment_id']}/runs/{run}/model-metrics")
+    browser.wait(by_xpath("//*[normalize-space()='trial-000-fc']"), "the trial run's page")
+    search = browser.wait(by_xpath("//input[@placeholder='Search metric charts']"), "the metric chart search box")[0]
+    search.send_keys("val_f1")
+    card = "//h4[normalize-space()='val_f1']/ancestor::*[.//*[contains(@class, 'js-plotly-plot')]][1]"
+    browser.wait(by_xpath(card), "a val_f1 chart card")
+    browser.wait(by_xpath(f"{card}//*[contains(@class, 'main-svg')]//*[contains(@class, 'scatterlayer')]/*[contains(@class, 'trace')]"), "the val_f1 line drawn")
+    browser.screenshot("chart")
+
+
+def test_a_plotly_artifact_renders_with_the_study_plotly_library(served, browser):
+    base, report, lab = served
+    run = trial_run(report)
+    driver = browser.driver
+    driver.get(f"{base}/#/experiments/{report['experiment_id']}/runs/{run}/artifacts")
+    browser.wait(by_xpath("//*[normalize-space(text())='latents_pca.html']"), "latents_pca.html in the artifact tree")[0].click()
+    # MLflow shows HTML artifacts in a sandboxed iframe made from a blob: URL.
+    frame = browser.wait(by_css("iframe[src^='blob:']"), "the HTML artifact's iframe")[0]
+    assert frame.get_attribute("sandbox") == "allow-scripts"
+    driver.switch_to.frame(frame)
+    try:
+        browser.wait(by_css("#vae-lab-figure .main-svg"), "plotly to draw latents_pca.html")
+        browser.wait(by_css("#vae-lab-figure .scatterlayer .trace"), "the latent points drawn")
+        # plotly.js came from the study's parent run through the UI, not from a CDN fallback.
+        scripts = driver.execute_script("return Array.from(document.scripts).map(s => s.src).filter(Boolean)")
+    finally:
+        driver.switch_to.default_content()
+    library = f"{base}/get-artifact?path=plotly.min.mjs&run_uuid={report['parent_run_id']}"
+    assert scripts == [library], scripts
+    browser.screenshot("artifact")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="MLflow 3.17's UI ignores the mlflow.experimentKind tag: the GenAI / Model training switch is a "
+    "per-browser setting (localStorage mlflow.workflowType, default genai, or ?workflowType= in the URL), so "
+    "a fresh browser opens every experiment on the GenAI overview. Remove this mark when that changes.",
+)
+def test_the_experiment_opens_on_its_runs(served, browser):
+    base, report, lab = served
+    driver = browser.driver
+    driver.get(f"{base}/#/experiments/{report['experiment_id']}")
+    landed = browser.wait(lambda d: any(part in d.current_url for part in ("/runs", "/overview", "/traces")) and d.current_url, "the experiment's landing page")
+    browser.screenshot("experiment-landing")
+    assert "/runs" in landed and "workflowType=genai" not in landed, landed

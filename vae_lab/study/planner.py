@@ -1,0 +1,216 @@
+"""`vae-lab study plan NAME`: what a study will cost on this machine, before it spends anything.
+
+Trials (the grid's size, or n_trials), epochs at most, rows per epoch, FLOPs per trial counted
+from the models' layers, and the wall time estimated from a short calibration of each distinct
+(architecture, head, loss, batch size) of the study on this device (`training.calibrate`, cached
+per machine). The estimate assumes every trial runs all its epochs; early stopping only makes a
+study shorter. With a pruner it adds a range: from "the pruner stops trials as early as it can"
+to "it stops none". A plan longer than a working day comes with what would fit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vae_lab.config import Settings, get_settings
+from vae_lab.device import describe, resolve_device
+from vae_lab.study.space import build_configs, grid_points
+from vae_lab.study.spec import FloatRange, IntRange, StudySpec
+
+WORKING_DAY_S = 8 * 3600
+# Per-trial work outside the epochs (building the model, figures, logging the model): the median
+# measured by `vae-lab bench` on the 2-core reference machine (benchmarks/RESULTS.md).
+TRIAL_OVERHEAD_S = 2.0
+UMAP_FIRST_CALL_S = 25.0  # numba compiles UMAP once per process
+UMAP_PER_TRIAL_S = 4.0
+
+
+@dataclass
+class ConfigCost:
+    architecture: str
+    output: str
+    loss: str
+    batch_size: int
+    trials: int
+    flops_per_sample: float
+    train_samples_per_s: float
+    val_samples_per_s: float
+    epoch_s: float
+
+
+@dataclass
+class Plan:
+    study: str
+    device: str
+    workers: int
+    trials: int
+    max_epochs: int
+    rows_per_epoch: int
+    val_rows: int
+    flops_per_trial: float
+    estimated_s: float
+    estimated_s_pruned: tuple[float, float] | None = None
+    configs: list[ConfigCost] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        document = asdict(self)
+        if self.estimated_s_pruned is None:
+            document.pop("estimated_s_pruned")
+        else:
+            document["estimated_s_pruned"] = list(self.estimated_s_pruned)
+        return document
+
+    def headline(self) -> str:
+        text = f"plan: {self.trials} trials x <= {self.max_epochs} epochs x {self.rows_per_epoch:,} rows on {self.device}: about {duration(self.estimated_s)}"
+        if self.estimated_s_pruned is not None:
+            low, high = self.estimated_s_pruned
+            text += f" ({duration(low)} to {duration(high)} with pruning)"
+        return text
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def representative_points(spec: StudySpec) -> list[tuple[dict[str, Any], int]]:
+    """(chosen hyperparameters, how many trials look like it): the grid itself, or for TPE one
+    point per architecture (and listed head/loss) with ranges at their geometric middle."""
+    if spec.sampler == "grid":
+        points = grid_points(spec.space)
+        if spec.n_trials is not None and spec.n_trials != len(points):
+            scale = spec.n_trials / len(points)
+            return [(p, scale) for p in points]
+        return [(p, 1) for p in points]
+    fixed = {}
+    for name, choice in spec.space.items():
+        if isinstance(choice, (FloatRange, IntRange)):
+            middle = math.sqrt(choice.low * choice.high) if choice.low > 0 else (choice.low + choice.high) / 2
+            fixed[name] = int(round(middle)) if isinstance(choice, IntRange) else middle
+        else:
+            fixed[name] = choice[0]
+    points = [dict(fixed, architecture=a) for a in spec.space.architecture]
+    return [(p, spec.planned_trials / len(points)) for p in points]
+
+
+def plan_study(spec: StudySpec, *, data_path: Path | None = None, device: str | None = None, workers: int = 1, calibrate_if_missing: bool = True, settings: Settings | None = None) -> Plan:
+    """The plan of `spec` on this machine (calibrating what the cache does not know yet)."""
+    from vae_lab.data import default_dataset, prepare_dataset
+    from vae_lab.data.sparse import max_occupied
+    from vae_lab.models import build_model
+    from vae_lab.models.flops import forward_flops_per_sample, training_flops_per_sample
+    from vae_lab.study.space import resolve
+    from vae_lab.training.calibrate import CalibrationCache, config_key, machine_key, measure_throughput
+
+    settings = settings or get_settings()
+    torch_device = resolve_device(device or spec.training.device, where="--device" if device else "training.device")
+    runtime = spec.training.runtime().model_copy(update={"device": str(torch_device)})
+    data = prepare_dataset(default_dataset(data_path or spec.data.path), toy_fraction=spec.data.toy_fraction, seed=spec.data.seed, grid=spec.data.grid, cache_dir=settings.cache_dir)
+    train_rows, val_rows = len(data.train), len(data.val)
+    max_points = max(1, max_occupied(data.train.grids), max_occupied(data.val.grids), max_occupied(data.test.grids))
+    cache = CalibrationCache(Path(settings.cache_dir) / "calibration.json")
+    machine = machine_key(torch_device)
+    names = [name for name, _ in spec.space.items()]
+    costs: dict[str, ConfigCost] = {}
+    total_s = total_flops = trials = 0.0
+    for raw, count in representative_points(spec):
+        chosen = resolve(raw, names)
+        model_config, train_config = build_configs(chosen, spec, data.grid, max_points, seed=spec.training.seed)
+        key = config_key(model_config, train_config, runtime)
+        if key not in costs:
+            throughput = cache.get(machine, key)
+            if throughput is None:
+                if not calibrate_if_missing:
+                    raise LookupError(f"no calibration for {key}")
+                throughput = measure_throughput(model_config, train_config, runtime, data.train.grids)
+                cache.put(machine, key, throughput)
+            model = build_model(model_config)
+            flops = training_flops_per_sample(model) * train_rows + forward_flops_per_sample(model) * val_rows
+            costs[key] = ConfigCost(model_config.architecture, model_config.output, train_config.loss, train_config.batch_size, 0, flops / max(train_rows, 1), throughput.train_samples_per_s, throughput.val_samples_per_s, throughput.epoch_s(train_rows, val_rows))
+        cost = costs[key]
+        cost.trials += count
+        trial_s = spec.training.epochs * cost.epoch_s + TRIAL_OVERHEAD_S + (UMAP_PER_TRIAL_S if spec.artifacts.umap else 0)
+        total_s += count * trial_s
+        total_flops += count * spec.training.epochs * (cost.flops_per_sample * train_rows)
+        trials += count
+    trials = int(round(trials))
+    parallel = min(workers, max(trials, 1)) if torch_device.type == "cuda" else 1
+    estimated = total_s / parallel + (UMAP_FIRST_CALL_S if spec.artifacts.umap else 0)
+    plan = Plan(
+        study=spec.name,
+        device=describe(torch_device),
+        workers=workers,
+        trials=trials,
+        max_epochs=spec.training.epochs,
+        rows_per_epoch=train_rows,
+        val_rows=val_rows,
+        flops_per_trial=total_flops / max(trials, 1),
+        estimated_s=estimated,
+        estimated_s_pruned=pruned_range(spec, estimated, trials),
+        configs=list(costs.values()),
+    )
+    plan.warnings = advice(spec, plan, torch_device.type)
+    if workers > 1 and torch_device.type == "cpu":
+        plan.warnings.append(f"{workers} workers share this machine's {_cores()} CPU cores: expect no speed-up over one worker on the CPU")
+    return plan
+
+
+def pruned_range(spec: StudySpec, estimated: float, trials: int) -> tuple[float, float] | None:
+    """(pruner stops trials as early as it can, stops none) in seconds; None without a pruner."""
+    p, epochs = spec.pruner, spec.training.epochs
+    if p.kind == "none" or trials == 0:
+        return None
+    if p.kind == "median":
+        full = min(p.startup_trials, trials)
+        share = (full + (trials - full) * min(p.warmup_epochs + 1, epochs) / epochs) / trials
+    else:
+        share = halving_share(trials, p.min_epochs, epochs, p.reduction_factor)
+    return estimated * share, estimated
+
+
+def halving_share(trials: int, min_epochs: int, epochs: int, eta: int) -> float:
+    """Share of all epochs successive halving trains when every rung keeps 1/eta of its trials."""
+    budgets = []
+    budget = min_epochs
+    while budget < epochs:
+        budgets.append(budget)
+        budget *= eta
+    budgets.append(epochs)
+    spent, alive = 0.0, float(trials)
+    for rung, budget in enumerate(budgets):
+        leaving = alive - (alive / eta if rung < len(budgets) - 1 else 0)
+        spent += max(leaving, 0) * budget
+        alive = max(alive / eta, 1.0)
+    return min(1.0, spent / (trials * epochs))
+
+
+def advice(spec: StudySpec, plan: Plan, device_type: str) -> list[str]:
+    """What would fit in a working day, when the plan does not."""
+    if plan.estimated_s <= WORKING_DAY_S:
+        return []
+    hints = []
+    if spec.data.toy_fraction > 0.25:
+        hints.append(f"data.toy_fraction: 0.2 (about {duration(plan.estimated_s * 0.2 / spec.data.toy_fraction)})")
+    if spec.sampler == "grid":
+        hints.append("sampler: tpe with n_trials: 20 and pruner: {kind: hyperband}")
+    elif spec.pruner.kind == "none":
+        hints.append("pruner: {kind: hyperband}")
+    widest = max(((name, len(v)) for name, v in spec.space.items() if isinstance(v, list) and name != "architecture"), key=lambda x: x[1], default=None)
+    if widest and widest[1] > 2:
+        hints.append(f"fewer values of {widest[0]} (it has {widest[1]})")
+    if device_type == "cpu":
+        hints.append("a GPU (--device cuda): the deep families run 100-1000x faster there")
+    return [f"this plan runs past a working day ({duration(plan.estimated_s)}); what would fit: " + "; ".join(hints)]
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 1
