@@ -32,6 +32,12 @@ space:
 artifacts: {max_points: 200, reconstructions: 1}
 """
 
+FIGURE_DRAWN = """
+const gd = document.getElementById("vae-lab-figure");
+return Boolean(gd && gd.data && gd.data.length && gd.querySelector(".main-svg .xtick") && gd.querySelector(".legend .traces")
+               && !/WebGL is not supported/i.test(gd.textContent));
+"""
+
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
@@ -123,7 +129,8 @@ def test_a_trial_run_shows_its_val_f1_chart(served, browser):
     search = browser.wait(by_xpath("//input[@placeholder='Search metric charts']"), "the metric chart search box")[0]
     search.send_keys("val_f1")
     card = "//h4[normalize-space()='val_f1']/ancestor::*[.//*[contains(@class, 'js-plotly-plot')]][1]"
-    browser.wait(by_xpath(card), "a val_f1 chart card")
+    found = browser.wait(by_xpath(card), "a val_f1 chart card")[0]
+    browser.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", found)
     browser.wait(by_xpath(f"{card}//*[contains(@class, 'main-svg')]//*[contains(@class, 'scatterlayer')]/*[contains(@class, 'trace')]"), "the val_f1 line drawn")
     browser.screenshot("chart")
 
@@ -140,7 +147,8 @@ def test_a_plotly_artifact_renders_with_the_study_plotly_library(served, browser
     driver.switch_to.frame(frame)
     try:
         browser.wait(by_css("#vae-lab-figure .main-svg"), "plotly to draw latents_pca.html")
-        browser.wait(by_css("#vae-lab-figure .scatterlayer .trace"), "the latent points drawn")
+        # The points are WebGL (scattergl), so check what plotly drew around them: axes, legend, no WebGL error.
+        browser.wait(lambda d: d.execute_script(FIGURE_DRAWN), "the latent points drawn")
         # plotly.js came from the study's parent run through the UI, not from a CDN fallback.
         scripts = driver.execute_script("return Array.from(document.scripts).map(s => s.src).filter(Boolean)")
     finally:

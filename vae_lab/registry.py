@@ -120,7 +120,11 @@ def _version_of(client, name: str, entry: Entry) -> str:
     existing = client.search_model_versions(f"name='{name}' and run_id='{entry.run_id}'")
     if existing:
         return str(min(int(v.version) for v in existing))
-    version = client.create_model_version(name, source=f"models:/{entry.model_id}", run_id=entry.run_id, tags=entry.tags(), model_id=entry.model_id)
+    # The logged model's own artifact location as the source: a `models:/m-...` source makes
+    # MLflow's SQL registry look the model up through the process-wide tracking URI, which this
+    # client does not use (an MLflow TODO), so it fails whenever the two differ.
+    location = client.get_logged_model(entry.model_id).artifact_location
+    version = client.create_model_version(name, source=location, run_id=entry.run_id, tags=entry.tags(), model_id=entry.model_id)
     return str(version.version)
 
 

@@ -89,6 +89,49 @@ def evaluate_command(
         err.print("note: this file's bytes differ from the training data's, so the split is not the one the model was selected on")
 
 
+@app.command("bench")
+@user_errors
+def bench(
+    arch: Annotated[Optional[list[str]], typer.Option("--arch", help="A family to measure (repeat for several; default: every family).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Training batch size.")] = 256,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 or fp16 (autocast; the peak is measured in it too).")] = "fp32",
+    rows: Annotated[Optional[int], typer.Option("--rows", min=1, help="Training rows per measured epoch (default: sized to the device).")] = None,
+    trial: Annotated[bool, typer.Option("--trial/--no-trial", help="Also time one quick-style trial end to end.")] = True,
+    as_json: JsonFlag = False,
+) -> None:
+    """The trainer against a bare PyTorch loop and the hardware: samples/s of each, their ratio,
+    FLOPs per training sample (counted from the layers), MFU against this device's matmul peak
+    measured in the same run, and one trial's time split into training, validation and overhead."""
+    from vae_lab.benchmark import run_bench
+    from vae_lab.models import ARCHITECTURES
+    from vae_lab.runtime import check_device_spec
+
+    check_device_spec(device, "--device")
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise VaeLabError("--precision", f"unknown precision {precision!r}", "use fp32, bf16 or fp16")
+    unknown = [a for a in arch or [] if a not in ARCHITECTURES]
+    if unknown:
+        raise VaeLabError("--arch", f"unknown architecture {unknown[0]!r}", f"use any of: {', '.join(ARCHITECTURES)}")
+    with err.status("benchmarking") as status:
+        report = run_bench(list(arch or ARCHITECTURES), batch_size=batch_size, device=device, precision=precision, rows=rows, trial=trial, progress=status.update)
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    table = Table(title=f"{report.device}, {report.precision}: matmul peak {report.peak_gflops:,.1f} GFLOP/s")
+    for column in ("arch", "batch", "trainer samples/s", "bare samples/s", "ratio", "GFLOP/sample", "MFU"):
+        table.add_column(column, justify="left" if column == "arch" else "right")
+    for a in report.archs:
+        table.add_row(a.arch, str(a.batch_size), f"{a.samples_per_s:,.0f}", f"{a.bare_samples_per_s:,.0f}", f"{a.ratio:.2f}", f"{a.flops_per_sample / 1e9:.3f}", f"{a.mfu:.1%}")
+    out.print(table)
+    if report.trial:
+        t = report.trial
+        out.print(
+            f"one quick-style trial ({t.epochs} epochs): {t.wall_s:.2f} s = train {t.train_s:.2f} + val {t.val_s:.2f} + overhead {t.overhead_s:.2f} "
+            f"(setup {t.setup_s:.2f}, tracking {t.tracking_s:.2f}, projections and figures {t.projections_s:.2f}, model logging {t.model_logging_s:.2f})"
+        )
+
+
 @app.command("ui")
 @user_errors
 def ui(

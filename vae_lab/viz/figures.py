@@ -65,7 +65,6 @@ def latent_projection_figure(
         yaxis_title=f"{axis} 2",
         legend_title="label",
         template="plotly_white",
-        width=800,
         height=650,
     )
     return figure

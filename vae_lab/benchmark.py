@@ -1,0 +1,193 @@
+"""`vae-lab bench`: the trainer against a bare PyTorch loop and against the hardware.
+
+For each family, in one process: samples per second of the vae-lab trainer's training loop
+and of a bare loop (the same model, loss, batches, device and precision, with nothing around
+it: no callbacks, no metric sums, no progress), their ratio, the FLOPs of a training sample
+counted from the model's layers, and the achieved FLOP/s over this device's matmul peak
+measured in the same run and precision (MFU). Then one `quick`-style trial through the real
+study runner, its wall time split into setup, training, validation, tracking, projections and
+model logging.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vae_lab.device import autocast, describe, grad_scaler, prepare_backend, resolve_device, synchronize
+from vae_lab.losses import kl_divergence
+from vae_lab.models import ModelConfig, build_model
+from vae_lab.models.flops import training_flops_per_sample
+from vae_lab.runtime import Runtime
+from vae_lab.training import TensorData, TrainConfig, Trainer, training_weights
+
+PEAK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class ArchBench:
+    arch: str
+    batch_size: int
+    samples_per_s: float
+    bare_samples_per_s: float
+    ratio: float
+    flops_per_sample: float
+    mfu: float
+    output: str = ""
+    loss: str = ""
+
+
+@dataclass
+class TrialBench:
+    wall_s: float
+    train_s: float
+    val_s: float
+    overhead_s: float
+    setup_s: float = 0.0
+    tracking_s: float = 0.0
+    projections_s: float = 0.0
+    model_logging_s: float = 0.0
+    epochs: int = 0
+
+
+@dataclass
+class BenchReport:
+    device: str
+    precision: str
+    peak_gflops: float
+    archs: list[ArchBench] = field(default_factory=list)
+    trial: TrialBench | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def matmul_peak_gflops(device: torch.device, precision: str, seconds: float = 1.0) -> float:
+    """The best FLOP/s of a large square matmul in `precision` on `device`, in GFLOP/s."""
+    size = 4096 if device.type == "cuda" else 1024
+    dtype = PEAK_DTYPES[precision]
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    for _ in range(2):
+        a @ b
+    synchronize(device)
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        synchronize(device)
+        best = max(best, 4 * 2 * size**3 / (time.perf_counter() - started))
+    return best / 1e9
+
+
+def _bare_epoch(model, data: TensorData, config: TrainConfig, weights, device: torch.device, precision: str, generator: torch.Generator) -> None:
+    """The same steps as the trainer's loop with nothing around them."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    scaler = grad_scaler(device, precision)
+    settings = config.loss_settings()
+    model.train()
+    order = torch.randperm(len(data), generator=generator).to(device)
+    for start in range(0, len(data), config.batch_size):
+        batch = data.batch(order[start : start + config.batch_size])
+        with autocast(device, precision):
+            out = model(*model.inputs(batch))
+            loss = model.reconstruction_loss(out, batch, settings, weights).mean()
+        loss = loss + config.beta * kl_divergence(out.mu.float(), out.logvar.float()).mean()
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    synchronize(device)
+
+
+def bench_arch(arch: str, grids: np.ndarray, *, batch_size: int, device: torch.device, precision: str, peak_gflops: float, rows: int, output: str | None = None, repeats: int = 2) -> ArchBench:
+    """Trainer vs bare loop for one family, best of `repeats` interleaved epochs of `rows` rows."""
+    config = TrainConfig(batch_size=batch_size, beta=0.1, epochs=1)
+    model_config = ModelConfig(architecture=arch, latent_dim=8, output=output, grid=grids.shape[-1], max_points=8)
+    from vae_lab.choices import DEFAULT_LOSS
+
+    config = config.model_copy(update={"loss": DEFAULT_LOSS[model_config.output]})
+    torch.manual_seed(0)
+    model = build_model(model_config)
+    trainer = Trainer(model, config, runtime=Runtime(device=str(device), precision=precision))
+    data = TensorData.for_model(model, grids[:rows], None, 8).to(device)
+    weights = training_weights(data.grid, config)
+    trainer.weights = weights
+    generator = torch.Generator().manual_seed(0)
+    trainer.train_epoch(data.select(slice(0, batch_size * 2)), beta=config.beta)  # warm-up
+    _bare_epoch(model, data.select(slice(0, batch_size * 2)), config, weights, device, precision, generator)
+    trained, bare = 0.0, 0.0
+    for _ in range(repeats):
+        started = time.perf_counter()
+        trainer.train_epoch(data, beta=config.beta)
+        synchronize(device)
+        trained = max(trained, len(data) / (time.perf_counter() - started))
+        started = time.perf_counter()
+        _bare_epoch(model, data, config, weights, device, precision, generator)
+        bare = max(bare, len(data) / (time.perf_counter() - started))
+    flops = training_flops_per_sample(model)
+    return ArchBench(arch, batch_size, trained, bare, trained / bare, float(flops), trained * flops / (peak_gflops * 1e9), model_config.output, config.loss)
+
+
+def bench_trial(grids_path: Path, device: torch.device, epochs: int = 5) -> TrialBench:
+    """One quick-style trial (fc, categorical, PCA, gallery, model logging) in a throwaway lab."""
+    from vae_lab.config import Settings
+    from vae_lab.study.runner import run_study
+    from vae_lab.study.spec import StudySpec
+
+    with tempfile.TemporaryDirectory(prefix="vae-lab-bench-") as folder:
+        root = Path(folder)
+        settings = Settings(mlflow_tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_root=root / "mlruns", optuna_storage=str(root / "optuna.log"), data=grids_path, cache_dir=root / "cache")
+        spec = StudySpec.model_validate(
+            {"name": "bench-trial", "data": {"toy_fraction": 0.2}, "training": {"epochs": epochs, "patience": epochs, "device": str(device)}, "space": {"architecture": ["fc"], "loss": ["weighted_ce"], "latent_dim": [8]}, "artifacts": {"pca": True, "umap": False}}
+        )
+        run_study(spec, settings=settings, data_path=grids_path)
+        import optuna
+
+        from vae_lab.study.storage import open_storage
+
+        trial = optuna.load_study(study_name="bench-trial", storage=open_storage(settings.optuna_storage)).trials[0]
+        timings = trial.user_attrs["timings"]
+        wall = (trial.datetime_complete - trial.datetime_start).total_seconds()
+        return TrialBench(
+            wall_s=wall,
+            train_s=timings["train_s"],
+            val_s=timings["val_s"],
+            overhead_s=wall - timings["train_s"] - timings["val_s"],
+            setup_s=timings["setup_s"],
+            tracking_s=timings["tracking_s"],
+            projections_s=timings["projections_s"],
+            model_logging_s=timings["model_logging_s"],
+            epochs=trial.user_attrs.get("epochs_run", epochs),
+        )
+
+
+def run_bench(archs: list[str], *, batch_size: int = 256, device: str = "auto", precision: str = "fp32", rows: int | None = None, data_path: Path | None = None, trial: bool = True, progress=None) -> BenchReport:
+    """The whole benchmark; `progress(text)` hears what it is doing."""
+    from vae_lab.data import default_dataset, prepare_dataset
+
+    say = progress or (lambda text: None)
+    torch_device = resolve_device(device, where="--device")
+    prepare_backend(torch_device)
+    path = default_dataset(data_path)
+    data = prepare_dataset(path)
+    grids = data.train.grids
+    say(f"measuring the {precision} matmul peak of {describe(torch_device)}")
+    peak = matmul_peak_gflops(torch_device, precision)
+    report = BenchReport(describe(torch_device), precision, peak)
+    for arch in archs:
+        heavy = arch in ("deep", "batch_norm", "conv_pool") and torch_device.type == "cpu"
+        n = rows or (batch_size * (2 if heavy else 24 if torch_device.type == "cpu" else 64))
+        say(f"{arch}: trainer vs bare loop on {min(n, len(grids)):,} rows, batch {batch_size}")
+        report.archs.append(bench_arch(arch, grids, batch_size=batch_size, device=torch_device, precision=precision, peak_gflops=peak, rows=min(n, len(grids))))
+    if trial:
+        say("one quick-style trial through the study runner")
+        report.trial = bench_trial(Path(path).resolve(), torch_device)
+    return report
