@@ -67,7 +67,10 @@ def test_ui_dry_run_points_at_the_configured_store(lab):
         (lambda p: (p / "x.txt").write_text("1,2\n"), ["data", "summarize", "x.txt"], "x.txt"),
         (lambda p: np.savetxt(p / "bad.csv", np.full((2, 1331), 5), delimiter=",", header=",".join(f"v{i}" for i in range(1331)), comments=""), ["data", "prepare", "bad.csv"], "bad.csv"),
         (lambda p: (p / "studies" / "s.yaml").write_text("name: s\ntraining: {epochs: 0}\n"), ["study", "run", "s"], "training.epochs"),
-        (None, ["study", "run", "no-such-study"], "no study named 'no-such-study'"),
+        (None, ["study", "run", "no-such-study"], "study 'no-such-study': not found"),
+        (None, ["study", "run", "quick", "--device", "tpu"], "--device: unknown device 'tpu'"),
+        (None, ["evaluate", "quick", "--split", "nope"], "--split: unknown split 'nope'"),
+        (None, ["bench", "--arch", "resnet"], "--arch: unknown architecture 'resnet'"),
         (None, ["study", "status", "never-ran"], "never-ran"),
         (None, ["registry", "show", "nobody"], "no registered model"),
         (None, ["models", "show", "resnet"], "unknown architecture 'resnet'"),
@@ -95,6 +98,29 @@ def test_help_teaches_the_first_steps():
     result = cli("--help")
     assert "vae-lab study run quick" in result.stdout
     assert "study run" in cli("study", "run", "--help").stdout or "resume" in cli("study", "run", "--help").stdout
+
+
+def test_study_list_and_show_find_the_shipped_studies_from_any_folder(lab):
+    listed = json.loads(cli("study", "list", "--json").stdout)
+    assert {"quick", "seed-grid", "deep-sweep", "architecture-sweep"} <= {s["name"] for s in listed}
+    shown = json.loads(cli("study", "show", "seed-grid", "--json").stdout)
+    assert shown["trials"] == 4 and shown["spec"]["space"]["loss"] == ["mse", "bce"]
+
+
+@pytest.mark.slow
+def test_bench_json_has_the_documented_shape_and_sane_values(lab):
+    result = cli("bench", "--arch", "fc", "--arch", "pointnet", "--batch-size", "32", "--rows", "256", "--device", "cpu", "--no-trial", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert {"device", "peak_gflops", "archs", "trial"} <= set(report) and report["peak_gflops"] > 0
+    for arch in report["archs"]:
+        assert {"arch", "batch_size", "samples_per_s", "bare_samples_per_s", "ratio", "flops_per_sample", "mfu"} <= set(arch)
+        assert arch["ratio"] > 0 and arch["samples_per_s"] > 0 and 0 < arch["mfu"] < 1.5
+    fc = report["archs"][0]
+    # By hand, fc at latent 8 on an 11^3 grid with its default scalar head (1 channel):
+    cells = 11**3
+    macs = cells * 512 + 512 * 256 + 2 * 256 * 8 + 8 * 256 + 256 * 512 + 512 * cells
+    assert fc["flops_per_sample"] == 3 * 2 * macs
 
 
 def test_cli_default_rows_match_the_data_layer():

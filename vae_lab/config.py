@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,18 +46,31 @@ def is_database_uri(uri: str) -> bool:
 
 
 def mask_uri(uri: str) -> str:
-    """The URI with its password and secret-looking query values replaced by ***."""
+    """The URI with its password and secret-looking query values replaced by ***.
+
+    Only those parts are rewritten; the rest stays as written (`sqlite:////abs/path.db` keeps
+    its four slashes, a query keeps its encoding), so the masked URI still names the same store.
+    """
     try:
         parts = urlsplit(uri)
     except ValueError:
         return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", uri)
-    netloc = parts.netloc
-    if "@" in netloc:
-        credentials, host = netloc.rsplit("@", 1)
-        user = credentials.split(":", 1)[0]
-        netloc = f"{user}:***@{host}" if ":" in credentials else f"{user}@{host}"
-    query = urlencode([(k, "***" if SECRET_QUERY_KEYS.search(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    masked = uri
+    if "@" in parts.netloc:
+        credentials, host = parts.netloc.rsplit("@", 1)
+        if ":" in credentials:
+            masked = masked.replace(parts.netloc, f"{credentials.split(':', 1)[0]}:***@{host}", 1)
+    elif "@" in uri.partition("//")[2]:  # an unencoded / ? or # in the password ends the netloc early
+        masked = re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", uri)
+    if parts.query:
+        pieces = [_mask_query_piece(piece) for piece in parts.query.split("&")]
+        masked = masked.replace(f"?{parts.query}", "?" + "&".join(pieces), 1)
+    return masked
+
+
+def _mask_query_piece(piece: str) -> str:
+    key, sep, _ = piece.partition("=")
+    return f"{key}=***" if sep and SECRET_QUERY_KEYS.search(unquote(key)) else piece
 
 
 class Settings(BaseSettings):

@@ -9,6 +9,7 @@ naming the store and its URI with any password masked.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 from pathlib import Path
@@ -103,7 +104,11 @@ def _check_database(url: str, where: str) -> None:
     try:
         engine = sqlalchemy.create_engine(url, connect_args=connect_args, poolclass=sqlalchemy.pool.NullPool)
     except (ImportError, ModuleNotFoundError) as error:
-        raise VaeLabError(where, f"needs a database driver that is not installed ({error.name or error})", "pip install vae-lab[postgres] (psycopg2) or the driver the URI names") from None
+        fix = "pip install vae-lab[postgres] (psycopg2) or the driver the URI names"
+        if scheme == "postgresql" and "+" not in url.split(":", 1)[0] and importlib.util.find_spec("psycopg2"):
+            # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; vae-lab installs psycopg2.
+            fix = "name the installed driver: postgresql+psycopg2://..."
+        raise VaeLabError(where, f"needs a database driver that is not installed ({error.name or error})", fix) from None
     except Exception as error:
         raise VaeLabError(where, f"is not a database URL SQLAlchemy understands ({type(error).__name__})", "use e.g. postgresql+psycopg2://user:password@host:5432/db") from None
     try:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from vae_lab.choices import DEFAULT_LOSS
+from vae_lab.losses import LossSettings, kl_divergence
 from vae_lab.models import ARCHITECTURES, BaseVAE, Batch, VAEOutput
 from vae_lab.models.base import MAX_VALUE
-from vae_lab.training.set_losses import set_reconstruction_loss
 
-DENSE = [name for name, cls in ARCHITECTURES.items() if cls.input_kind == "dense"]
-SPARSE = [name for name, cls in ARCHITECTURES.items() if cls.input_kind == "sparse"]
-# Every family once, and both heads for the dense ones.
-VARIANTS = [(name, head) for name in DENSE for head in ("scalar", "categorical")]
-VARIANTS += [(name, "scalar") for name in SPARSE]
+DENSE = [name for name, cls in ARCHITECTURES.items() if not cls.reads_points]
+SPARSE = [name for name, cls in ARCHITECTURES.items() if cls.reads_points]
+# Every family with every head it has.
+VARIANTS = [(name, head) for name, cls in ARCHITECTURES.items() for head in cls.heads]
 
 
 def random_grid(batch_size: int, size: int, seed: int = 0, max_cells: int | None = None) -> Tensor:
@@ -53,7 +52,7 @@ def sparse_view(grid: Tensor, max_points: int) -> tuple[Tensor, Tensor]:
 
 
 def make_batch(model: BaseVAE, batch_size: int = 3, seed: int = 0) -> Batch:
-    if model.input_kind == "sparse":
+    if model.reads_points:
         # Leave at least two padded slots in every sample so padding is always exercised.
         grid = random_grid(batch_size, model.config.grid, seed, max_cells=model.config.max_points - 2)
         points, mask = sparse_view(grid, model.config.max_points)
@@ -62,16 +61,21 @@ def make_batch(model: BaseVAE, batch_size: int = 3, seed: int = 0) -> Batch:
 
 
 def simple_loss(model: BaseVAE, out: VAEOutput, batch: Batch) -> Tensor:
-    """Mean over the batch of a summed reconstruction term plus the KL divergence."""
-    if model.input_kind == "sparse":
-        recon = set_reconstruction_loss(out.recon, batch.points, batch.mask)
-    elif model.config.output == "scalar":
-        target = batch.grid.to(torch.float32) / MAX_VALUE
-        recon = F.binary_cross_entropy_with_logits(out.recon[:, 0], target, reduction="none").flatten(1).sum(1)
-    else:
-        recon = F.cross_entropy(out.recon, batch.grid.long(), reduction="none").flatten(1).sum(1)
-    kl = -0.5 * (1 + out.logvar - out.mu**2 - out.logvar.exp()).sum(1)
-    return (recon + kl).mean()
+    """Mean over the batch of the family's own default reconstruction term plus the KL divergence."""
+    recon = model.reconstruction_loss(out, batch, LossSettings(DEFAULT_LOSS[model.config.output]))
+    return (recon + kl_divergence(out.mu, out.logvar)).mean()
+
+
+def perfect_slots(points: Tensor, mask: Tensor, edge: int, confidence: float = 30.0) -> Tensor:
+    """pointnet slots that reconstruct `points` exactly: presence, per-axis cell and descriptor logits."""
+    batch, slots = mask.shape
+    recon = torch.full((batch, slots, 1 + 3 * edge + MAX_VALUE), -confidence)
+    recon[..., 0] = torch.where(mask, confidence, -confidence)
+    cells = (points[..., :3] * (edge - 1)).round().long()
+    for axis in range(3):
+        recon.scatter_(-1, 1 + axis * edge + cells[..., axis : axis + 1], confidence)
+    recon[..., 1 + 3 * edge :] = torch.where(points[..., 3:] > 0, confidence, -confidence)
+    return recon
 
 
 every_variant = pytest.mark.parametrize("variant", VARIANTS, ids=[f"{name}-{head}" for name, head in VARIANTS])

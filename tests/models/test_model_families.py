@@ -22,7 +22,7 @@ PINNED_PARAMETERS = {
 }
 
 
-def tiny(name: str, head: str = "scalar", grid: int = TINY_GRID, latent_dim: int = 3) -> BaseVAE:
+def tiny(name: str, head: str | None = None, grid: int = TINY_GRID, latent_dim: int = 3) -> BaseVAE:
     torch.manual_seed(0)
     return build_model(ModelConfig(architecture=name, output=head, grid=grid, latent_dim=latent_dim))
 
@@ -31,7 +31,7 @@ def test_family_metadata_is_complete():
     for name, cls in ARCHITECTURES.items():
         assert cls.name == name
         assert cls.description and "\n" not in cls.description
-        assert cls.input_kind in ("dense", "sparse")
+        assert cls.heads and isinstance(cls.reads_points, bool)
 
 
 @every_variant
@@ -41,7 +41,7 @@ def test_forward_shapes(variant):
     batch = make_batch(model)
     out = model.forward_batch(batch)
     size, slots = TINY_GRID, model.config.max_points
-    expected = (3, model.out_channels, size, size, size) if model.input_kind == "dense" else (3, slots, 8)
+    expected = (3, slots, 1 + 3 * size + 4) if model.reads_points else (3, model.out_channels, size, size, size)
     assert out.recon.shape == expected
     for latent in (out.mu, out.logvar, out.z):
         assert latent.shape == (3, 3)
@@ -134,6 +134,13 @@ def test_models_pickle_and_reload(name):
 def test_unknown_architecture_is_a_user_error():
     with pytest.raises(VaeLabError, match="unknown architecture 'nope'.*fix: use one of: .*conv"):
         build_model(ModelConfig(architecture="nope"))
+
+
+def test_a_head_the_family_does_not_have_is_a_user_error():
+    with pytest.raises(VaeLabError, match="'pointnet' has no 'categorical' output"):
+        build_model(ModelConfig(architecture="pointnet", output="categorical"))
+    with pytest.raises(VaeLabError, match="'fc' has no 'set' output"):
+        build_model(ModelConfig(architecture="fc", output="set"))
 
 
 def test_wrong_grid_for_a_fixed_grid_family_is_a_user_error(monkeypatch):

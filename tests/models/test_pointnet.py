@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from model_helpers import make_batch
+from model_helpers import make_batch, perfect_slots
+from vae_lab.losses import set_reconstruction_loss
 from vae_lab.models import ModelConfig, VAEOutput, build_model
-from vae_lab.training.set_losses import set_reconstruction_loss
 
 
 def pointnet(grid: int = 7, max_points: int = 8):
@@ -40,10 +40,24 @@ def test_set_loss_is_near_zero_for_a_perfect_reconstruction():
     model = pointnet()
     batch = make_batch(model, batch_size=3)
     points, mask = batch.points, batch.mask
-    presence = torch.where(mask, 30.0, -30.0).unsqueeze(-1)
-    recon = torch.cat([presence, points[..., :3], points[..., 3:] * 30.0], dim=-1)
+    recon = perfect_slots(points, mask, edge=7)
     reversed_slots = recon.flip(1)  # the loss must find the match whatever the slot order
     assert set_reconstruction_loss(reversed_slots, points, mask).max() < 1e-6
+
+
+def test_a_point_one_cell_off_costs_a_full_cross_entropy():
+    """The old regressed positions charged a one-cell miss 1/(D-1)^2 = 0.03; now it costs what a
+    wrong class does, so the model cannot settle for near misses."""
+    model = pointnet()
+    batch = make_batch(model, batch_size=1)
+    points, mask = batch.points, batch.mask
+    right = perfect_slots(points, mask, edge=7, confidence=5.0)
+    moved = points.clone()
+    first = int(mask[0].nonzero()[0])
+    moved[0, first, 0] = (moved[0, first, 0] * 6 + (1 if moved[0, first, 0] < 1 else -1)) / 6
+    wrong = perfect_slots(moved, mask, edge=7, confidence=5.0)
+    gap = set_reconstruction_loss(wrong, points, mask) - set_reconstruction_loss(right, points, mask)
+    assert gap.item() > 5.0
 
 
 def test_masked_pooling_ignores_padding():
@@ -72,10 +86,11 @@ def test_empty_sample_gives_finite_outputs_and_gradients():
 
 def test_predict_grid_paints_present_slots():
     model = pointnet(grid=5, max_points=3)
-    recon = torch.zeros(1, 3, 8)
-    recon[0, 0] = torch.tensor([5.0, 0.0, 0.26, 1.0, 0, 0, 9, 0])  # present: cell (0, 1, 4), class 3
-    recon[0, 1] = torch.tensor([-5.0, 0.5, 0.5, 0.5, 9, 0, 0, 0])  # absent
-    recon[0, 2] = torch.tensor([5.0, 0.5, 0.5, 0.5, 0, 0, 0, 9])  # present: cell (2, 2, 2), class 4
+    points = torch.zeros(1, 3, 7)
+    points[0, 0] = torch.tensor([0.0, 0.25, 1.0, 0, 0, 1, 0])  # cell (0, 1, 4), class 3
+    points[0, 1] = torch.tensor([0.5, 0.5, 0.5, 1, 0, 0, 0])  # absent below
+    points[0, 2] = torch.tensor([0.5, 0.5, 0.5, 0, 0, 0, 1])  # cell (2, 2, 2), class 4
+    recon = perfect_slots(points, torch.tensor([[True, False, True]]), edge=5)
     latent = torch.zeros(1, 3)
     grid = model.predict_grid(VAEOutput(recon=recon, mu=latent, logvar=latent, z=latent))
     expected = torch.zeros(1, 5, 5, 5, dtype=torch.int64)
@@ -101,9 +116,8 @@ def test_reads_the_data_pipelines_point_sets():
     grid = random_grid(4, 7, seed=3, max_cells=8)
     points, mask = (torch.from_numpy(a) for a in to_sparse(grid.numpy(), max_points=8))
     out = model(points, mask)
-    assert out.recon.shape == (4, 8, 8) and torch.isfinite(out.recon).all()
-    presence = torch.where(mask, 1.0, -1.0).unsqueeze(-1)
-    perfect = torch.cat([presence, points[..., :3], points[..., 3:]], dim=-1)
+    assert out.recon.shape == (4, 8, 1 + 3 * 7 + 4) and torch.isfinite(out.recon).all()
+    perfect = perfect_slots(points, mask, edge=7)
     latent = torch.zeros(4, 3)
     decoded = model.predict_grid(VAEOutput(recon=perfect, mu=latent, logvar=latent, z=latent))
     assert torch.equal(decoded, grid.long())

@@ -1,10 +1,15 @@
-"""How trials end: pruned, failed and interrupted trials are recorded as such, and resumable."""
+"""How trials end (pruned, failed, diverged, interrupted, dead worker), and resuming them."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import mlflow
 import optuna
 import pytest
+import torch
 
 from vae_lab.config import get_settings
 from vae_lab.data import synthesize, write_dataset
@@ -25,20 +30,21 @@ def spec(lab) -> StudySpec:
             "data": {"path": str(lab / "voxels.parquet")},
             "training": {"epochs": 2},
             "space": {"architecture": ["fc"], "latent_dim": [2, 3, 4]},
-            "artifacts": {"pca": False, "reconstructions": 0},
+            "artifacts": {"pca": False, "reconstructions": 0, "interpolation": False},
         }
     )
 
 
 def child_runs(study: str) -> dict[str, mlflow.entities.Run]:
-    client = mlflow.MlflowClient()
+    client = mlflow.MlflowClient(get_settings().mlflow_tracking_uri)
     experiment = client.get_experiment_by_name(study)
     runs = client.search_runs([experiment.experiment_id], filter_string="tags.trial != ''")
     return {r.info.run_id: r for r in runs if "trial" in r.data.tags}
 
 
-def stored_trials(name: str) -> list[optuna.trial.FrozenTrial]:
-    return optuna.load_study(study_name=name, storage=open_storage(get_settings().optuna_storage)).trials
+def stored_trials(name: str, waiting: bool = False) -> list[optuna.trial.FrozenTrial]:
+    trials = optuna.load_study(study_name=name, storage=open_storage(get_settings().optuna_storage)).trials
+    return trials if waiting else [t for t in trials if t.state != optuna.trial.TrialState.WAITING]
 
 
 def test_pruned_trial_is_killed_in_mlflow_and_pruned_in_optuna(spec, monkeypatch):
@@ -47,6 +53,7 @@ def test_pruned_trial_is_killed_in_mlflow_and_pruned_in_optuna(spec, monkeypatch
     assert report.trials[0]["state"] == "PRUNED"
     run = child_runs("ends")[report.trials[0]["mlflow_run_id"]]
     assert run.info.status == "KILLED" and run.data.tags["trial_state"] == "PRUNED"
+    assert run.data.metrics["epochs_run"] == 1  # pruned after its first epoch's report
 
 
 def test_failed_trial_is_failed_and_the_study_goes_on(spec, monkeypatch):
@@ -56,15 +63,38 @@ def test_failed_trial_is_failed_and_the_study_goes_on(spec, monkeypatch):
     def fit_failing_once(self, train, val):
         calls["n"] += 1
         if calls["n"] == 1:
-            raise RuntimeError("loss went NaN")
+            raise RuntimeError("the disk is full")
         return real_fit(self, train, val)
 
     monkeypatch.setattr(Trainer, "fit", fit_failing_once)
     report = run_study(spec)
     assert [t["state"] for t in report.trials] == ["FAIL", "COMPLETE", "COMPLETE"]
-    runs = child_runs("ends")
-    assert runs[report.trials[0]["mlflow_run_id"]].info.status == "FAILED"
+    failed = child_runs("ends")[report.trials[0]["mlflow_run_id"]]
+    assert failed.info.status == "FAILED" and "disk is full" in failed.data.tags["failure_reason"]
     assert report.champion is not None
+    # The next run retries the failed point (and only it).
+    monkeypatch.setattr(Trainer, "fit", real_fit)
+    again = run_study(spec)
+    assert [t["state"] for t in again.trials] == ["FAIL", "COMPLETE", "COMPLETE", "COMPLETE"]
+    assert again.trials[3]["params"] == again.trials[0]["params"]
+
+
+def test_a_diverging_trial_records_why_and_when_and_the_study_goes_on(spec, monkeypatch):
+    real_epoch = Trainer.train_epoch
+
+    def diverge_in_second_epoch(self, data, beta):
+        metrics = real_epoch(self, data, beta)
+        if self.epoch == 1 and self.config.seed == spec.training.seed:  # trial 0 only
+            metrics["train_loss"] = float("nan")
+        return metrics
+
+    monkeypatch.setattr(Trainer, "train_epoch", diverge_in_second_epoch)
+    report = run_study(spec)
+    assert [t["state"] for t in report.trials] == ["FAIL", "COMPLETE", "COMPLETE"]
+    run = child_runs("ends")[report.trials[0]["mlflow_run_id"]]
+    assert run.info.status == "FAILED"
+    assert run.data.tags["failed_epoch"] == "1" and "NaN" in run.data.tags["failure_reason"]
+    assert "NaN" in report.trials[0]["failure_reason"]
 
 
 def test_interrupted_study_keeps_finished_trials_and_resumes_the_grid(spec, monkeypatch):
@@ -89,7 +119,37 @@ def test_interrupted_study_keeps_finished_trials_and_resumes_the_grid(spec, monk
     report = run_study(spec)
     complete = [t for t in report.trials if t["state"] == "COMPLETE"]
     assert len(complete) == 3  # the first trial kept, two more run
-    assert {t["params"]["latent_dim"] for t in complete} == {2, 3, 4}  # every grid point, none twice
+    assert sorted(t["params"]["latent_dim"] for t in complete) == [2, 3, 4]  # every grid point, none twice
+
+
+def test_a_trial_of_a_dead_worker_is_failed_its_run_killed_and_its_point_rerun(spec, lab):
+    """A worker SIGKILLed mid-trial leaves its trial RUNNING; the next run reaps it."""
+    script = f"""
+import os, signal, sys
+sys.path.insert(0, {str(lab)!r})
+from vae_lab.study.spec import StudySpec
+from vae_lab.study.runner import run_study
+from vae_lab.training import Trainer
+real = Trainer.fit
+def fit_then_die(self, train, val):
+    os.kill(os.getpid(), signal.SIGKILL)
+Trainer.fit = fit_then_die
+run_study(StudySpec.model_validate({spec.model_dump(mode="json")!r}), n_trials=1)
+"""
+    killed = subprocess.run([sys.executable, "-c", script], cwd=lab, env=os.environ.copy(), capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr
+    [orphan] = stored_trials("ends")
+    assert orphan.state.name == "RUNNING"
+    assert child_runs("ends")[orphan.user_attrs["mlflow_run_id"]].info.status == "RUNNING"
+
+    report = run_study(spec)
+    states = {t["number"]: t["state"] for t in report.trials}
+    assert states[orphan.number] == "FAIL"
+    dead_run = child_runs("ends")[orphan.user_attrs["mlflow_run_id"]]
+    assert dead_run.info.status == "KILLED" and dead_run.data.tags["trial_state"] == "WORKER_DIED"
+    complete = [t for t in report.trials if t["state"] == "COMPLETE"]
+    assert sorted(t["params"]["latent_dim"] for t in complete) == [2, 3, 4]
+    assert all(r.info.status != "RUNNING" for r in child_runs("ends").values())
 
 
 def test_tpe_study_samples_ranges_and_can_prune(spec):
@@ -106,10 +166,30 @@ def test_tpe_study_samples_ranges_and_can_prune(spec):
     assert len(run_study(tpe).trials) == 4
 
 
+def test_hyperband_prunes_in_a_tiny_tpe_study(spec):
+    raw = spec.model_dump(mode="json") | {"name": "hyper", "sampler": "tpe", "n_trials": 8}
+    raw["training"] = {"epochs": 6, "patience": 6}
+    raw["pruner"] = {"kind": "hyperband", "min_epochs": 1, "reduction_factor": 3}
+    raw["space"] |= {"learning_rate": {"low": 1e-5, "high": 1e-2, "log": True}}
+    report = run_study(StudySpec.model_validate(raw))
+    states = [t["state"] for t in report.trials]
+    assert "PRUNED" in states and "COMPLETE" in states
+    pruned = [r for r in child_runs("hyper").values() if r.data.tags.get("trial_state") == "PRUNED"]
+    assert pruned and all(r.data.metrics["epochs_run"] < 6 for r in pruned)
+
+
 def test_n_trials_past_the_end_of_a_grid_runs_exactly_that_many(spec):
     assert len(run_study(spec).trials) == 3
     report = run_study(spec, n_trials=2)
     assert len(report.trials) == 5 and all(t["state"] == "COMPLETE" for t in report.trials)
+
+
+def test_a_grid_point_is_trained_once_with_conditional_hyperparameters(spec):
+    raw = spec.model_dump(mode="json") | {"name": "cond"}
+    raw["space"] = {"architecture": ["fc"], "loss": ["weighted_ce", "focal_ce"], "focal_gamma": [1.0, 2.0], "latent_dim": [2]}
+    report = run_study(StudySpec.model_validate(raw))
+    params = sorted((t["params"]["loss"], t["params"].get("focal_gamma")) for t in report.trials)
+    assert params == [("focal_ce", 1.0), ("focal_ce", 2.0), ("weighted_ce", None)]
 
 
 def test_a_study_resumes_only_on_its_own_data(spec, lab):
@@ -120,6 +200,16 @@ def test_a_study_resumes_only_on_its_own_data(spec, lab):
     write_dataset(synthesize(rows=1500, seed=4), lab / "other.parquet")
     with pytest.raises(VaeLabError, match="was run on other data"):
         run_study(spec, data_path=lab / "other.parquet")
-    assert len(stored_trials("ends")) == 1  # nothing stored was touched
+    assert len(stored_trials("ends", waiting=True)) == 1  # nothing stored was touched
     report = run_study(renamed(spec, "ends-other"), n_trials=1, data_path=lab / "other.parquet")
     assert report.study == "ends-other" and len(report.trials) == 1
+
+
+def test_the_objective_direction_follows_the_metric(spec):
+    raw = spec.model_dump(mode="json") | {"name": "loss-study", "objective": {"metric": "val_loss"}}
+    loss_spec = StudySpec.model_validate(raw)
+    assert loss_spec.direction == "minimize"
+    report = run_study(loss_spec, n_trials=2)
+    study = optuna.load_study(study_name="loss-study", storage=open_storage(get_settings().optuna_storage))
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    assert report.champion["tags"]["value"] == repr(min(t["value"] for t in report.trials))

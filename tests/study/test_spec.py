@@ -6,6 +6,7 @@ from vae_lab.errors import VaeLabError
 from vae_lab.study.spec import load_study_spec
 
 REPO = Path(__file__).resolve().parents[2]
+SHIPPED = REPO / "vae_lab" / "studies"
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -16,12 +17,12 @@ def write(tmp_path: Path, text: str) -> Path:
 
 @pytest.mark.parametrize("name", ["quick", "seed-grid", "deep-sweep", "architecture-sweep"])
 def test_shipped_studies_validate(name):
-    spec, _ = load_study_spec(name, REPO / "studies")
-    assert spec.name == name
+    spec, path = load_study_spec(name, Path("no-such-folder"))  # found among the shipped studies
+    assert spec.name == name and path.parent == SHIPPED
 
 
 def test_seed_grid_is_the_journals_four_configurations():
-    spec, _ = load_study_spec("seed-grid", REPO / "studies")
+    spec, _ = load_study_spec("seed-grid", SHIPPED)
     assert spec.grid_size == 4 and spec.planned_trials == 4
     assert spec.space.latent_dim == [2, 4] and spec.space.loss == ["mse", "bce"] and spec.space.beta == [0.1]
 
@@ -29,12 +30,12 @@ def test_seed_grid_is_the_journals_four_configurations():
 def test_architecture_sweep_covers_every_family():
     from vae_lab.models import ARCHITECTURES
 
-    spec, _ = load_study_spec("architecture-sweep", REPO / "studies")
+    spec, _ = load_study_spec("architecture-sweep", SHIPPED)
     assert set(spec.space.architecture) == set(ARCHITECTURES)
 
 
 def test_deep_sweep_is_latent_by_beta():
-    spec, _ = load_study_spec("deep-sweep", REPO / "studies")
+    spec, _ = load_study_spec("deep-sweep", SHIPPED)
     assert spec.space.latent_dim == [4, 8, 16] and spec.space.beta == [0.1, 0.5, 1.0]
     assert spec.space.architecture == ["deep"] and spec.grid_size == 9
 
@@ -47,8 +48,16 @@ def test_deep_sweep_is_latent_by_beta():
         ("name: x\nspace: {architecture: [resnet]}\n", "space.architecture", "unknown architecture 'resnet'"),
         ("name: x\nspace: {learning_rate: {low: 0.1, high: 0.01}}\nsampler: tpe\n", "space.learning_rate", "low must be below high"),
         ("name: x\nspace: {learning_rate: {low: 0.001, high: 0.01}}\n", "(top level)", "needs lists"),
-        ("name: x\nspace: {loss: [huber]}\n", "space.loss", "'mse' or 'bce'"),
-        ("name: x\nobjective: {metric: val_acc}\n", "objective.metric", "'val_tradeoff'"),
+        ("name: x\nspace: {loss: [huber]}\n", "space.loss", "'weighted_ce', 'focal_ce' or 'set'"),
+        ("name: x\nobjective: {metric: val_acc}\n", "objective.metric", "'val_knn_accuracy'"),
+        ("name: x\ntraining: {device: tpu}\n", "training.device", "use auto, cpu, cuda or cuda:N"),
+        ("name: x\nobjective: {metric: val_loss, direction: maximize}\n", "objective", "val_loss is minimized"),
+        ("name: x\nspace: {output: [categorical], loss: [mse]}\n", "space.loss", "trains the scalar head, not the categorical head"),
+        ("name: x\nspace: {architecture: [fc, pointnet], loss: [mse]}\n", "space.loss", "does not fit architecture 'pointnet'"),
+        ("name: x\nspace: {loss: [mse], focal_gamma: [2.0]}\n", "space.focal_gamma", "never used"),
+        ("name: x\nspace: {loss: [ce], class_weighting: [log]}\n", "space.class_weighting", "never used"),
+        ("name: x\nspace: {architecture: [pointnet], output: [categorical]}\n", "space.output", "never used"),
+        ("name: x\nspace: {kl_warmup_epochs: [3], kl_cycles: [2]}\n", "space.kl_cycles", "two KL schedules"),
         ("name: x\n  bad: [\n", "s.yaml:", "not valid YAML"),
     ],
 )
@@ -61,9 +70,21 @@ def test_bad_studies_name_file_field_and_problem(tmp_path, body, field, problem)
 
 
 def test_unknown_study_name_lists_the_known_ones(tmp_path):
-    (tmp_path / "quick.yaml").write_text("name: quick\n")
-    with pytest.raises(VaeLabError, match="use one of: quick"):
+    (tmp_path / "mine.yaml").write_text("name: mine\n")
+    with pytest.raises(VaeLabError, match="use one of: .*mine.*quick"):
         load_study_spec("nope", tmp_path)
+
+
+def test_a_local_study_overrides_a_shipped_one(tmp_path):
+    (tmp_path / "quick.yaml").write_text("name: quick\ndescription: mine\n")
+    spec, path = load_study_spec("quick", tmp_path)
+    assert spec.description == "mine" and path.parent == tmp_path
+
+
+def test_a_grid_is_its_distinct_configurations(tmp_path):
+    body = "name: g\nspace: {architecture: [fc, pointnet], output: [scalar, categorical], latent_dim: [2, 4]}\n"
+    spec, _ = load_study_spec(str(write(tmp_path, body)))
+    assert spec.grid_size == 2 * 2 + 2  # pointnet has no head to choose
 
 
 def test_tpe_accepts_ranges_and_defaults_to_twenty_trials(tmp_path):

@@ -137,32 +137,61 @@ def bench(
 def ui(
     port: Annotated[int, typer.Option("--port", help="Port of the MLflow UI.")] = 5000,
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    workers: Annotated[int, typer.Option("--workers", min=1, max=16, help="Server processes (one is plenty for one person).")] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the command instead of starting the UI.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Open the MLflow UI on the configured tracking store (MLFLOW_TRACKING_URI)."""
+    """Open the MLflow UI on the configured tracking store (MLFLOW_TRACKING_URI), with a link
+    to each study's training runs."""
     from vae_lab.config import get_settings
+    from vae_lab.stores import check_stores
 
-    uri = get_settings().mlflow_tracking_uri
-    if uri.startswith(("http://", "https://")):
-        command: list[str] = []
-        message = f"the tracking store is a server: open {uri} in a browser"
-    else:
-        command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
-        message = f"MLflow UI on http://{host}:{port} (Ctrl-C to stop)"
+    settings = get_settings()
+    uri = settings.mlflow_tracking_uri
+    check_stores(settings, optuna=False)
+    served = uri.startswith(("http://", "https://"))
+    base = runs_base(uri) if served else f"http://{host}:{port}"
+    command = [] if served else [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port), "--workers", str(workers)]
+    links = study_links(settings, base)
     if as_json or dry_run:
         if as_json:
-            emit_json({"command": command, "url": uri if not command else f"http://{host}:{port}"})
+            emit_json({"command": command, "url": base, "studies": links})
         else:
-            out.print(shlex.join(command) if command else message)
+            out.print(shlex.join(command) if command else f"the tracking store is a server: open {base}")
         return
-    err.print(message)
+    err.print(f"MLflow UI on {base}" + (" (Ctrl-C to stop)" if command else " (a tracking server)"))
+    for name, link in links.items():
+        err.print(f"  study {name}: {link}")
     if command:
         # vae-lab logs no GenAI jobs, so MLflow's background job workers (a dozen processes)
         # are switched off; exec hands Ctrl-C and SIGTERM straight to the server.
         env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")}
         sys.stdout.flush()
         os.execve(command[0], command, env)
+
+
+def runs_base(uri: str) -> str:
+    """A tracking server's address without credentials (safe to print)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri.rstrip("/"))
+    return urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path, "", ""))
+
+
+def study_links(settings, base: str) -> dict[str, str]:
+    """Study name -> the URL of its training runs in the UI (at most 20, newest first)."""
+    from vae_lab.tracking import Tracker, runs_link
+
+    if not settings.mlflow_tracking_uri.startswith(("http://", "https://")) and not _store_exists(settings.mlflow_tracking_uri):
+        return {}
+    experiments = Tracker(settings).client.search_experiments(filter_string="tags.`mlflow.experimentKind` = 'custom_model_development'", max_results=20, order_by=["last_update_time DESC"])
+    return {e.name: runs_link(base, e.experiment_id) for e in experiments}
+
+
+def _store_exists(uri: str) -> bool:
+    from pathlib import Path
+
+    return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).is_file()
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -18,6 +18,7 @@ LatentDim = Annotated[int, typer.Option("--latent-dim", min=1, help="Latent dime
 class OutputHead(str, Enum):
     scalar = "scalar"
     categorical = "categorical"
+    set = "set"
 
 
 @app.command("list")
@@ -45,7 +46,7 @@ def list_models(latent_dim: LatentDim = 2, as_json: JsonFlag = False) -> None:
 def show(
     name: Annotated[str, typer.Argument(help="Family name, as in `vae-lab models list`.")],
     latent_dim: LatentDim = 2,
-    output: Annotated[OutputHead, typer.Option("--output", help="Decoder head.")] = OutputHead.scalar,
+    output: Annotated[Optional[OutputHead], typer.Option("--output", help="Decoder head: scalar or categorical (dense families), set (pointnet); default: the family's first.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """One family layer by layer: parameters and output shape of each layer, and the total."""
@@ -53,7 +54,7 @@ def show(
     from vae_lab.models.summary import layer_table
 
     family = check_architecture(ModelConfig(architecture=name), where="vae-lab models show")
-    config = ModelConfig(architecture=name, latent_dim=latent_dim, output=output.value, grid=family.fixed_grid or 11)
+    config = ModelConfig(architecture=name, latent_dim=latent_dim, output=output.value if output else None, grid=family.fixed_grid or 11)
     rows = layer_table(family(config))
     if as_json:
         layers = [{"layer": r.layer, "params": r.params, "output_shape": list(r.output_shape)} for r in rows]

@@ -99,7 +99,14 @@ def run(
             out.print(f"best of each family: {', '.join(f'@{a}' for a in families)} (vae-lab registry show {spec.model_name} --alias best-...)")
     else:
         out.print("no trial finished, so there is no champion yet")
-    out.print(f"compare the runs in the MLflow UI: [bold]{command_name()} ui[/] (experiment '{spec.name}', runs sorted by {spec.objective.metric})")
+    out.print(f"compare the runs in the MLflow UI: [bold]{command_name()} ui[/], then open {ui_link(report)}")
+
+
+def ui_link(report) -> str:
+    from vae_lab.tracking import runs_link
+
+    base = report.tracking_uri if report.tracking_uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return runs_link(base, report.experiment_id)
 
 
 def _print_plan_estimate(spec, data: Optional[Path], device: Optional[str], workers: int) -> None:
@@ -189,3 +196,18 @@ def plan(
     out.print(table)
     for line in result.warnings:
         err.print(f"[yellow]warning:[/] {line}")
+
+
+@app.command("show")
+@user_errors
+def show(
+    study: Annotated[str, typer.Argument(help="A study name or a path to a YAML file.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Print a study's YAML (the shipped `quick` documents every field), and its grid size."""
+    spec, path = load_study_spec(study)
+    if as_json:
+        emit_json({"path": str(path), "spec": spec.model_dump(mode="json", exclude_none=True), "trials": spec.planned_trials})
+        return
+    out.print(path.read_text(), markup=False, highlight=False)
+    err.print(f"{path}: {spec.sampler} study of {spec.planned_trials} trials")

@@ -8,6 +8,7 @@ synthetic dataset when the user names none.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,8 +135,12 @@ def prepare_dataset(
     target = cache_path(Path(cache_dir or get_settings().cache_dir), path, content_hash, options)
     cached = load_prepared(target)
     if cached is None:
+        _check_cache_folder(target.parent)
         splits, meta = _build(path, toy_fraction, seed, grid)
-        save_prepared(target, splits, meta)
+        try:
+            save_prepared(target, splits, meta)
+        except OSError as error:
+            raise _cache_error(target.parent, error) from None
     else:
         splits, meta = cached
     return PreparedDataset(
@@ -150,6 +155,21 @@ def prepare_dataset(
         content_hash=content_hash,
         from_cache=cached is not None,
     )
+
+
+def _cache_error(folder: Path, error: OSError) -> VaeLabError:
+    reason = error.strerror or type(error).__name__
+    return VaeLabError(f"dataset cache {folder}", f"cannot be written ({reason})", "point VAE_LAB_CACHE_DIR (or --out) at a writable folder")
+
+
+def _check_cache_folder(folder: Path) -> None:
+    """The cache folder exists or can be made, before seconds go into cleaning the data."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _cache_error(folder, error) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise _cache_error(folder, PermissionError(13, "permission denied"))
 
 
 def default_dataset(path: str | Path | None = None) -> Path:

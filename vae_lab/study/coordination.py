@@ -227,17 +227,20 @@ def trial_point(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     return trial.system_attrs.get("fixed_params") or dict(trial.params)
 
 
-def queue_grid(study: optuna.Study, points: list[dict[str, Any]], repeats: int = 0) -> int:
-    """Queue each point no trial has settled, plus `repeats` random repeats; returns trials waiting.
+def queue_grid(study: optuna.Study, points: list[dict[str, Any]], repeats: int = 0, limit: int | None = None) -> int:
+    """Queue each point no trial has settled (until `limit` trials wait, if given), plus
+    `repeats` random repeats; returns how many trials wait.
 
     Call under the study lock. Failed and killed points are queued again (Optuna would count a
     failed trial as a visited grid point and never rerun it).
     """
     trials = study.get_trials(deepcopy=False)
     settled = {point_key(trial_point(t)) for t in trials if t.state in SETTLED}
-    for index, point in enumerate(points):
-        if point_key(point) not in settled:
-            study.enqueue_trial(point, user_attrs={"grid_point": index})
+    missing = [(index, point) for index, point in enumerate(points) if point_key(point) not in settled]
+    if limit is not None:
+        missing = missing[: max(limit - waiting_count(study), 0)]
+    for index, point in missing:
+        study.enqueue_trial(point, user_attrs={"grid_point": index})
     rng = random.Random(len(trials))
     for _ in range(repeats):
         index = rng.randrange(len(points))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import optuna
 import torch
@@ -81,6 +82,7 @@ class StudyContext:
     device: torch.device
     assets: PlotlyAssets
     leases: dict[int, Lease] = field(default_factory=dict)
+    stale: Any = None  # the runner's StaleTrialCloser (RDB heartbeats), if any
 
 
 @dataclass

@@ -32,7 +32,7 @@ from vae_lab.errors import VaeLabError
 from vae_lab.models import ModelConfig, check_architecture
 from vae_lab.registry import CHAMPION, Entry, champion_info, reconcile
 from vae_lab.stores import check_stores
-from vae_lab.study.coordination import StudyLock, claim_and_run, dead_trials, fail_trial, queue_grid, waiting_count
+from vae_lab.study.coordination import StudyLock, claim_and_run, dead_trials, fail_trial, queue_grid, trial_point
 from vae_lab.study.objective import StudyContext, StudyObserver, TrialObjective
 from vae_lab.study.report import ReportRefresher
 from vae_lab.study.space import grid_points, make_pruner, make_sampler
@@ -180,7 +180,7 @@ def run_study(
             return StudyReport(spec.name, experiment_id, None, trial_rows(study), _champion_or_none(tracker, spec.model_name), tracker.uri, str(torch_device))
         parent_run_id = worker.parent_run_id or start_parent_run(tracker, experiment_id, spec, data, settings)
         assets = PlotlyAssets(spec.artifacts.plotlyjs, parent_run_id)
-        context = StudyContext(spec, data, tracker, experiment_id, parent_run_id, settings.optuna_storage, lock, torch_device, assets)
+        context = StudyContext(spec, data, tracker, experiment_id, parent_run_id, settings.optuna_storage, lock, torch_device, assets, stale=stale)
         objective = TrialObjective(context, observer)
         refresher = ReportRefresher(tracker, parent_run_id, study, spec.objective.metric, assets)
         status = "FAILED"
@@ -224,11 +224,11 @@ def plan_remaining(study: optuna.Study, spec: StudySpec, n_trials: int | None, a
     trials = study.get_trials(deepcopy=False)
     done = sum(t.state in FINISHED for t in trials)
     if spec.sampler == "grid":
-        waiting = queue_grid(study, grid_points(spec.space))
+        waiting = queue_grid(study, grid_points(spec.space), limit=n_trials)
         if n_trials is None:
             return waiting, done
         if n_trials > waiting and allow_repeats:
-            queue_grid(study, grid_points(spec.space), repeats=n_trials - waiting)
+            queue_grid(study, grid_points(spec.space), repeats=n_trials - waiting, limit=0)
         return n_trials, done
     if n_trials is not None:
         return n_trials, done
@@ -240,14 +240,17 @@ def _optimize(study: optuna.Study, objective: TrialObjective, spec: StudySpec, c
     when the user asked for a number), TPE trials until the study has its trials (Optuna's
     MaxTrialsCallback, so parallel workers stop together)."""
     if spec.sampler != "grid":
-        done = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
-        limit = optuna.study.MaxTrialsCallback(done + count, states=FINISHED)
-        study.optimize(objective, n_trials=count, catch=TRIAL_FAILURES, callbacks=[*callbacks, limit])
+        # --n-trials: exactly that many (a worker's share). Otherwise until the study as a whole
+        # has its planned trials, counted across every worker.
+        stop = [] if explicit else [optuna.study.MaxTrialsCallback(spec.planned_trials, states=FINISHED)]
+        study.optimize(objective, n_trials=count, catch=TRIAL_FAILURES, callbacks=[*callbacks, *stop])
         return
     for _ in range(count) if explicit else itertools.count():
         with context.lock:
-            reap_dead_trials(study, context.storage_url, context.tracker)
-            queue_grid(study, grid_points(spec.space))
+            # A dead worker's point goes back in the queue. (Trials that failed in this run are
+            # not retried until the next run: a configuration that always fails must not loop.)
+            for dead in reap_dead_trials(study, context.storage_url, context.tracker, context.stale):
+                study.enqueue_trial(trial_point(dead), user_attrs={"requeued_from": dead.number})
         ran = claim_and_run(study, context.lock, lambda: study.optimize(objective, n_trials=1, catch=TRIAL_FAILURES, callbacks=callbacks))
         if not ran:
             return
@@ -282,13 +285,16 @@ def crown(study: optuna.Study, spec: StudySpec, tracker: Tracker, lock: StudyLoc
 
 
 class StaleTrialCloser:
-    """Optuna's heartbeat callback (RDB storages): close the dead trial's MLflow run."""
+    """Optuna's heartbeat callback (RDB storages): close the dead trial's MLflow run, and keep
+    the trial so the reaper can queue its grid point again."""
 
     def __init__(self, tracker: Tracker):
         self.tracker = tracker
+        self.found: list[optuna.trial.FrozenTrial] = []
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         close_dead_run(self.tracker, trial, "the worker stopped sending heartbeats")
+        self.found.append(trial)
 
 
 def close_dead_run(tracker: Tracker, trial: optuna.trial.FrozenTrial, reason: str) -> None:
@@ -303,8 +309,8 @@ def close_dead_run(tracker: Tracker, trial: optuna.trial.FrozenTrial, reason: st
         pass
 
 
-def reap_dead_trials(study: optuna.Study, storage_url: str, tracker: Tracker) -> int:
-    """Fail the trials of dead workers and close their runs (under the lock); returns how many.
+def reap_dead_trials(study: optuna.Study, storage_url: str, tracker: Tracker, stale: StaleTrialCloser | None = None) -> list[optuna.trial.FrozenTrial]:
+    """Fail the trials of dead workers and close their runs (under the lock); returns them.
 
     Local workers are judged by their leases; with an RDB storage, Optuna's heartbeat check
     also fails stale trials of workers on other machines (its callback closes their runs).
@@ -315,13 +321,15 @@ def reap_dead_trials(study: optuna.Study, storage_url: str, tracker: Tracker) ->
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fail_stale_trials(study)
-    count = 0
+    reaped = list(stale.found) if stale else []
+    if stale:
+        stale.found.clear()
     for trial in dead_trials(study, storage_url):
         reason = f"its worker (pid {trial.user_attrs.get('worker_pid', '?')} on {trial.user_attrs.get('worker_host', '?')}) died"
         if fail_trial(study, trial, reason):
             close_dead_run(tracker, trial, reason)
-            count += 1
-    return count
+            reaped.append(trial)
+    return reaped
 
 
 def _heartbeat_enabled(study: optuna.Study) -> bool:

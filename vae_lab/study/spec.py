@@ -244,6 +244,7 @@ def _field(loc: tuple) -> str:
     return ".".join(str(p) for p in loc if not (isinstance(p, str) and (p[:1].isupper() or "[" in p or p.startswith("function-"))))
 
 
+PATTERN_HINTS = {"device": "use auto, cpu, cuda or cuda:N", "name": "use letters, digits, '-', '_' or '.'"}
 SHAPE_ERRORS = {"list_type", "model_type", "dict_type", "model_attributes_type", "float_type", "int_type", "none_required"}
 
 
@@ -262,8 +263,10 @@ def parse_study(raw: object, where: str) -> StudySpec:
         error = _most_specific(exc.errors())
         field = _field(error["loc"]) or "(top level)"
         problem = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbid" or error["type"] == "extra_forbidden":
+        if error["type"] == "extra_forbidden":
             problem = "unknown key"
+        elif error["type"] == "string_pattern_mismatch":
+            problem = f"{error.get('input')!r} is not allowed here: " + PATTERN_HINTS.get(field.rsplit(".", 1)[-1], "see the schema")
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise VaeLabError(f"{where}: {field}", problem + more, "see `vae-lab study show quick` for every field") from None
     from vae_lab.study.space import check_space

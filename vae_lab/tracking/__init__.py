@@ -8,7 +8,7 @@ its LoggedModel. Everything goes through a `Tracker` made from the settings.
 """
 
 from vae_lab.tracking.callbacks import MlflowEpochLogger
-from vae_lab.tracking.client import Tracker, dataset_key
+from vae_lab.tracking.client import Tracker, dataset_key, runs_link
 from vae_lab.tracking.models import LoggedModelRef, load_model, log_model, portable_copy
 from vae_lab.tracking.plotly_html import PlotlyAssets
 
@@ -21,4 +21,5 @@ __all__ = [
     "load_model",
     "log_model",
     "portable_copy",
+    "runs_link",
 ]

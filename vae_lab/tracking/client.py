@@ -160,6 +160,20 @@ class Tracker:
         self.client.log_inputs(run_id, datasets=inputs)
 
 
+def runs_link(base: str, experiment_id: str) -> str:
+    """The UI page of an experiment's runs, in the model-training view.
+
+    MLflow 3.17's UI picks its view from a browser-wide switch (GenAI by default) rather than
+    the experiment's kind tag; `workflowType=machine_learning` in the link selects the
+    training view, so a researcher lands on the runs table. Credentials in `base` are dropped.
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(base.rstrip("/"))
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return f"{urlunsplit((parts.scheme, netloc, parts.path, '', ''))}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
 def dataset_entity(data: DataRef, split: str) -> Dataset:
     source = json.dumps({"uri": Path(data.path).resolve().as_uri() if "://" not in data.path else data.path})
     profile = json.dumps({"rows": data.rows.get(split, 0), "grid": data.grid, "toy_fraction": data.toy_fraction, "seed": data.seed})
