@@ -129,3 +129,5 @@ class Case:
     store: bool = False  # a storage or environment case: must finish within 30 s
     xfail: str | None = None
     forbidden: tuple[str, ...] = ()  # text that must not appear anywhere in the output (passwords)
+    unset: tuple[str, ...] = ()  # environment variables to remove (so that a .env file sets them)
+    cwd: str | None = None  # a folder of the lab to run in, instead of the lab itself

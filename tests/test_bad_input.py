@@ -28,6 +28,7 @@ from tests.bad_input_helpers import (
     lab_env,
     run_vae_lab,
     snapshot,
+    store_files,
     voxel_rows,
     write_csv,
 )
@@ -49,6 +50,8 @@ def lab(tmp_path_factory) -> Path:
     result = run_vae_lab(["study", "run", "tiny", "--json"], cwd=lab, env=lab_env(lab), timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (lab / "mlflow.db").is_file() and (lab / ".vae-lab" / "optuna.log").is_file()
+    for lock in [p for p in store_files(lab) if p.suffix == ".lock"]:
+        lock.unlink()  # empty flock targets; removed so that a bad input that creates one shows
     return lab
 
 
@@ -96,6 +99,12 @@ def make_dir(name: str):
 
 def grid9(lab: Path) -> None:
     write_dataset(synthesize(rows=1500, seed=1, grid=9), lab / "grid9.parquet")
+
+
+def dotenv(lab: Path) -> None:
+    """A folder whose .env file (read from the working directory) points MLflow at a dead server."""
+    (lab / "dotenv").mkdir(exist_ok=True)
+    (lab / "dotenv" / ".env").write_text("MLFLOW_TRACKING_URI=http://admin:dotenv-secret@127.0.0.1:9/\n")
 
 
 def csv_cell(name: str, value: str):
@@ -162,6 +171,8 @@ CASES = [
     Case("cli-n-trials-0", [*RUN, "--n-trials", "0"], "--n-trials", xfail=USAGE),
     Case("cli-workers-0", [*RUN, "--workers", "0"], "--workers", xfail=USAGE),
     Case("cli-unknown-option", [*RUN, "--trials", "3"], "--trials", xfail=USAGE),
+    Case("cli-missing-argument", ["study", "run"], "study", xfail=USAGE),
+    Case("cli-not-an-integer", [*RUN, "--n-trials", "two"], "--n-trials", xfail=USAGE),
     Case("cli-evaluate-bad-split", ["evaluate", "tiny", "--split", "nope"], "--split"),
     Case("cli-run-bad-device", [*RUN, "--device", "banana"], "--device"),
     Case("cli-evaluate-bad-device", ["evaluate", "tiny", "--device", "banana"], "--device"),
@@ -191,6 +202,7 @@ CASES = [
     Case("env-optuna-postgres-psycopg2-closed-port", ["study", "status", "tiny"], "connection refused", env={"VAE_LAB_OPTUNA_STORAGE": "postgresql+psycopg2://user:pw-4711@127.0.0.1:{port}/db"}, store=True, forbidden=("pw-4711",)),
     Case("env-optuna-sqlite-not-a-database", RUN, "not an SQLite database", env={"VAE_LAB_OPTUNA_STORAGE": "sqlite:///{lab}/notes.txt"}, setup=write_text("notes.txt", "notes\n"), store=True),
     Case("env-cache-dir-under-a-file", RUN, "VAE_LAB_CACHE_DIR", env={"VAE_LAB_CACHE_DIR": "{lab}/notes.txt/cache"}, setup=write_text("notes.txt", "a regular file\n"), store=True),
+    Case("dotenv-tracking-server-down", ["registry", "show", "tiny"], "MLflow tracking store", unset=("MLFLOW_TRACKING_URI",), cwd="dotenv", setup=dotenv, store=True, forbidden=("dotenv-secret",)),
     Case("env-ui-unknown-scheme", ["ui", "--dry-run"], "MLFLOW_TRACKING_URI", env={"MLFLOW_TRACKING_URI": "foo://x"}, store=True),
     Case("env-ui-sqlite-not-a-database", ["ui"], "not an SQLite database", env={"MLFLOW_TRACKING_URI": "sqlite:///{lab}/notes.txt"}, setup=write_text("notes.txt", "notes\n"), store=True),
     Case("env-ui-server-down-password", ["ui"], "MLflow tracking store", env={"MLFLOW_TRACKING_URI": f"http://user:{PASSWORD}@127.0.0.1:9/"}, store=True, forbidden=(PASSWORD,)),
@@ -212,10 +224,12 @@ def test_bad_input_is_one_line_exit_2_and_leaves_the_stores_alone(lab, case):
     port = closed_port()
     args = [fill(a, lab, port) for a in case.args]
     env = lab_env(lab, **{k: fill(v, lab, port) for k, v in case.env.items()})
+    for name in case.unset:
+        env.pop(name)
     before = snapshot(lab)
 
     start = time.monotonic()
-    result = run_vae_lab(args, cwd=lab, env=env, timeout=120 if case.store else 300)
+    result = run_vae_lab(args, cwd=lab / case.cwd if case.cwd else lab, env=env, timeout=120 if case.store else 300)
     elapsed = time.monotonic() - start
 
     after = snapshot(lab)

@@ -33,8 +33,10 @@ LOSS_HEAD: dict[str, str] = {
 }
 DEFAULT_LOSS = {"scalar": "mse", "categorical": "weighted_ce", "set": "set"}
 # Losses that multiply each cell by its class weight; the others ignore `class_weighting`.
-# (brock weighs occupied against empty cells with its own gamma.)
-WEIGHTED_LOSSES = frozenset({"mse", "bce", "focal", "weighted_ce", "focal_ce"})
+# (brock weighs occupied against empty cells with its own gamma; the set loss weighs each
+# point's descriptor by its class among the occupied cells.)
+WEIGHTED_LOSSES = frozenset({"mse", "bce", "focal", "weighted_ce", "focal_ce", "set"})
+LrSchedule = Literal["constant", "cosine"]
 # The options each loss reads (searchable like any hyperparameter).
 LOSS_OPTIONS: dict[str, tuple[str, ...]] = {
     "focal": ("focal_alpha", "focal_gamma"),

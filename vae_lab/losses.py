@@ -51,6 +51,22 @@ def class_weights(grid: Tensor, scheme: ClassWeighting) -> Tensor | None:
     return (weights / weights[0]).float().to(grid.device)
 
 
+def descriptor_weights(grid: Tensor, scheme: ClassWeighting) -> Tensor | None:
+    """Class weights for losses that only see occupied cells (the set loss), as a (5,) tensor.
+
+    Counted over the occupied cells only and normalised so the commonest descriptor weighs 1
+    (entry 0, for empty cells, is 1 and unused): among occupied cells the imbalance is mild, so
+    these weights are gentle where the dense ones must fight >99% empty cells.
+    """
+    if scheme == "none":
+        return None
+    counts = torch.bincount(grid.reshape(-1).long(), minlength=NUM_CLASSES)[1:].double().clamp(min=1)
+    total = counts.sum()
+    weights = 1 + torch.log(total / counts) if scheme == "log" else total / ((NUM_CLASSES - 1) * counts)
+    weights = weights / weights.min()
+    return torch.cat([torch.ones(1, dtype=weights.dtype), weights]).float().to(grid.device)
+
+
 # --- the KL term -------------------------------------------------------------------------------
 
 
@@ -186,11 +202,12 @@ def point_cells(points: Tensor, edge: int) -> Tensor:
     return (points[..., :3] * max(edge - 1, 1)).round().long().clamp(0, edge - 1)
 
 
-def set_reconstruction_loss(recon: Tensor, points: Tensor, mask: Tensor) -> Tensor:
+def set_reconstruction_loss(recon: Tensor, points: Tensor, mask: Tensor, weights: Tensor | None = None) -> Tensor:
     """(B,) per-sample loss, summed over slots and points like the dense losses sum over cells.
 
     BCE on presence (matched slots -> 1, the rest -> 0), plus for each real point the
-    cross-entropy of its cell on each axis and of its descriptor.
+    cross-entropy of its cell on each axis and of its descriptor (times the descriptor's class
+    weight, when `weights` (5,) are given; see `descriptor_weights`).
 
     Args:
         recon: (B, K, 1 + 3D + 4) slots (see above).
@@ -201,6 +218,8 @@ def set_reconstruction_loss(recon: Tensor, points: Tensor, mask: Tensor) -> Tens
     presence, position, descriptor = slot_parts(recon)
     position_log_p, descriptor_log_p = position.log_softmax(-1), descriptor.log_softmax(-1)
     cells, onehot = point_cells(points, position.shape[-1]), points[..., 3:]
+    if weights is not None:
+        onehot = onehot * weights[1:].to(onehot.dtype)  # a weighted one-hot weighs that point's descriptor term
     with torch.no_grad():
         cost = _pair_costs(presence, position_log_p, descriptor_log_p, cells, onehot)
     slot_of_point = _match_slots(cost, mask).to(recon.device)

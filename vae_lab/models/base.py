@@ -41,6 +41,7 @@ class ModelConfig(BaseModel):
     output: OutputHead = Field(default=None, description="scalar or categorical (dense families), set (sparse); default: the family's first")
     grid: int = Field(default=11, ge=3, description="edge length of the cubic voxel grid")
     max_points: int = Field(default=8, ge=1, description="K, the padded set size of sparse families")
+    width: int | None = Field(default=None, ge=8, description="hidden width, for families that have one (pointnet); default: the family's")
 
     @model_validator(mode="before")
     @classmethod
@@ -101,10 +102,18 @@ class BaseVAE(nn.Module):
     reads_points: ClassVar[bool] = False
     # Edge length the family is built for, or None if it follows `config.grid`.
     fixed_grid: ClassVar[int | None] = None
+    # The hidden width when `config.width` is unset, for families whose width is a knob; the
+    # journal's families have fixed layer sizes (None), so `width` is an error for them.
+    default_width: ClassVar[int | None] = None
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
+
+    @property
+    def width(self) -> int:
+        """The hidden width of a family that has one (config.width, else its default)."""
+        return self.config.width or self.default_width or 0
 
     @property
     def out_channels(self) -> int:
@@ -199,6 +208,8 @@ def check_architecture(config: ModelConfig, where: str = "model") -> type[BaseVA
             f"{config.grid}x{config.grid}x{config.grid}",
             "pick a family that follows the grid size (see `vae-lab models list`)",
         )
+    if config.width is not None and cls.default_width is None:
+        raise VaeLabError(where, f"architecture {config.architecture!r} has fixed layer sizes, so no width", "leave width out for it")
     if config.output not in cls.heads:
         raise VaeLabError(
             where,

@@ -28,7 +28,7 @@ from vae_lab.errors import VaeLabError
 from vae_lab.study.spec import FloatRange, IntRange, SearchSpace, StudySpec
 
 LOSS_OPTION_NAMES = frozenset(name for options in LOSS_OPTIONS.values() for name in options)
-MODEL_FIELDS = ("architecture", "latent_dim")
+MODEL_FIELDS = ("architecture", "latent_dim", "width")
 
 
 def _family(architecture: str):
@@ -53,6 +53,8 @@ def applies(name: str, chosen: dict[str, Any]) -> bool:
     family = _family(chosen["architecture"])
     if name == "output":
         return len(family.heads) > 1
+    if name == "width":
+        return family.default_width is not None
     if name == "loss":
         return True
     head, loss = head_and_loss(chosen)
@@ -126,6 +128,8 @@ def _check_heads_and_losses(space: SearchSpace, where: str) -> None:
 def _why_unused(name: str) -> str:
     if name == "output":
         return "only families with a head to choose (not pointnet) take an output"
+    if name == "width":
+        return "only families whose width is a knob (pointnet) take a width; the journal's have fixed layers"
     if name == "class_weighting":
         return f"class weights apply only to the losses {', '.join(sorted(WEIGHTED_LOSSES))}"
     if name in LOSS_OPTION_NAMES:
@@ -159,7 +163,8 @@ def build_configs(chosen: dict[str, Any], spec: StudySpec, grid: int, max_points
     from vae_lab.training import TrainConfig
 
     head, loss = head_and_loss(chosen)
-    model = ModelConfig(architecture=chosen["architecture"], output=head, grid=grid, max_points=max_points, **({"latent_dim": chosen["latent_dim"]} if "latent_dim" in chosen else {}))
+    sizes = {k: chosen[k] for k in ("latent_dim", "width") if k in chosen}
+    model = ModelConfig(architecture=chosen["architecture"], output=head, grid=grid, max_points=max_points, **sizes)
     options = {k: v for k, v in chosen.items() if k not in (*MODEL_FIELDS, "output", "loss")}
     if loss not in WEIGHTED_LOSSES:
         options["class_weighting"] = "none"

@@ -18,7 +18,7 @@ from typing import Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from vae_lab.choices import ClassWeighting, ObjectiveMetric, OptimizerName, OutputHead, Precision, PrunerKind, ReconLoss, direction_of
+from vae_lab.choices import ClassWeighting, LrSchedule, ObjectiveMetric, OptimizerName, OutputHead, Precision, PrunerKind, ReconLoss, direction_of
 from vae_lab.errors import VaeLabError
 from vae_lab.runtime import Runtime
 
@@ -77,6 +77,8 @@ class SearchSpace(Strict):
     batch_size: IntChoices = None
     optimizer: Optional[list[OptimizerName]] = Field(default=None, min_length=1)
     learning_rate: FloatChoices = None
+    lr_schedule: Optional[list[LrSchedule]] = Field(default=None, min_length=1)
+    width: IntChoices = None
     weight_decay: FloatChoices = None
     beta: FloatChoices = None
     class_weighting: Optional[list[ClassWeighting]] = Field(default=None, min_length=1)

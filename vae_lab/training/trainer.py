@@ -20,15 +20,15 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vae_lab.choices import HIGHER_IS_BETTER, LATENT_METRICS, WEIGHTED_LOSSES, ClassWeighting, OptimizerName, ReconLoss
+from vae_lab.choices import HIGHER_IS_BETTER, LATENT_METRICS, WEIGHTED_LOSSES, ClassWeighting, LrSchedule, OptimizerName, ReconLoss
 from vae_lab.device import autocast, grad_scaler, prepare_backend, resolve_device
-from vae_lab.losses import LossSettings, class_weights, kl_divergence, kl_penalty
+from vae_lab.losses import LossSettings, class_weights, descriptor_weights, kl_divergence, kl_penalty
 from vae_lab.models.base import BaseVAE
 from vae_lab.runtime import Runtime
 from vae_lab.training.batches import TensorData
 from vae_lab.training.callbacks import Callback, EarlyStopping, dispatch
 from vae_lab.training.latent_metrics import latent_scores
-from vae_lab.training.schedules import beta_at, settled_epoch
+from vae_lab.training.schedules import beta_at, learning_rate_at, settled_epoch
 from vae_lab.training.validation import ValidationResult, validate
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
@@ -45,6 +45,7 @@ class TrainConfig(BaseModel):
 
     optimizer: OptimizerName = "adam"
     learning_rate: float = Field(default=1e-3, gt=0)
+    lr_schedule: LrSchedule = Field(default="constant", description="cosine: linear warm-up over 2% of the steps, then cosine decay to 0")
     weight_decay: float = Field(default=0.0, ge=0)
     batch_size: int = Field(default=64, ge=1)
     loss: ReconLoss = "mse"
@@ -92,9 +93,12 @@ class TrainConfig(BaseModel):
 
 
 def training_weights(train_grid: torch.Tensor, config: TrainConfig) -> torch.Tensor | None:
-    """Class weights from the training split, for the losses that weigh cells by class."""
+    """Class weights from the training split, for the losses that weigh cells by class (over
+    every cell for the dense losses, over the occupied cells for the set loss)."""
     if config.loss not in WEIGHTED_LOSSES:
         return None
+    if config.loss == "set":
+        return descriptor_weights(train_grid, config.class_weighting)
     return class_weights(train_grid, config.class_weighting)
 
 
@@ -145,12 +149,23 @@ class Trainer:
         self.epoch = 0
         self.weights: torch.Tensor | None = None  # class weights, from the training split in fit()
         self.val_labels = None
+        self.step, self.total_steps = 0, 0
+
+    def _schedule_learning_rate(self) -> None:
+        if self.config.lr_schedule == "constant":
+            return
+        rate = learning_rate_at(self.step, self.total_steps, self.config.learning_rate)
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
 
     def train_epoch(self, data: TensorData, beta: float) -> dict[str, float]:
         self.model.train()
         sums = torch.zeros(3, device=self.device)
         batches = -(-len(data) // self.config.batch_size)
+        self.total_steps = self.total_steps or batches * self.config.epochs
         for i, batch in enumerate(data.batches(self.config.batch_size, shuffle=True, generator=self.generator)):
+            self._schedule_learning_rate()
+            self.step += 1
             with autocast(self.device, self.runtime.precision):
                 out = self.forward(*self.model.inputs(batch))
                 recon = self.model.reconstruction_loss(out, batch, self.loss, self.weights).mean()
