@@ -69,8 +69,12 @@ def store_files(lab: Path) -> list[Path]:
 
 
 def snapshot(lab: Path) -> dict[str, str]:
-    """relative path -> sha256. Lock files (flock targets, always empty) are listed by name only."""
-    return {str(p.relative_to(lab)): ("lock" if p.suffix == ".lock" else _digest(p)) for p in store_files(lab)}
+    """relative path -> sha256 of every store file.
+
+    Empty `*.lock` files are left out: they are flock targets holding no data, and opening the
+    tracking store creates `mlflow.db.lock` beside the database even for a read.
+    """
+    return {str(p.relative_to(lab)): _digest(p) for p in store_files(lab) if not (p.suffix == ".lock" and p.stat().st_size == 0)}
 
 
 def diff(before: dict[str, str], after: dict[str, str]) -> list[str]:

@@ -13,21 +13,16 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import mlflow
+import optuna
 import pytest
 
 from tests.conftest import free_port, wait_for_mlflow
 from tests.test_cli import VAE_LAB
+from vae_lab.config import get_settings
 from vae_lab.data import synthesize, write_dataset
 
 pytestmark = pytest.mark.slow
-
-STUDY = """
-name: shared
-data: {path: voxels.parquet}
-training: {epochs: 2}
-space: {architecture: [fc], latent_dim: [2, 3, 4]}
-artifacts: {pca: true, reconstructions: 0, plotlyjs: cdn}
-"""
 
 
 def as_postgres(*command: str) -> None:
@@ -77,30 +72,54 @@ def mlflow_server(postgres, tmp_path):
         server.wait(timeout=30)
 
 
-def test_two_workers_on_postgres_and_a_tracking_server(lab, postgres, mlflow_server, monkeypatch):
+KILL_STUDY = """
+name: shared
+data: {path: voxels.parquet}
+training: {epochs: 25, patience: 25}
+space: {architecture: [fc], latent_dim: [2, 3, 4, 5, 6]}
+artifacts: {pca: true, reconstructions: 1, interpolation: false, plotlyjs: shared}
+"""
+
+
+def test_three_workers_on_postgres_and_a_tracking_server_survive_a_sigkill(lab, postgres, mlflow_server, monkeypatch):
+    """The docker-compose topology with native processes: three workers (as if on three
+    machines) run one grid study; one is SIGKILLed mid-trial; the same command again finishes it."""
+    import signal
+
+    from tests.study.test_workers import running_trial_of_a_worker
+
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     monkeypatch.setenv("VAE_LAB_OPTUNA_STORAGE", f"{postgres}/optuna")
-    write_dataset(synthesize(rows=1500, seed=7), lab / "voxels.parquet")
-    (lab / "studies" / "shared.yaml").write_text(STUDY)
-
-    workers = [subprocess.Popen([VAE_LAB, "study", "run", "shared", "--json"], cwd=lab, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    get_settings.cache_clear()
+    write_dataset(synthesize(rows=3000, seed=7), lab / "voxels.parquet")
+    (lab / "studies" / "shared.yaml").write_text(KILL_STUDY)
+    command = [VAE_LAB, "study", "run", "shared", "--json"]
+    workers = [subprocess.Popen(command, cwd=lab, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    victim = running_trial_of_a_worker(lab, "shared", parent_pid=-1)
+    victim_pid = victim.user_attrs["worker_pid"]
+    os.kill(victim_pid, signal.SIGKILL)
     for worker in workers:
-        _, stderr = worker.communicate(timeout=300)
-        assert worker.returncode == 0, stderr
+        _, stderr = worker.communicate(timeout=600)
+        assert worker.returncode == (-9 if worker.pid == victim_pid else 0), stderr
+    again = subprocess.run(command, cwd=lab, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
 
-    status = json.loads(subprocess.run([VAE_LAB, "study", "status", "shared", "--json"], cwd=lab, capture_output=True, text=True, check=True).stdout)
-    complete = [t for t in status["trials"] if t["state"] == "COMPLETE"]
-    assert {t["params"]["latent_dim"] for t in complete} == {2, 3, 4}
-
-    import mlflow
+    study = optuna.load_study(study_name="shared", storage=f"{postgres}/optuna")
+    states = {t.number: t.state.name for t in study.trials}
+    assert states[victim.number] == "FAIL"
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert sorted(t.params["latent_dim"] for t in complete) == [2, 3, 4, 5, 6]  # every point exactly once
 
     client = mlflow.MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
     experiment = client.get_experiment_by_name("shared")
-    trial_runs = client.search_runs([experiment.experiment_id], filter_string="tags.study = 'shared' and tags.trial != ''")
-    assert {r.info.run_id for r in trial_runs} >= {t["mlflow_run_id"] for t in complete}
-    assert "latents_pca.html" in {a.path for a in client.list_artifacts(complete[0]["mlflow_run_id"])}
+    runs = client.search_runs([experiment.experiment_id])
+    assert all(r.info.status != "RUNNING" for r in runs)
+    assert client.get_run(victim.user_attrs["mlflow_run_id"]).info.status == "KILLED"
+    trial_runs = {r.info.run_id for r in runs if r.data.tags.get("trial")}
+    assert {t.user_attrs["mlflow_run_id"] for t in complete} <= trial_runs
+    assert "latents_pca.html" in {a.path for a in client.list_artifacts(complete[0].user_attrs["mlflow_run_id"])}
+    best = max(complete, key=lambda t: t.value)
+    assert client.get_model_version_by_alias("shared", "champion").run_id == best.user_attrs["mlflow_run_id"]
 
     result = json.loads(subprocess.run([VAE_LAB, "evaluate", "shared", "--json"], cwd=lab, capture_output=True, text=True, check=True).stdout)
-    best = max(complete, key=lambda t: t["value"])
-    assert client.get_model_version_by_alias("shared", "champion").run_id == best["mlflow_run_id"]
     assert result["rows"] > 0 and 0.0 <= result["metrics"]["test_f1"] <= 1.0

@@ -121,3 +121,26 @@ def test_reads_the_data_pipelines_point_sets():
     latent = torch.zeros(4, 3)
     decoded = model.predict_grid(VAEOutput(recon=perfect, mu=latent, logvar=latent, z=latent))
     assert torch.equal(decoded, grid.long())
+
+
+def test_width_scales_pointnet_and_is_refused_by_fixed_families():
+    import pytest
+
+    from vae_lab.errors import VaeLabError
+    from vae_lab.models import count_parameters
+
+    narrow = build_model(ModelConfig(architecture="pointnet", width=64))
+    wide = build_model(ModelConfig(architecture="pointnet", width=128))
+    assert count_parameters(wide) > 2 * count_parameters(narrow)
+    with pytest.raises(VaeLabError, match="fixed layer sizes"):
+        build_model(ModelConfig(architecture="fc", width=64))
+
+
+def test_weighted_descriptors_cost_more_when_wrong():
+    model = pointnet()
+    batch = make_batch(model, batch_size=4)
+    recon = model.forward_batch(batch).recon
+    weights = torch.tensor([1.0, 1.0, 2.0, 3.0, 4.0])
+    plain = set_reconstruction_loss(recon, batch.points, batch.mask)
+    weighted = set_reconstruction_loss(recon, batch.points, batch.mask, weights)
+    assert (weighted >= plain - 1e-5).all() and (weighted > plain).any()

@@ -108,3 +108,14 @@ def test_the_vocabulary_and_the_loss_tables_agree():
     assert set(SCALAR_LOSSES) == {name for name, head in LOSS_HEAD.items() if head == "scalar"}
     assert set(CATEGORICAL_LOSSES) == {name for name, head in LOSS_HEAD.items() if head == "categorical"}
     assert WEIGHTED_LOSSES <= set(LOSS_HEAD) and set(LOSS_OPTIONS) <= set(LOSS_HEAD)
+
+
+def test_descriptor_weights_count_only_occupied_cells_and_favour_rare_descriptors():
+    from vae_lab.losses import descriptor_weights
+
+    grid = torch.zeros(10_000, dtype=torch.uint8)
+    grid[:60], grid[60:90], grid[90:100] = 1, 2, 4
+    weights = descriptor_weights(grid, "log")
+    assert weights[0] == 1.0 and weights[1] == 1.0  # the commonest descriptor weighs 1
+    assert weights[4] > weights[2] > weights[1]
+    assert descriptor_weights(grid, "none") is None

@@ -26,3 +26,12 @@ def test_cyclical_annealing_restarts_each_cycle():
 def test_two_schedules_at_once_are_refused():
     with pytest.raises(ValueError, match="two KL schedules"):
         TrainConfig(kl_warmup_epochs=3, kl_cycles=2)
+
+
+def test_cosine_learning_rate_warms_up_then_decays_to_zero():
+    from vae_lab.training.schedules import learning_rate_at
+
+    rates = [learning_rate_at(step, 100, 1e-3) for step in range(100)]
+    assert rates[0] == pytest.approx(0.5e-3) and rates[1] == pytest.approx(1e-3)  # 2 warm-up steps
+    assert max(rates) == pytest.approx(1e-3) and rates[-1] < 1e-5
+    assert all(a >= b for a, b in zip(rates[2:], rates[3:]))  # never rises after the warm-up

@@ -134,12 +134,13 @@ def lease_folder(storage_url: str) -> Path:
 
 
 class Lease:
-    """An exclusive OS lock on `<study>-<trial>.lease` for as long as this worker runs the trial."""
+    """An exclusive OS lock on `<study>-<key>.lease` for as long as this process holds it: the
+    key is a trial number (while a worker runs it) or `run-<id>` (an invocation's parent run)."""
 
-    def __init__(self, storage_url: str, study_name: str, trial_number: int):
+    def __init__(self, storage_url: str, study_name: str, key: int | str):
         folder = lease_folder(storage_url)
         folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / f"{_safe(study_name)}-{trial_number}.lease"
+        self.path = folder / f"{_safe(study_name)}-{key}.lease"
         self._file = open(self.path, "a")
         fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
@@ -156,10 +157,10 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def lease_is_free(storage_url: str, study_name: str, trial_number: int) -> bool | None:
-    """True if nobody holds the trial's lease (its worker is gone), False if someone does, None
-    if there is no lease file (the worker released it, or never took one)."""
-    path = lease_folder(storage_url) / f"{_safe(study_name)}-{trial_number}.lease"
+def lease_is_free(storage_url: str, study_name: str, key: int | str) -> bool | None:
+    """True if nobody holds the lease (its process is gone), False if someone does, None if
+    there is no lease file (released, or never taken)."""
+    path = lease_folder(storage_url) / f"{_safe(study_name)}-{key}.lease"
     try:
         handle = open(path, "r")
     except FileNotFoundError:
@@ -184,13 +185,28 @@ def dead_trials(study: optuna.Study, storage_url: str) -> list[optuna.trial.Froz
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         host = trial.user_attrs.get("worker_host")
         if host == HOST:
-            free = lease_is_free(storage_url, study.study_name, trial.number)
-            if free is True or (free is None and not _alive(trial.user_attrs.get("worker_pid"))):
+            if owner_is_dead(storage_url, study.study_name, trial.number, trial.user_attrs):
                 found.append(trial)
         elif host is None and trial.datetime_start is not None:
             if (now - trial.datetime_start.replace(tzinfo=None)).total_seconds() > UNOWNED_GRACE_S:
                 found.append(trial)
     return found
+
+
+def owner_is_dead(storage_url: str, study_name: str, key: int | str, owner: dict[str, Any]) -> bool:
+    """Whether the process that owned lease `key` on this machine is gone (False for owners on
+    other machines: only their heartbeats can tell)."""
+    if owner.get("worker_host") != HOST:
+        return False
+    free = lease_is_free(storage_url, study_name, key)
+    return free is True or (free is None and not _alive(_as_int(owner.get("worker_pid"))))
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _alive(pid: Any) -> bool:

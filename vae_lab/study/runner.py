@@ -32,7 +32,7 @@ from vae_lab.errors import VaeLabError
 from vae_lab.models import ModelConfig, check_architecture
 from vae_lab.registry import CHAMPION, Entry, champion_info, reconcile
 from vae_lab.stores import check_stores
-from vae_lab.study.coordination import StudyLock, claim_and_run, dead_trials, fail_trial, queue_grid, trial_point
+from vae_lab.study.coordination import Lease, StudyLock, claim_and_run, dead_trials, fail_trial, owner_attrs, owner_is_dead, queue_grid, trial_point
 from vae_lab.study.objective import StudyContext, StudyObserver, TrialObjective
 from vae_lab.study.report import ReportRefresher
 from vae_lab.study.space import grid_points, make_pruner, make_sampler
@@ -175,10 +175,12 @@ def run_study(
             reap_dead_trials(study, settings.optuna_storage, tracker)
             remaining, done = plan_remaining(study, spec, n_trials, allow_repeats=worker.parent_run_id is None)
         experiment_id = tracker.ensure_experiment(spec.name)
+        reap_dead_invocations(tracker, experiment_id, settings.optuna_storage, spec.name)
         observer.on_study_start(spec, remaining, done)
         if remaining == 0:
             return StudyReport(spec.name, experiment_id, None, trial_rows(study), _champion_or_none(tracker, spec.model_name), tracker.uri, str(torch_device))
         parent_run_id = worker.parent_run_id or start_parent_run(tracker, experiment_id, spec, data, settings)
+        invocation = None if worker.parent_run_id else Lease(settings.optuna_storage, spec.name, f"run-{parent_run_id}")
         assets = PlotlyAssets(spec.artifacts.plotlyjs, parent_run_id)
         context = StudyContext(spec, data, tracker, experiment_id, parent_run_id, settings.optuna_storage, lock, torch_device, assets, stale=stale)
         objective = TrialObjective(context, observer)
@@ -195,9 +197,10 @@ def run_study(
             refresher.close()
             for lease in context.leases.values():
                 lease.release()
-            if worker.parent_run_id is None:
+            if invocation is not None:
                 _summarise_parent(tracker, study, parent_run_id)
                 tracker.end_run(parent_run_id, status)
+                invocation.release()
         return StudyReport(spec.name, experiment_id, parent_run_id, trial_rows(study), _champion_or_none(tracker, spec.model_name), tracker.uri, str(torch_device))
     finally:
         lock.close()
@@ -208,7 +211,7 @@ def start_parent_run(tracker: Tracker, experiment_id: str, spec: StudySpec, data
     run_id = tracker.start_run(
         experiment_id,
         f"{spec.name} @ {time.strftime('%Y-%m-%d %H:%M:%S')}",
-        tags={"study": spec.name, "kind": "study-invocation", "sampler": spec.sampler, "objective": spec.objective.metric},
+        tags={"study": spec.name, "kind": "study-invocation", "sampler": spec.sampler, "objective": spec.objective.metric, **owner_attrs()},
         params={"data": data.source, "toy_fraction": data.toy_fraction, "train_rows": len(data.train.grids), "val_rows": len(data.val.grids), "planned_trials": spec.planned_trials, "objective": spec.objective.metric, "direction": spec.direction, "pruner": spec.pruner.kind},
     )
     tracker.log_dataset(run_id, data.reference(), ("train", "val"))
@@ -251,6 +254,7 @@ def _optimize(study: optuna.Study, objective: TrialObjective, spec: StudySpec, c
             # not retried until the next run: a configuration that always fails must not loop.)
             for dead in reap_dead_trials(study, context.storage_url, context.tracker, context.stale):
                 study.enqueue_trial(trial_point(dead), user_attrs={"requeued_from": dead.number})
+                reap_dead_invocations(context.tracker, context.experiment_id, context.storage_url, spec.name)
         ran = claim_and_run(study, context.lock, lambda: study.optimize(objective, n_trials=1, catch=TRIAL_FAILURES, callbacks=callbacks))
         if not ran:
             return
@@ -330,6 +334,18 @@ def reap_dead_trials(study: optuna.Study, storage_url: str, tracker: Tracker, st
             close_dead_run(tracker, trial, reason)
             reaped.append(trial)
     return reaped
+
+
+def reap_dead_invocations(tracker: Tracker, experiment_id: str, storage_url: str, study_name: str) -> int:
+    """Close as KILLED the parent runs of invocations on this machine whose process is gone."""
+    runs = tracker.client.search_runs([experiment_id], filter_string="tags.kind = 'study-invocation' and attributes.status = 'RUNNING'", max_results=200)
+    closed = 0
+    for run in runs:
+        if owner_is_dead(storage_url, study_name, f"run-{run.info.run_id}", run.data.tags):
+            tracker.set_tags(run.info.run_id, {"failure_reason": "its process died"})
+            tracker.end_run(run.info.run_id, "KILLED")
+            closed += 1
+    return closed
 
 
 def _heartbeat_enabled(study: optuna.Study) -> bool:

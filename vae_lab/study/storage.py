@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import warnings
 import zlib
 from pathlib import Path
 from typing import Callable, Iterator
@@ -68,7 +69,8 @@ def open_storage(url: str, on_stale_trial: StaleTrialCallback | None = None) -> 
         engine_kwargs = {"connect_args": {"timeout": 60}} if scheme == "sqlite" else {"pool_pre_ping": True}
         if scheme == "postgresql":
             engine_kwargs["connect_args"] = {"connect_timeout": 10}
-        with schema_lock(url):
+        with schema_lock(url), warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
             return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=HEARTBEAT_GRACE_S, failed_trial_callback=on_stale_trial)
     path = Path(url.removeprefix("journal:"))
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ from vae_lab.config import Settings, get_settings
 from vae_lab.device import resolve_device, worker_device
 from vae_lab.errors import VaeLabError
 from vae_lab.models import ModelConfig
-from vae_lab.study.coordination import StudyLock
+from vae_lab.study.coordination import Lease, StudyLock
 from vae_lab.study.objective import StudyObserver
 from vae_lab.study.runner import (
     StudyReport,
@@ -35,6 +35,7 @@ from vae_lab.study.runner import (
     _champion_or_none,
     _summarise_parent,
     check_stored_study,
+    reap_dead_invocations,
     open_study,
     plan_remaining,
     prepare_study_data,
@@ -171,17 +172,22 @@ def run_study_workers(
             reap_dead_trials(study, settings.optuna_storage, tracker)
             remaining, done = plan_remaining(study, spec, n_trials)
         experiment_id = tracker.ensure_experiment(spec.name)
+        reap_dead_invocations(tracker, experiment_id, settings.optuna_storage, spec.name)
         sink.study_start(spec.name, remaining, done, workers)
         if remaining == 0:
             return StudyReport(spec.name, experiment_id, None, trial_rows(study), _champion_or_none(tracker, spec.model_name), tracker.uri, device_spec)
         parent_run_id = start_parent_run(tracker, experiment_id, spec, data, settings)
+        invocation = Lease(settings.optuna_storage, spec.name, f"run-{parent_run_id}")
         tracker.set_tags(parent_run_id, {"workers": workers})
         codes, interrupted = _run_processes(spec, workers, n_trials, data.source, parent_run_id, device_spec, sink, where)
         with lock:
             reap_dead_trials(study, settings.optuna_storage, tracker)
         _summarise_parent(tracker, study, parent_run_id)
-        status = "KILLED" if interrupted else "FINISHED" if all(code == 0 for code in codes) else "FAILED"
-        tracker.end_run(parent_run_id, status)
+        died = sum(code < 0 for code in codes)
+        if died:
+            tracker.set_tags(parent_run_id, {"workers_died": died})
+        tracker.end_run(parent_run_id, "KILLED" if interrupted else "FINISHED")
+        invocation.release()
         if interrupted:
             raise KeyboardInterrupt
         user_errors = [code for code in codes if code == 2]
