@@ -126,7 +126,6 @@ def npz_without_x(lab: Path) -> None:
 
 RUN = ["study", "run", "tiny"]
 FRESH = ["study", "run", "tiny", "--name", "tiny-fresh"]  # a new study name: nothing to resume
-USAGE = "needs one-line usage errors"
 
 CASES = [
     # data files
@@ -165,11 +164,11 @@ CASES = [
     Case("yaml-study-file-missing", ["study", "run", "{lab}/studies/absent.yaml"], "study file not found"),
     # command-line arguments
     Case("cli-unknown-study", ["study", "run", "no-such-study"], "no-such-study"),
-    Case("cli-n-trials-0", [*RUN, "--n-trials", "0"], "--n-trials", xfail=USAGE),
-    Case("cli-workers-0", [*RUN, "--workers", "0"], "--workers", xfail=USAGE),
-    Case("cli-unknown-option", [*RUN, "--trials", "3"], "--trials", xfail=USAGE),
-    Case("cli-missing-argument", ["study", "run"], "study", xfail=USAGE),
-    Case("cli-not-an-integer", [*RUN, "--n-trials", "two"], "--n-trials", xfail=USAGE),
+    Case("cli-n-trials-0", [*RUN, "--n-trials", "0"], "--n-trials"),
+    Case("cli-workers-0", [*RUN, "--workers", "0"], "--workers"),
+    Case("cli-unknown-option", [*RUN, "--trials", "3"], "--trials"),
+    Case("cli-missing-argument", ["study", "run"], "study"),
+    Case("cli-not-an-integer", [*RUN, "--n-trials", "two"], "--n-trials"),
     Case("cli-evaluate-bad-split", ["evaluate", "tiny", "--split", "nope"], "--split"),
     Case("cli-run-bad-device", [*RUN, "--device", "banana"], "--device"),
     Case("cli-evaluate-bad-device", ["evaluate", "tiny", "--device", "banana"], "--device"),

@@ -158,16 +158,20 @@ def test_a_plotly_artifact_renders_with_the_study_plotly_library(served, browser
     browser.screenshot("artifact")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MLflow 3.17's UI ignores the mlflow.experimentKind tag: the GenAI / Model training switch is a "
-    "per-browser setting (localStorage mlflow.workflowType, default genai, or ?workflowType= in the URL), so "
-    "a fresh browser opens every experiment on the GenAI overview. Remove this mark when that changes.",
-)
-def test_the_experiment_opens_on_its_runs(served, browser):
+def test_the_link_vae_lab_prints_lands_on_the_training_runs(served, browser):
+    """MLflow 3.17's UI picks GenAI or Model training from a per-browser switch (GenAI by default)
+    rather than the experiment's kind tag, so `vae-lab ui` and `study run` print a link that
+    selects the training view; a fresh browser following it lands on the runs table."""
     base, report, lab = served
+    env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{lab / 'mlflow.db'}"}
+    shown = json.loads(subprocess.run([VAE_LAB, "ui", "--port", base.rsplit(":", 1)[1], "--json"], cwd=lab, env=env, capture_output=True, text=True, check=True).stdout)
+    link = shown["studies"]["tiny"]
+    assert link.startswith(base) and "workflowType=machine_learning" in link
     driver = browser.driver
-    driver.get(f"{base}/#/experiments/{report['experiment_id']}")
-    landed = browser.wait(lambda d: any(part in d.current_url for part in ("/runs", "/overview", "/traces")) and d.current_url, "the experiment's landing page")
-    browser.screenshot("experiment-landing")
-    assert "/runs" in landed and "workflowType=genai" not in landed, landed
+    driver.get(base)
+    driver.execute_script("window.localStorage.clear()")  # a first visit: no saved view
+    driver.get(link)
+    browser.wait(by_xpath("//*[@role='grid']//*[@role='columnheader'][normalize-space()='Run Name']"), "the runs table")
+    assert "/runs" in driver.current_url and "workflowType=genai" not in driver.current_url, driver.current_url
+    assert not by_xpath("//h2[normalize-space()='Traces' or normalize-space()='Overview']")(driver), "a GenAI view is open"
+    browser.screenshot("landing")

@@ -113,7 +113,8 @@ def test_three_workers_on_postgres_and_a_tracking_server_survive_a_sigkill(lab, 
     client = mlflow.MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
     experiment = client.get_experiment_by_name("shared")
     runs = client.search_runs([experiment.experiment_id])
-    assert all(r.info.status != "RUNNING" for r in runs)
+    running = [(r.info.run_name, dict(r.data.tags)) for r in runs if r.info.status == "RUNNING"]
+    assert not running, running
     assert client.get_run(victim.user_attrs["mlflow_run_id"]).info.status == "KILLED"
     trial_runs = {r.info.run_id for r in runs if r.data.tags.get("trial")}
     assert {t.user_attrs["mlflow_run_id"] for t in complete} <= trial_runs

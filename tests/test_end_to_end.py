@@ -63,7 +63,8 @@ def finished_study(tmp_path_factory):
     write_dataset(synthesize(rows=2000, seed=1), lab / "voxels.parquet")
     (lab / "studies" / "tiny.yaml").write_text(STUDY)
     report = run_cli("study", "run", "tiny", "--data", str(lab / "voxels.parquet"))
-    yield lab, report, mlflow.MlflowClient(get_settings().mlflow_tracking_uri)
+    uri = get_settings().mlflow_tracking_uri
+    yield lab, report, mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     monkeypatch.undo()
     get_settings.cache_clear()
 
@@ -137,6 +138,7 @@ def test_champion_and_best_of_each_family_are_registry_aliases(finished_study):
     assert set(shown["aliases"]) == {"champion", "best-fc", "best-conv", "best-pointnet"}
 
     mlflow.set_tracking_uri(get_settings().mlflow_tracking_uri)
+    mlflow.set_registry_uri(get_settings().mlflow_tracking_uri)
     model = mlflow.pytorch.load_model("models:/tiny@best-conv").eval()
     grid = torch.zeros(1, 11, 11, 11, dtype=torch.uint8)
     grid[0, 5, 5, 5] = 2

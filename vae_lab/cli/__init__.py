@@ -143,7 +143,7 @@ def ui(
 ) -> None:
     """Open the MLflow UI on the configured tracking store (MLFLOW_TRACKING_URI), with a link
     to each study's training runs."""
-    from vae_lab.config import get_settings
+    from vae_lab.config import get_settings, mask_uri
     from vae_lab.stores import check_stores
 
     settings = get_settings()
@@ -154,10 +154,11 @@ def ui(
     command = [] if served else [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port), "--workers", str(workers)]
     links = study_links(settings, base)
     if as_json or dry_run:
+        shown = [mask_uri(part) for part in command]  # never print a password, even in a command
         if as_json:
-            emit_json({"command": command, "url": base, "studies": links})
+            emit_json({"command": shown, "url": base, "studies": links})
         else:
-            out.print(shlex.join(command) if command else f"the tracking store is a server: open {base}")
+            out.print(shlex.join(shown) if shown else f"the tracking store is a server: open {base}")
         return
     err.print(f"MLflow UI on {base}" + (" (Ctrl-C to stop)" if command else " (a tracking server)"))
     for name, link in links.items():
@@ -195,9 +196,25 @@ def _store_exists(uri: str) -> bool:
 
 
 def main() -> None:
-    """Console entry point: user errors are one line on stderr and exit code 2."""
+    """Console entry point: user errors, including a bad option or argument, are one line on
+    stderr and exit code 2."""
+    from typer._click import exceptions as click_errors  # the click that typer bundles
+
     try:
-        app()
+        code = app(standalone_mode=False)
     except VaeLabError as exc:  # raised outside a command, e.g. while reading settings
         report_user_error(exc)
         sys.exit(2)
+    except click_errors.NoArgsIsHelpError as exc:  # `vae-lab study`: the help, as usual
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click_errors.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "vae-lab"
+        report_user_error(VaeLabError(command, exc.format_message(), f"see `{command} --help`"))
+        sys.exit(2)
+    except click_errors.ClickException as exc:
+        report_user_error(VaeLabError("vae-lab", exc.format_message()))
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

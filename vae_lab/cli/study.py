@@ -69,6 +69,9 @@ def run(
     if device:
         check_device_spec(device, "--device")
     _print_plan_estimate(spec, data, device, workers)
+    from vae_lab.study import interrupts
+
+    interrupts.install()  # Ctrl-C or SIGTERM: finish cleanly; a second one: stop at once
     try:
         with RichStudyProgress() as progress:
             if workers > 1:

@@ -25,7 +25,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from vae_lab.config import Settings, get_settings
+from vae_lab.config import Settings, get_settings, mask_uri
 from vae_lab.data import PreparedDataset, default_dataset, prepare_dataset
 from vae_lab.device import resolve_device
 from vae_lab.errors import VaeLabError
@@ -55,7 +55,7 @@ class StudyReport:
     parent_run_id: str | None  # None when there was nothing left to run
     trials: list[dict[str, Any]] = field(default_factory=list)
     champion: dict[str, Any] | None = None
-    tracking_uri: str = ""
+    tracking_uri: str = ""  # masked: safe to print
     device: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -178,7 +178,7 @@ def run_study(
         reap_dead_invocations(tracker, experiment_id, settings.optuna_storage, spec.name)
         observer.on_study_start(spec, remaining, done)
         if remaining == 0:
-            return StudyReport(spec.name, experiment_id, None, trial_rows(study), _champion_or_none(tracker, spec.model_name), tracker.uri, str(torch_device))
+            return StudyReport(spec.name, experiment_id, None, trial_rows(study), _champion_or_none(tracker, spec.model_name), mask_uri(tracker.uri), str(torch_device))
         parent_run_id = worker.parent_run_id or start_parent_run(tracker, experiment_id, spec, data, settings)
         invocation = None if worker.parent_run_id else Lease(settings.optuna_storage, spec.name, f"run-{parent_run_id}")
         assets = PlotlyAssets(spec.artifacts.plotlyjs, parent_run_id)
@@ -201,7 +201,7 @@ def run_study(
                 _summarise_parent(tracker, study, parent_run_id)
                 tracker.end_run(parent_run_id, status)
                 invocation.release()
-        return StudyReport(spec.name, experiment_id, parent_run_id, trial_rows(study), _champion_or_none(tracker, spec.model_name), tracker.uri, str(torch_device))
+        return StudyReport(spec.name, experiment_id, parent_run_id, trial_rows(study), _champion_or_none(tracker, spec.model_name), mask_uri(tracker.uri), str(torch_device))
     finally:
         lock.close()
 

@@ -14,6 +14,7 @@ for N in subprocesses, so the CLI draws both the same way.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import signal
 import sys
@@ -23,10 +24,11 @@ from typing import Any, Protocol
 
 import optuna
 
-from vae_lab.config import Settings, get_settings
+from vae_lab.config import Settings, get_settings, mask_uri
 from vae_lab.device import resolve_device, worker_device
 from vae_lab.errors import VaeLabError
 from vae_lab.models import ModelConfig
+from vae_lab.study import interrupts
 from vae_lab.study.coordination import Lease, StudyLock
 from vae_lab.study.objective import StudyObserver
 from vae_lab.study.runner import (
@@ -126,7 +128,7 @@ def split_budget(total: int | None, workers: int) -> list[int | None]:
 
 def _worker_main(spec_json: dict, index: int, n_trials: int | None, data_path: str | None, parent_run_id: str, device: str, events: Any, where: str) -> None:
     """Entry point of a worker process (spawned: a fresh interpreter, its own CUDA context)."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    interrupts.install()
     sink = QueueSink(events)
     try:
         spec = StudySpec.model_validate(spec_json)
@@ -175,7 +177,7 @@ def run_study_workers(
         reap_dead_invocations(tracker, experiment_id, settings.optuna_storage, spec.name)
         sink.study_start(spec.name, remaining, done, workers)
         if remaining == 0:
-            return StudyReport(spec.name, experiment_id, None, trial_rows(study), _champion_or_none(tracker, spec.model_name), tracker.uri, device_spec)
+            return StudyReport(spec.name, experiment_id, None, trial_rows(study), _champion_or_none(tracker, spec.model_name), mask_uri(tracker.uri), device_spec)
         parent_run_id = start_parent_run(tracker, experiment_id, spec, data, settings)
         invocation = Lease(settings.optuna_storage, spec.name, f"run-{parent_run_id}")
         tracker.set_tags(parent_run_id, {"workers": workers})
@@ -193,7 +195,7 @@ def run_study_workers(
         user_errors = [code for code in codes if code == 2]
         if user_errors and len(user_errors) == len(codes):
             raise VaeLabError(f"study {spec.name}", "every worker stopped on an error (shown above)", "fix it and run the same command again")
-        return StudyReport(spec.name, experiment_id, parent_run_id, trial_rows(study), _champion_or_none(tracker, spec.model_name), tracker.uri, device_spec)
+        return StudyReport(spec.name, experiment_id, parent_run_id, trial_rows(study), _champion_or_none(tracker, spec.model_name), mask_uri(tracker.uri), device_spec)
     finally:
         lock.close()
 
@@ -226,7 +228,12 @@ def _run_processes(spec: StudySpec, workers: int, n_trials: int | None, data_pat
                 for process in processes.values():
                     process.terminate()
         except KeyboardInterrupt:
-            # Ctrl-C reached every worker too: each ends its trial cleanly; wait for them.
+            # Ctrl-C reaches every worker of the terminal too; SIGTERM only this process, so pass
+            # it on. Each worker ends its trial cleanly; wait for them.
+            if not interrupted and interrupts.last_signal() == signal.SIGTERM:
+                for process in processes.values():
+                    if process.is_alive():
+                        os.kill(process.pid, signal.SIGTERM)
             interrupted = True
             deadline = time.monotonic() + 60
     for index, process in processes.items():

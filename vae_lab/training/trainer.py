@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from vae_lab.choices import HIGHER_IS_BETTER, LATENT_METRICS, WEIGHTED_LOSSES, ClassWeighting, LrSchedule, OptimizerName, ReconLoss
 from vae_lab.device import autocast, grad_scaler, prepare_backend, resolve_device
 from vae_lab.losses import LossSettings, class_weights, descriptor_weights, kl_divergence, kl_penalty
-from vae_lab.models.base import BaseVAE
+from vae_lab.models.base import BaseVAE, check_loss
 from vae_lab.runtime import Runtime
 from vae_lab.training.batches import TensorData
 from vae_lab.training.callbacks import Callback, EarlyStopping, dispatch
@@ -132,6 +132,7 @@ def make_optimizer(model: BaseVAE, config: TrainConfig) -> torch.optim.Optimizer
 
 class Trainer:
     def __init__(self, model: BaseVAE, config: TrainConfig, callbacks: list[Callback] | None = None, runtime: Runtime | None = None):
+        check_loss(model.name, model.config.output, config.loss, where="training")
         self.runtime = runtime or Runtime()
         self.device = resolve_device(self.runtime.device)
         prepare_backend(self.device)
