@@ -1,0 +1,82 @@
+"""`study plan`: its numbers, its warnings, and its estimate against a real (tiny) run."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from vae_lab.cli import app
+from vae_lab.data import synthesize, write_dataset
+from vae_lab.study.planner import halving_share, plan_study, pruned_range
+from vae_lab.study.runner import run_study
+from vae_lab.study.spec import StudySpec
+
+
+def tiny(lab, **overrides) -> StudySpec:
+    raw = {
+        "name": "tiny-plan",
+        "data": {"path": str(lab / "voxels.parquet")},
+        "training": {"epochs": 8, "patience": 8, "device": "cpu"},
+        "space": {"architecture": ["fc"], "loss": ["weighted_ce"], "latent_dim": [2, 4]},
+        "artifacts": {"pca": True, "reconstructions": 1},
+    }
+    return StudySpec.model_validate(raw | overrides)
+
+
+@pytest.fixture
+def data(lab):
+    write_dataset(synthesize(rows=20_000, seed=2), lab / "voxels.parquet")
+    return lab
+
+
+@pytest.mark.slow
+def test_the_estimate_is_within_a_factor_of_two_of_the_real_run(data):
+    spec = tiny(data)
+    plan = plan_study(spec)
+    assert plan.trials == 2 and plan.max_epochs == 8 and plan.rows_per_epoch > 1000
+    assert plan.flops_per_trial > 0 and plan.estimated_s_pruned is None
+    started = time.perf_counter()
+    run_study(spec)
+    real = time.perf_counter() - started
+    assert 0.5 <= plan.estimated_s / real <= 2.0, (plan.estimated_s, real)
+
+
+def test_plan_json_has_the_documented_keys_and_calibrates_once(data):
+    (data / "studies" / "p.yaml").write_text(tiny(data).model_copy(update={"name": "p"}).model_dump_json(exclude_none=True))
+    first = CliRunner().invoke(app, ["study", "plan", "p", "--json"])
+    assert first.exit_code == 0, first.output
+    plan = json.loads(first.stdout)
+    assert {"trials", "max_epochs", "rows_per_epoch", "flops_per_trial", "estimated_s"} <= set(plan)
+    assert "estimated_s_pruned" not in plan  # no pruner set
+    started = time.perf_counter()
+    CliRunner().invoke(app, ["study", "plan", "p", "--json"])
+    assert time.perf_counter() - started < 10  # the calibration is cached per machine
+    assert (data / ".vae-lab" / "cache" / "calibration.json").exists()
+
+
+def test_pruning_gives_a_range_below_the_full_estimate(data):
+    spec = tiny(data, pruner={"kind": "hyperband", "min_epochs": 1, "reduction_factor": 3})
+    low, high = pruned_range(spec, 100.0, trials=12)
+    assert high == 100.0 and 10.0 < low < 60.0
+    median = tiny(data, pruner={"kind": "median", "warmup_epochs": 2, "startup_trials": 2})
+    low, high = pruned_range(median, 100.0, trials=10)
+    assert low == pytest.approx(100.0 * (2 + 8 * 3 / 8) / 10)
+
+
+def test_successive_halving_share_keeps_a_third_at_each_rung():
+    # 9 trials, rungs at 1, 3 and 9 epochs: 6 stop at 1, 2 at 3, 1 runs all 9: 6 + 6 + 9 = 21 of 81.
+    assert halving_share(9, 1, 9, 3) == pytest.approx(21 / 81)
+
+
+def test_a_plan_past_a_working_day_warns_with_what_would_fit(data, monkeypatch):
+    from vae_lab.training import calibrate
+
+    monkeypatch.setattr(calibrate, "measure_throughput", lambda *a, **k: calibrate.Throughput(1.0, 10.0))
+    spec = tiny(data, training={"epochs": 30, "device": "cpu"}, space={"architecture": ["fc"], "latent_dim": [2, 4, 8, 16]})
+    plan = plan_study(spec)
+    assert plan.estimated_s > 8 * 3600
+    [warning] = plan.warnings
+    assert "past a working day" in warning and "toy_fraction" in warning and "tpe" in warning and "GPU" in warning
