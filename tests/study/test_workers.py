@@ -99,3 +99,27 @@ def test_a_worker_killed_mid_trial_loses_nothing_and_the_same_command_finishes_t
     assert client.get_run(victim.user_attrs["mlflow_run_id"]).info.status == "KILLED"
     best = max(complete, key=lambda t: t["value"])
     assert client.get_model_version_by_alias("kill", "champion").run_id == best["mlflow_run_id"]
+
+
+def test_ctrl_c_stops_every_worker_cleanly_and_the_same_command_resumes(lab):
+    write_dataset(synthesize(rows=3000, seed=8), lab / "voxels.parquet")
+    (lab / "studies" / "kill.yaml").write_text(LONG_STUDY)
+    command = [VAE_LAB, "study", "run", "kill", "--workers", "2", "--json"]
+    parent = subprocess.Popen(command, cwd=lab, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    running_trial_of_a_worker(lab, "kill", parent.pid)
+    os.killpg(parent.pid, signal.SIGINT)  # what Ctrl-C does: every process of the terminal's group
+    _, stderr = parent.communicate(timeout=300)
+    assert parent.returncode == 130, stderr
+    assert "Traceback" not in stderr and "resumes" in stderr
+
+    client = mlflow.MlflowClient(get_settings().mlflow_tracking_uri)
+    experiment = client.get_experiment_by_name("kill")
+    runs = client.search_runs([experiment.experiment_id])
+    assert all(r.info.status != "RUNNING" for r in runs)
+    interrupted = [r for r in runs if r.data.tags.get("trial_state") == "INTERRUPTED"]
+    assert interrupted and all(r.info.status == "KILLED" for r in interrupted)
+
+    again = subprocess.run(command, cwd=lab, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    complete = [t for t in status(lab, "kill")["trials"] if t["state"] == "COMPLETE"]
+    assert sorted(t["params"]["latent_dim"] for t in complete) == [2, 3, 4, 5, 6, 7]

@@ -30,12 +30,14 @@ def trials_table(trials: list[dict[str, Any]], title: str, best: int | None) -> 
     varying = [n for n in names if len({repr(t["params"].get(n)) for t in trials}) > 1]
     fixed = [f"{n}={trials[0]['params'][n]}" for n in names if n not in varying and n in trials[0]["params"]]
     table = Table(title=title, caption=("fixed: " + " ".join(fixed)) if fixed else None)
-    for column in ("#", "state", "value", "best epoch", "time (s)", *varying):
-        table.add_column(column, justify="left" if column == "state" or column in varying else "right")
+    notes = any(t.get("failure_reason") for t in trials)
+    for column in ("#", "state", "value", "best epoch", "time (s)", *varying, *(["why"] if notes else [])):
+        table.add_column(column, justify="left" if column in ("state", "why") or column in varying else "right")
     for t in trials:
         style = "bold green" if t["number"] == best else None
         cells = [str(t["params"].get(n, "-")) for n in varying]
-        table.add_row(str(t["number"]), t["state"].lower(), fmt(t["value"]), fmt(t.get("best_epoch")), fmt(t["duration_s"], 1), *cells, style=style)
+        why = [(t.get("failure_reason") or "")[:60]] if notes else []
+        table.add_row(str(t["number"]), t["state"].lower(), fmt(t["value"]), fmt(t.get("best_epoch")), fmt(t["duration_s"], 1), *cells, *why, style=style)
     return table
 
 

@@ -19,6 +19,7 @@ from vae_lab.data.sparse import max_occupied
 from vae_lab.errors import VaeLabError
 from vae_lab.models import BaseVAE, ModelConfig, build_model, count_parameters
 from vae_lab.study.artifacts import log_trial_figures
+from vae_lab.study.interrupts import StopOnSignal
 from vae_lab.study.report import summary_of
 from vae_lab.study.coordination import Lease, StudyLock, owner_attrs
 from vae_lab.study.space import build_configs, suggest_params
@@ -151,6 +152,7 @@ class TrialObjective:
             raise
         except KeyboardInterrupt:
             context.tracker.set_tags(run_id, {"trial_state": "INTERRUPTED"})
+            trial.set_user_attr("failure_reason", "interrupted (Ctrl-C or SIGTERM)")
             status = "KILLED"
             raise
         except NonFiniteError as diverged:
@@ -158,7 +160,9 @@ class TrialObjective:
             trial.set_user_attr("failure_reason", str(diverged))
             raise
         except Exception as error:
-            context.tracker.set_tags(run_id, {"trial_state": "FAILED", "failure_reason": f"{type(error).__name__}: {error}"[:500]})
+            reason = f"{type(error).__name__}: {error}"[:500]
+            context.tracker.set_tags(run_id, {"trial_state": "FAILED", "failure_reason": reason})
+            trial.set_user_attr("failure_reason", reason)
             raise
         finally:
             context.tracker.end_run(run_id, status)
@@ -175,7 +179,7 @@ class TrialObjective:
         tracker.log_dataset(run_id, reference, ("train", "val"))
         logger = TimedLogger(tracker, run_id)
         pruning = PruneOnEpoch(trial, spec.objective.metric)
-        callbacks: list[Callback] = [logger, pruning]
+        callbacks: list[Callback] = [logger, pruning, StopOnSignal()]
         if (progress := self.observer.training_callback()) is not None:
             callbacks.append(progress)
         timings.setup_s = time.perf_counter() - started

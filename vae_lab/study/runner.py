@@ -32,6 +32,7 @@ from vae_lab.errors import VaeLabError
 from vae_lab.models import ModelConfig, check_architecture
 from vae_lab.registry import CHAMPION, Entry, champion_info, reconcile
 from vae_lab.stores import check_stores
+from vae_lab.study import interrupts
 from vae_lab.study.coordination import Lease, StudyLock, claim_and_run, dead_trials, fail_trial, owner_attrs, owner_is_dead, queue_grid, trial_point
 from vae_lab.study.objective import StudyContext, StudyObserver, TrialObjective
 from vae_lab.study.report import ReportRefresher
@@ -40,7 +41,9 @@ from vae_lab.study.spec import StudySpec
 from vae_lab.study.storage import open_storage
 from vae_lab.tracking import PlotlyAssets, Tracker
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+# Optuna logs every failed trial with a traceback; vae-lab records the reason on the trial and
+# its run and shows it in the trials table, so only Optuna's errors reach the terminal.
+optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Trial failures that end one trial and let the study go on; anything else is a bug (or a
@@ -249,6 +252,8 @@ def _optimize(study: optuna.Study, objective: TrialObjective, spec: StudySpec, c
         study.optimize(objective, n_trials=count, catch=TRIAL_FAILURES, callbacks=[*callbacks, *stop])
         return
     for _ in range(count) if explicit else itertools.count():
+        if interrupts.last_signal() is not None:
+            raise KeyboardInterrupt
         with context.lock:
             # A dead worker's point goes back in the queue. (Trials that failed in this run are
             # not retried until the next run: a configuration that always fails must not loop.)
