@@ -17,6 +17,7 @@ from vae_lab.data import prepare_dataset
 from vae_lab.device import resolve_device
 from vae_lab.errors import VaeLabError
 from vae_lab.registry import CHAMPION, load_version
+from vae_lab.stores import check_stores
 from vae_lab.tracking import Tracker, dataset_key
 from vae_lab.training import TensorData, training_weights, validate
 from vae_lab.training.latent_metrics import latent_scores
@@ -48,6 +49,7 @@ def evaluate_registered(
     from the training file's, the evaluation says so (`same_data: false`).
     """
     settings = settings or get_settings()
+    check_stores(settings, optuna=False)
     tracker = Tracker(settings)
     where = f"registry: {name}@{alias}"
     model, info = load_version(tracker, name, alias)

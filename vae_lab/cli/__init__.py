@@ -151,22 +151,26 @@ def ui(
     check_stores(settings, optuna=False)
     served = uri.startswith(("http://", "https://"))
     base = runs_base(uri) if served else f"http://{host}:{port}"
-    command = [] if served else [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port), "--workers", str(workers)]
+    # The store URI goes to MLflow in its environment, not on the command line, where `ps`
+    # would show any password in it to every user of the machine.
+    command = [] if served else [sys.executable, "-m", "mlflow", "ui", "--host", host, "--port", str(port), "--workers", str(workers)]
+    store_env = {} if served else {"MLFLOW_BACKEND_STORE_URI": uri}
     links = study_links(settings, base)
     if as_json or dry_run:
-        shown = [mask_uri(part) for part in command]  # never print a password, even in a command
+        shown_env = {k: mask_uri(v) for k, v in store_env.items()}  # never print a password
         if as_json:
-            emit_json({"command": shown, "url": base, "studies": links})
+            emit_json({"command": command, "env": shown_env, "url": base, "studies": links})
         else:
-            out.print(shlex.join(shown) if shown else f"the tracking store is a server: open {base}")
+            prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in shown_env.items())
+            out.print(f"{prefix} {shlex.join(command)}" if command else f"the tracking store is a server: open {base}")
         return
     err.print(f"MLflow UI on {base}" + (" (Ctrl-C to stop)" if command else " (a tracking server)"))
     for name, link in links.items():
-        err.print(f"  study {name}: {link}")
+        err.print(f"  study {name}: {link}", soft_wrap=True, highlight=False)
     if command:
         # vae-lab logs no GenAI jobs, so MLflow's background job workers (a dozen processes)
         # are switched off; exec hands Ctrl-C and SIGTERM straight to the server.
-        env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")}
+        env = os.environ | store_env | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")}
         sys.stdout.flush()
         os.execve(command[0], command, env)
 
@@ -205,8 +209,7 @@ def main() -> None:
     except VaeLabError as exc:  # raised outside a command, e.g. while reading settings
         report_user_error(exc)
         sys.exit(2)
-    except click_errors.NoArgsIsHelpError as exc:  # `vae-lab study`: the help, as usual
-        exc.show()
+    except click_errors.NoArgsIsHelpError as exc:  # `vae-lab study`: typer has printed the help
         sys.exit(exc.exit_code)
     except click_errors.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx else "vae-lab"

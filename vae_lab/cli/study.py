@@ -70,6 +70,9 @@ def run(
         spec = renamed(spec, name)
     if device:
         check_device_spec(device, "--device")
+    from vae_lab.study.runner import preflight_study
+
+    preflight_study(spec, data_path=data, device=device, where=str(path))
     _print_plan_estimate(spec, data, device, workers)
     from vae_lab.study import interrupts
 
@@ -104,7 +107,7 @@ def run(
             out.print(f"best of each family: {', '.join(f'@{a}' for a in families)} (vae-lab registry show {spec.model_name} --alias best-...)")
     else:
         out.print("no trial finished, so there is no champion yet")
-    out.print(f"compare the runs in the MLflow UI: [bold]{command_name()} ui[/], then open {ui_link(report)}")
+    out.print(f"compare the runs in the MLflow UI: [bold]{command_name()} ui[/], then open {ui_link(report)}", soft_wrap=True)
 
 
 def ui_link(report) -> str:
@@ -121,7 +124,7 @@ def _print_plan_estimate(spec, data: Optional[Path], device: Optional[str], work
 
         plan = plan_study(spec, data_path=data, device=device, workers=workers, calibrate_if_missing=True)
     except Exception as error:  # noqa: BLE001 - an estimate must never stop a study
-        err.print(f"[dim]no estimate: {error}[/]")
+        err.print(f"no estimate: {error}", style="dim", markup=False, highlight=False, soft_wrap=True)
         return
     err.print(plan.headline())
     for line in plan.warnings:

@@ -25,7 +25,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from vae_lab.config import Settings, get_settings, mask_uri
+from vae_lab.config import Settings, get_settings, mask_uri, uri_scheme
 from vae_lab.data import PreparedDataset, default_dataset, prepare_dataset
 from vae_lab.device import resolve_device
 from vae_lab.errors import VaeLabError
@@ -144,6 +144,18 @@ def open_study(storage: optuna.storages.BaseStorage, spec: StudySpec, data: Prep
         if key not in study.user_attrs:
             study.set_user_attr(key, value)
     return study
+
+
+def preflight_study(spec: StudySpec, *, data_path: Path | None = None, device: str | None = None, where: str = "study", settings: Settings | None = None) -> None:
+    """Every check `run_study` makes before it writes anything, for the CLI to run before it
+    prints the plan's estimate (so a bad input is one line, not an estimate and then a line)."""
+    settings = settings or get_settings()
+    check_stores(settings)
+    data = prepare_study_data(spec, data_path, settings, where)
+    resolve_device(device or spec.training.device, where="--device" if device else f"{where}: training.device")
+    journal = settings.optuna_storage.removeprefix("journal:")
+    if uri_scheme(journal) or Path(journal).is_file():  # nothing stored yet: nothing to resume
+        check_stored_study(open_storage(settings.optuna_storage), spec, data)
 
 
 # --- the run ---------------------------------------------------------------------------------------------
