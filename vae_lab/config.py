@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str = Field(
         default="sqlite:///mlflow.db",
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "mlflow_tracking_uri"),
-        description="MLflow tracking store: sqlite:///mlflow.db, postgresql://..., or http://server:5000.",
+        description="MLflow tracking store: sqlite:///mlflow.db, postgresql+psycopg2://..., or http://server:5000.",
     )
     artifact_root: Path = Field(
         default=Path("mlruns"),
@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     optuna_storage: str = Field(
         default=".vae-lab/optuna-journal.log",
         validation_alias=AliasChoices("VAE_LAB_OPTUNA_STORAGE", "optuna_storage"),
-        description="Optuna storage: a journal file path, sqlite:///..., or postgresql://...",
+        description="Optuna storage: a journal file path, sqlite:///..., or postgresql+psycopg2://...",
     )
     data: Path = Field(
         default=Path("data/synthetic.parquet"),
@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     def _tracking_scheme(cls, uri: str) -> str:
         uri = uri.strip()
         if not uri:
-            raise ValueError("is empty; use sqlite:///mlflow.db, postgresql://..., or http://host:5000")
+            raise ValueError("is empty; use sqlite:///mlflow.db, postgresql+psycopg2://..., or http://host:5000")
         if uri_scheme(uri) not in (*TRACKING_SCHEMES, ""):
             raise ValueError(f"has the scheme {uri_scheme(uri)!r}, which MLflow cannot track to; use one of {', '.join(TRACKING_SCHEMES)}")
         if uri_scheme(uri) in ("http", "https") and not urlsplit(uri).hostname:
@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     def _optuna_scheme(cls, url: str) -> str:
         url = url.strip()
         if not url:
-            raise ValueError("is empty; use a journal file path, sqlite:///optuna.db or postgresql://...")
+            raise ValueError("is empty; use a journal file path, sqlite:///optuna.db or postgresql+psycopg2://...")
         scheme = uri_scheme(url.removeprefix("journal:"))
         if scheme and scheme not in OPTUNA_SCHEMES:
             raise ValueError(f"has the scheme {scheme!r}, which Optuna cannot store studies in; use a journal file path or one of {', '.join(OPTUNA_SCHEMES)}")

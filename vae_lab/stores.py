@@ -151,6 +151,8 @@ def _check_server(uri: str, where: str) -> None:
     except requests.exceptions.ConnectionError as error:
         reason = "unknown host" if isinstance(getattr(error.args[0], "reason", None), socket.gaierror) or "Name or service not known" in str(error) else "connection refused"
         raise VaeLabError(where, f"is not answering ({reason})", "start the server (docker compose up -d mlflow) or fix MLFLOW_TRACKING_URI") from None
+    if response.status_code == 403 and "host" in response.text.lower():
+        raise VaeLabError(where, f"refused the host name {parts.hostname!r} (MLflow's DNS-rebinding guard)", "start the server with --allowed-hosts naming it (MLFLOW_ALLOWED_HOSTS in docker compose)")
     if response.status_code in (401, 403):
         raise VaeLabError(where, f"rejected the credentials (HTTP {response.status_code})", "set MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) to an account of the server")
     if response.status_code != 200 or "json" not in response.headers.get("Content-Type", ""):
