@@ -139,3 +139,28 @@ def test_latent_metric_as_objective_is_measured_every_epoch():
     result = Trainer(fc(latent_dim=3), config, runtime=CPU).fit(data, data)
     assert all(0.0 <= h["val_knn_accuracy"] <= 1.0 for h in result.history)
     assert "val_silhouette" in result.best_metrics
+
+
+def test_rotation_augmentation_moves_grid_and_points_together():
+    import numpy as np
+
+    from vae_lab.data.sparse import to_sparse
+    from vae_lab.training.augment import Rotations, cube_rotations
+
+    assert len(cube_rotations()) == 24 and len({m.tobytes() for m in cube_rotations()}) == 24
+    grids = sparse_grids(16, edge=5, seed=4, max_cells=4)
+    data = TensorData.from_arrays(grids, None, sparse_points=6)
+    rotated = Rotations(5, torch.device("cpu"), seed=1)(data.batch(slice(None)))
+    assert torch.equal((rotated.grid > 0).sum((1, 2, 3)), (data.grid > 0).sum((1, 2, 3)))  # cells kept
+    assert not torch.equal(rotated.grid, data.grid)
+    expected, _ = to_sparse(rotated.grid.numpy(), max_points=6)  # the rotated grid's own point set
+    for b in range(16):
+        mine = {tuple(np.round(p, 4)) for p, m in zip(rotated.points[b].numpy(), rotated.mask[b].numpy()) if m}
+        theirs = {tuple(np.round(p, 4)) for p in expected[b] if p.any()}
+        assert mine == theirs
+
+
+def test_a_fit_with_rotations_trains_and_validates_on_the_data_as_it_is():
+    data = tiny_data(n=64)
+    result = Trainer(fc(), TrainConfig(epochs=3, batch_size=16, augment="rotations"), runtime=CPU).fit(data, data)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]

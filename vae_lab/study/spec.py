@@ -18,7 +18,7 @@ from typing import Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from vae_lab.choices import ClassWeighting, LrSchedule, ObjectiveMetric, OptimizerName, OutputHead, Precision, PrunerKind, ReconLoss, direction_of
+from vae_lab.choices import Augment, ClassWeighting, LrSchedule, ObjectiveMetric, OptimizerName, OutputHead, Precision, PrunerKind, ReconLoss, direction_of
 from vae_lab.errors import VaeLabError
 from vae_lab.runtime import Runtime
 
@@ -86,6 +86,7 @@ class SearchSpace(Strict):
     kl_cycles: IntChoices = None
     kl_cycle_ratio: FloatChoices = None
     free_bits: FloatChoices = None
+    augment: Optional[list[Augment]] = Field(default=None, min_length=1)
     focal_alpha: FloatChoices = None
     focal_gamma: FloatChoices = None
     brock_gamma: FloatChoices = None

@@ -20,11 +20,12 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vae_lab.choices import HIGHER_IS_BETTER, LATENT_METRICS, WEIGHTED_LOSSES, ClassWeighting, LrSchedule, OptimizerName, ReconLoss
+from vae_lab.choices import HIGHER_IS_BETTER, LATENT_METRICS, WEIGHTED_LOSSES, Augment, ClassWeighting, LrSchedule, OptimizerName, ReconLoss
 from vae_lab.device import autocast, grad_scaler, prepare_backend, resolve_device
 from vae_lab.losses import LossSettings, class_weights, descriptor_weights, kl_divergence, kl_penalty
 from vae_lab.models.base import BaseVAE, check_loss
 from vae_lab.runtime import Runtime
+from vae_lab.training.augment import Rotations
 from vae_lab.training.batches import TensorData
 from vae_lab.training.callbacks import Callback, EarlyStopping, dispatch
 from vae_lab.training.latent_metrics import latent_scores
@@ -60,6 +61,7 @@ class TrainConfig(BaseModel):
     kl_cycles: int = Field(default=0, ge=0, description="cyclical beta: M cycles over the run (Fu et al. 2019)")
     kl_cycle_ratio: float = Field(default=0.5, gt=0, le=1, description="share of each cycle spent ramping beta up")
     free_bits: float = Field(default=0.0, ge=0, description="nats per latent dimension the KL term does not charge")
+    augment: Augment = Field(default="none", description="rotations: each training sample under a random rotation of the cube")
     epochs: int = Field(default=30, ge=1)
     patience: int = Field(default=5, ge=1)
     early_stopping_metric: str = "val_loss"
@@ -151,6 +153,7 @@ class Trainer:
         self.weights: torch.Tensor | None = None  # class weights, from the training split in fit()
         self.val_labels = None
         self.step, self.total_steps = 0, 0
+        self.augmenter: Rotations | None = None
 
     def _schedule_learning_rate(self) -> None:
         if self.config.lr_schedule == "constant":
@@ -164,9 +167,13 @@ class Trainer:
         sums = torch.zeros(3, device=self.device)
         batches = -(-len(data) // self.config.batch_size)
         self.total_steps = self.total_steps or batches * self.config.epochs
+        if self.config.augment == "rotations" and self.augmenter is None:
+            self.augmenter = Rotations(data.grid.shape[-1], self.device, seed=self.config.seed)
         for i, batch in enumerate(data.batches(self.config.batch_size, shuffle=True, generator=self.generator)):
             self._schedule_learning_rate()
             self.step += 1
+            if self.augmenter is not None:
+                batch = self.augmenter(batch)
             with autocast(self.device, self.runtime.precision):
                 out = self.forward(*self.model.inputs(batch))
                 recon = self.model.reconstruction_loss(out, batch, self.loss, self.weights).mean()
