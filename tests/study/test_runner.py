@@ -9,7 +9,6 @@ import sys
 import mlflow
 import optuna
 import pytest
-import torch
 
 from vae_lab.config import get_settings
 from vae_lab.data import synthesize, write_dataset

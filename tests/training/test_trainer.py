@@ -145,7 +145,8 @@ def test_rotation_augmentation_moves_grid_and_points_together():
     import numpy as np
 
     from vae_lab.data.sparse import to_sparse
-    from vae_lab.training.augment import Rotations, cube_rotations
+    from vae_lab.data.synth import cube_rotations
+    from vae_lab.training.augment import Rotations
 
     assert len(cube_rotations()) == 24 and len({m.tobytes() for m in cube_rotations()}) == 24
     grids = sparse_grids(16, edge=5, seed=4, max_cells=4)

@@ -127,8 +127,8 @@ def bench(
     if report.trial:
         t = report.trial
         out.print(
-            f"one quick-style trial ({t.epochs} epochs): {t.wall_s:.2f} s = train {t.train_s:.2f} + val {t.val_s:.2f} + overhead {t.overhead_s:.2f} "
-            f"(setup {t.setup_s:.2f}, tracking {t.tracking_s:.2f}, projections and figures {t.projections_s:.2f}, model logging {t.model_logging_s:.2f})"
+            f"one quick-style trial ({t['epochs']} epochs): {t['wall_s']:.2f} s = train {t['train_s']:.2f} + val {t['val_s']:.2f} + overhead {t['overhead_s']:.2f} "
+            f"(setup {t['setup_s']:.2f}, tracking {t['tracking_s']:.2f}, projections and figures {t['projections_s']:.2f}, model logging {t['model_logging_s']:.2f})"
         )
 
 

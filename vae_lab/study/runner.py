@@ -161,6 +161,44 @@ def preflight_study(spec: StudySpec, *, data_path: Path | None = None, device: s
 # --- the run ---------------------------------------------------------------------------------------------
 
 
+@dataclass
+class Session:
+    """A worker's open study: its stores, lock and what it has left to run."""
+
+    tracker: Tracker
+    stale: "StaleTrialCloser"
+    study: optuna.Study
+    lock: StudyLock
+    experiment_id: str
+    remaining: int
+    done: int
+
+    def report(self, spec: StudySpec, parent_run_id: str | None, device: str) -> StudyReport:
+        champion = _champion_or_none(self.tracker, spec.model_name)
+        return StudyReport(spec.name, self.experiment_id, parent_run_id, trial_rows(self.study), champion, mask_uri(self.tracker.uri), device)
+
+
+def open_session(spec: StudySpec, data: PreparedDataset, settings: Settings, n_trials: int | None, allow_repeats: bool = True) -> Session:
+    """Open (or create) the stored study, reap dead workers' trials and runs, queue a grid's
+    missing points; the caller closes `session.lock`."""
+    tracker = Tracker(settings)
+    stale = StaleTrialCloser(tracker)
+    storage = open_storage(settings.optuna_storage, on_stale_trial=stale)
+    check_stored_study(storage, spec, data)
+    study = open_study(storage, spec, data)
+    lock = StudyLock(settings.optuna_storage, spec.name)
+    try:
+        with lock:
+            reap_dead_trials(study, settings.optuna_storage, tracker, stale)
+            remaining, done = plan_remaining(study, spec, n_trials, allow_repeats=allow_repeats)
+        experiment_id = tracker.ensure_experiment(spec.name)
+        reap_dead_invocations(tracker, experiment_id, settings.optuna_storage, spec.name)
+    except BaseException:
+        lock.close()
+        raise
+    return Session(tracker, stale, study, lock, experiment_id, remaining, done)
+
+
 def run_study(
     spec: StudySpec,
     *,
@@ -179,31 +217,22 @@ def run_study(
     check_stores(settings)
     data = prepare_study_data(spec, data_path, settings, where)
     torch_device = resolve_device(worker.device or device or spec.training.device, where="--device" if device else f"{where}: training.device")
-    tracker = Tracker(settings)
-    stale = StaleTrialCloser(tracker)
-    storage = open_storage(settings.optuna_storage, on_stale_trial=stale)
-    check_stored_study(storage, spec, data)
-    study = open_study(storage, spec, data)
-    lock = StudyLock(settings.optuna_storage, spec.name)
+    session = open_session(spec, data, settings, n_trials, allow_repeats=worker.parent_run_id is None)
+    tracker, study = session.tracker, session.study
     try:
-        with lock:
-            reap_dead_trials(study, settings.optuna_storage, tracker)
-            remaining, done = plan_remaining(study, spec, n_trials, allow_repeats=worker.parent_run_id is None)
-        experiment_id = tracker.ensure_experiment(spec.name)
-        reap_dead_invocations(tracker, experiment_id, settings.optuna_storage, spec.name)
-        observer.on_study_start(spec, remaining, done)
-        if remaining == 0:
-            return StudyReport(spec.name, experiment_id, None, trial_rows(study), _champion_or_none(tracker, spec.model_name), mask_uri(tracker.uri), str(torch_device))
-        parent_run_id = worker.parent_run_id or start_parent_run(tracker, experiment_id, spec, data, settings)
+        observer.on_study_start(spec, session.remaining, session.done)
+        if session.remaining == 0:
+            return session.report(spec, None, str(torch_device))
+        parent_run_id = worker.parent_run_id or start_parent_run(tracker, session.experiment_id, spec, data, settings)
         invocation = None if worker.parent_run_id else Lease(settings.optuna_storage, spec.name, f"run-{parent_run_id}")
         assets = PlotlyAssets(spec.artifacts.plotlyjs, parent_run_id)
-        context = StudyContext(spec, data, tracker, experiment_id, parent_run_id, settings.optuna_storage, lock, torch_device, assets, stale=stale)
+        context = StudyContext(spec, data, tracker, session.experiment_id, parent_run_id, settings.optuna_storage, session.lock, torch_device, assets, stale=session.stale)
         objective = TrialObjective(context, observer)
         refresher = ReportRefresher(tracker, parent_run_id, study, spec.objective.metric, assets)
         status = "FAILED"
         try:
             after_trial = _after_trial(context, refresher, observer)
-            _optimize(study, objective, spec, remaining, context, callbacks=[after_trial], explicit=n_trials is not None)
+            _optimize(study, objective, spec, session.remaining, context, callbacks=[after_trial], explicit=n_trials is not None)
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"
@@ -216,9 +245,9 @@ def run_study(
                 _summarise_parent(tracker, study, parent_run_id)
                 tracker.end_run(parent_run_id, status)
                 invocation.release()
-        return StudyReport(spec.name, experiment_id, parent_run_id, trial_rows(study), _champion_or_none(tracker, spec.model_name), mask_uri(tracker.uri), str(torch_device))
+        return session.report(spec, parent_run_id, str(torch_device))
     finally:
-        lock.close()
+        session.lock.close()
 
 
 def start_parent_run(tracker: Tracker, experiment_id: str, spec: StudySpec, data: PreparedDataset, settings: Settings) -> str:

@@ -109,7 +109,7 @@ def check_space(space: SearchSpace, where: str) -> None:
         for value in _values(choice):
             if json.dumps(value, default=str) not in used.get(name, set()):
                 shown = value if isinstance(value, (list, int, float, str)) else "the range"
-                raise VaeLabError(f"{where}: space.{name}", f"{shown} is never used: {_why_unused(name)}", f"remove it, or add what it needs to the space")
+                raise VaeLabError(f"{where}: space.{name}", f"{shown} is never used: {_why_unused(name)}", "remove it, or add what it needs to the space")
 
 
 def _check_heads_and_losses(space: SearchSpace, where: str) -> None:

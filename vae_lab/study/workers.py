@@ -24,32 +24,25 @@ from typing import Any, Protocol
 
 import optuna
 
-from vae_lab.config import Settings, get_settings, mask_uri
+from vae_lab.config import Settings, get_settings
 from vae_lab.device import resolve_device, worker_device
 from vae_lab.errors import VaeLabError
 from vae_lab.models import ModelConfig
 from vae_lab.study import interrupts
-from vae_lab.study.coordination import Lease, StudyLock
+from vae_lab.study.coordination import Lease
 from vae_lab.study.objective import StudyObserver
 from vae_lab.study.runner import (
     StudyReport,
     WorkerOptions,
-    _champion_or_none,
     _summarise_parent,
-    check_stored_study,
-    reap_dead_invocations,
-    open_study,
-    plan_remaining,
+    open_session,
     prepare_study_data,
     reap_dead_trials,
     run_study,
     start_parent_run,
-    trial_rows,
 )
 from vae_lab.stores import check_stores
 from vae_lab.study.spec import StudySpec
-from vae_lab.study.storage import open_storage
-from vae_lab.tracking import Tracker
 from vae_lab.training import Callback, TrainConfig, Trainer
 
 
@@ -164,26 +157,18 @@ def run_study_workers(
     data = prepare_study_data(spec, data_path, settings, where)
     device_spec = device or spec.training.device
     resolve_device(device_spec, where="--device" if device else f"{where}: training.device")
-    tracker = Tracker(settings)
-    storage = open_storage(settings.optuna_storage)
-    check_stored_study(storage, spec, data)
-    study = open_study(storage, spec, data)
-    lock = StudyLock(settings.optuna_storage, spec.name)
+    session = open_session(spec, data, settings, n_trials)
+    tracker, study = session.tracker, session.study
     try:
-        with lock:
-            reap_dead_trials(study, settings.optuna_storage, tracker)
-            remaining, done = plan_remaining(study, spec, n_trials)
-        experiment_id = tracker.ensure_experiment(spec.name)
-        reap_dead_invocations(tracker, experiment_id, settings.optuna_storage, spec.name)
-        sink.study_start(spec.name, remaining, done, workers)
-        if remaining == 0:
-            return StudyReport(spec.name, experiment_id, None, trial_rows(study), _champion_or_none(tracker, spec.model_name), mask_uri(tracker.uri), device_spec)
-        parent_run_id = start_parent_run(tracker, experiment_id, spec, data, settings)
+        sink.study_start(spec.name, session.remaining, session.done, workers)
+        if session.remaining == 0:
+            return session.report(spec, None, device_spec)
+        parent_run_id = start_parent_run(tracker, session.experiment_id, spec, data, settings)
         invocation = Lease(settings.optuna_storage, spec.name, f"run-{parent_run_id}")
         tracker.set_tags(parent_run_id, {"workers": workers})
         codes, interrupted = _run_processes(spec, workers, n_trials, data.source, parent_run_id, device_spec, sink, where)
-        with lock:
-            reap_dead_trials(study, settings.optuna_storage, tracker)
+        with session.lock:
+            reap_dead_trials(study, settings.optuna_storage, tracker, session.stale)
         _summarise_parent(tracker, study, parent_run_id)
         died = sum(code < 0 for code in codes)
         if died:
@@ -192,12 +177,11 @@ def run_study_workers(
         invocation.release()
         if interrupted:
             raise KeyboardInterrupt
-        user_errors = [code for code in codes if code == 2]
-        if user_errors and len(user_errors) == len(codes):
+        if codes and all(code == 2 for code in codes):
             raise VaeLabError(f"study {spec.name}", "every worker stopped on an error (shown above)", "fix it and run the same command again")
-        return StudyReport(spec.name, experiment_id, parent_run_id, trial_rows(study), _champion_or_none(tracker, spec.model_name), mask_uri(tracker.uri), device_spec)
+        return session.report(spec, parent_run_id, device_spec)
     finally:
-        lock.close()
+        session.lock.close()
 
 
 def _run_processes(spec: StudySpec, workers: int, n_trials: int | None, data_path: Path, parent_run_id: str, device: str, sink: ProgressSink, where: str) -> tuple[list[int], bool]:

@@ -12,25 +12,12 @@ by rotating their coordinates about the grid's centre, which maps cells onto cel
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import torch
 from torch import Tensor
 
+from vae_lab.data.synth import cube_rotations
 from vae_lab.models.base import Batch
-
-
-def cube_rotations() -> np.ndarray:
-    """The 24 proper rotations of a cube as (24, 3, 3) integer matrices, identity first."""
-    found = []
-    for perm in itertools.permutations(range(3)):
-        for signs in itertools.product((1, -1), repeat=3):
-            matrix = np.zeros((3, 3), dtype=np.int64)
-            matrix[range(3), perm] = signs
-            if round(np.linalg.det(matrix)) == 1:
-                found.append(matrix)
-    return np.stack(found)
 
 
 class Rotations:
