@@ -30,6 +30,7 @@ from vae_lab.errors import VaeLabError
 from vae_lab.models import ModelConfig
 from vae_lab.study import interrupts
 from vae_lab.study.coordination import Lease
+from vae_lab.study.reaper import reap_dead_trials
 from vae_lab.study.objective import StudyObserver
 from vae_lab.study.runner import (
     StudyReport,
@@ -37,7 +38,6 @@ from vae_lab.study.runner import (
     _summarise_parent,
     open_session,
     prepare_study_data,
-    reap_dead_trials,
     run_study,
     start_parent_run,
 )
