@@ -55,9 +55,8 @@ def run(pruner: dict, epochs: int, data: Path, toy_fraction: float) -> dict:
         run_study(spec, settings=settings, data_path=data)
         wall = time.perf_counter() - started
         study = optuna.load_study(study_name=spec.name, storage=open_storage(settings.optuna_storage))
-    trials = study.trials
+        trials, best = study.trials, study.best_trial
     epochs_run = sum(len(t.intermediate_values) for t in trials)
-    best = study.best_trial
     return {
         "pruner": pruner["kind"],
         "wall_s": round(wall, 1),
