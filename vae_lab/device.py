@@ -46,7 +46,14 @@ def worker_device(spec: str, worker: int) -> str:
 
 
 def prepare_backend(device: torch.device) -> None:
-    """Let fp32 matmuls and convolutions use TF32 on GPUs that have it (a ~2-8x speed-up)."""
+    """The fast settings for `device`, changing results only below fp32's normal range.
+
+    On the CPU, subnormal floats (below ~1.2e-38, which weights, gradients and Adam's moments of
+    the conv families reach after a few steps) are flushed to zero: x86 handles them in
+    microcode, and leaving them made `conv_pool` train 2-4x slower after its first epoch.
+    On GPUs, fp32 matmuls and convolutions may use TF32 (a ~2-8x speed-up).
+    """
+    torch.set_flush_denormal(True)  # a no-op returning False where the CPU cannot
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True

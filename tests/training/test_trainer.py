@@ -102,6 +102,14 @@ def test_bf16_autocast_on_the_cpu_trains_and_lowers_the_loss():
     assert all(torch.isfinite(torch.tensor(h["val_loss"])) for h in result.history)
 
 
+def test_the_trainer_flushes_subnormal_floats_on_the_cpu():
+    # Subnormals made conv_pool train 2-4x slower after its first epoch (benchmarks/RESULTS.md).
+    torch.set_flush_denormal(False)
+    assert (torch.tensor([1e-39]) * 1.0).item() != 0.0
+    Trainer(fc(), TrainConfig(), runtime=CPU)
+    assert (torch.tensor([1e-39]) * 1.0).item() == 0.0
+
+
 def test_unavailable_cuda_is_a_one_line_user_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(VaeLabError, match="no CUDA GPU"):
