@@ -97,7 +97,7 @@ def bench(
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 or fp16 (autocast; the peak is measured in it too).")] = "fp32",
     rows: Annotated[Optional[int], typer.Option("--rows", min=1, help="Training rows per measured epoch (default: sized to the device).")] = None,
-    trial: Annotated[bool, typer.Option("--trial/--no-trial", help="Also time one quick-style trial end to end.")] = True,
+    trial: Annotated[bool, typer.Option("--trial/--no-trial", help="Also time three quick-style trials end to end (the median is reported).")] = True,
     as_json: JsonFlag = False,
 ) -> None:
     """The trainer against a bare PyTorch loop and the hardware: samples/s of each, their ratio,
@@ -127,8 +127,9 @@ def bench(
     if report.trial:
         t = report.trial
         out.print(
-            f"one quick-style trial ({t['epochs']} epochs): {t['wall_s']:.2f} s = train {t['train_s']:.2f} + val {t['val_s']:.2f} + overhead {t['overhead_s']:.2f} "
-            f"(setup {t['setup_s']:.2f}, tracking {t['tracking_s']:.2f}, projections and figures {t['projections_s']:.2f}, model logging {t['model_logging_s']:.2f})"
+            f"the median of {len(t['overhead_s_all'])} quick-style trials ({t['epochs']} epochs): {t['wall_s']:.2f} s = train {t['train_s']:.2f} + val {t['val_s']:.2f} + overhead {t['overhead_s']:.2f} "
+            f"(setup {t['setup_s']:.2f}, tracking {t['tracking_s']:.2f}, projections and figures {t['projections_s']:.2f}, model logging {t['model_logging_s']:.2f}); "
+            f"every trial's overhead: {', '.join(f'{o:.2f}' for o in t['overhead_s_all'])} s"
         )
 
 

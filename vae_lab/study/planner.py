@@ -24,6 +24,9 @@ WORKING_DAY_S = 8 * 3600
 # Per-trial work outside the epochs (building the model, figures, logging the model): the median
 # measured by `vae-lab bench` on the 2-core reference machine (benchmarks/RESULTS.md).
 TRIAL_OVERHEAD_S = 2.0
+# Once per `study run`: imports (~5 s), store checks, data preparation, the final report and the
+# registry update; about 10 s on that machine (benchmarks/RESULTS.md, bench_plan).
+STUDY_STARTUP_S = 10.0
 UMAP_FIRST_CALL_S = 25.0  # numba compiles UMAP once per process
 UMAP_PER_TRIAL_S = 4.0
 
@@ -142,7 +145,8 @@ def plan_study(spec: StudySpec, *, data_path: Path | None = None, device: str | 
         trials += count
     trials = int(round(trials))
     parallel = min(workers, max(trials, 1)) if torch_device.type == "cuda" else 1
-    estimated = total_s / parallel + (UMAP_FIRST_CALL_S if spec.artifacts.umap else 0)
+    fixed = STUDY_STARTUP_S + (UMAP_FIRST_CALL_S if spec.artifacts.umap else 0)
+    estimated = total_s / parallel + fixed
     plan = Plan(
         study=spec.name,
         device=describe(torch_device),
@@ -153,7 +157,7 @@ def plan_study(spec: StudySpec, *, data_path: Path | None = None, device: str | 
         val_rows=val_rows,
         flops_per_trial=total_flops / max(trials, 1),
         estimated_s=estimated,
-        estimated_s_pruned=pruned_range(spec, estimated, trials),
+        estimated_s_pruned=pruned_range(spec, estimated, trials, fixed_s=fixed),
         configs=list(costs.values()),
     )
     plan.warnings = advice(spec, plan, torch_device.type)
@@ -162,8 +166,9 @@ def plan_study(spec: StudySpec, *, data_path: Path | None = None, device: str | 
     return plan
 
 
-def pruned_range(spec: StudySpec, estimated: float, trials: int) -> tuple[float, float] | None:
-    """(pruner stops trials as early as it can, stops none) in seconds; None without a pruner."""
+def pruned_range(spec: StudySpec, estimated: float, trials: int, fixed_s: float = 0.0) -> tuple[float, float] | None:
+    """(pruner stops trials as early as it can, stops none) in seconds; None without a pruner.
+    `fixed_s` of `estimated` is paid whatever the pruner does."""
     p, epochs = spec.pruner, spec.training.epochs
     if p.kind == "none" or trials == 0:
         return None
@@ -172,7 +177,7 @@ def pruned_range(spec: StudySpec, estimated: float, trials: int) -> tuple[float,
         share = (full + (trials - full) * min(p.warmup_epochs + 1, epochs) / epochs) / trials
     else:
         share = halving_share(trials, p.min_epochs, epochs, p.reduction_factor)
-    return estimated * share, estimated
+    return fixed_s + (estimated - fixed_s) * share, estimated
 
 
 def halving_share(trials: int, min_epochs: int, epochs: int, eta: int) -> float:

@@ -58,7 +58,10 @@ def measure_throughput(model_config: ModelConfig, train_config: TrainConfig, run
     data = TensorData.for_model(model, rows, None, model_config.max_points).to(trainer.device)
     trainer.weights = training_weights(data.grid, config)
     batch = config.batch_size
+    started = time.perf_counter()
     trainer.train_epoch(data.select(slice(0, batch)), beta=config.beta)  # warm-up: allocations, kernels
+    if time.perf_counter() - started < seconds / 6:  # the first few steps stay slow; when cheap, warm up more
+        trainer.train_epoch(data.select(slice(0, 3 * batch)), beta=config.beta)
     started = time.perf_counter()
     trainer.train_epoch(data.select(slice(0, batch)), beta=config.beta)
     one_batch = max(time.perf_counter() - started, 1e-4)
