@@ -39,6 +39,7 @@ SPACE = {
     "loss": ["set"],
     "class_weighting": ["log"],
     "batch_size": [128],
+    "beta": [0.1],
 }
 
 

@@ -76,7 +76,8 @@ def describe(device: torch.device) -> str:
     """A device in words, for reports and benchmarks: `cuda:0 (NVIDIA H100 80GB HBM3)`, `cpu (2 threads)`."""
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"cpu ({threads} thread{'s' if threads != 1 else ''})"
 
 
 def synchronize(device: torch.device) -> None:

@@ -244,8 +244,8 @@ def trial_point(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
 
 
 def queue_grid(study: optuna.Study, points: list[dict[str, Any]], repeats: int = 0, limit: int | None = None) -> int:
-    """Queue each point no trial has settled (until `limit` trials wait, if given), plus
-    `repeats` random repeats; returns how many trials wait.
+    """Queue each point no trial has settled (until `limit` trials wait, if given), in a seeded
+    random order, plus `repeats` random repeats; returns how many trials wait.
 
     Call under the study lock. Failed and killed points are queued again (Optuna would count a
     failed trial as a visited grid point and never rerun it).
@@ -253,6 +253,10 @@ def queue_grid(study: optuna.Study, points: list[dict[str, Any]], repeats: int =
     trials = study.get_trials(deepcopy=False)
     settled = {point_key(trial_point(t)) for t in trials if t.state in SETTLED}
     missing = [(index, point) for index, point in enumerate(points) if point_key(point) not in settled]
+    # A seeded shuffle, as Optuna's GridSampler visits points in random order: the first trials
+    # then span the grid (a pruner's first rungs compare like with like, and a long grid shows
+    # its range early) instead of one corner of it, and a rerun queues in the same order.
+    random.Random(len(points)).shuffle(missing)
     if limit is not None:
         missing = missing[: max(limit - waiting_count(study), 0)]
     for index, point in missing:
