@@ -5,8 +5,8 @@ and of a bare loop (the same model, loss, batches, device and precision, with no
 it: no callbacks, no metric sums, no progress), their ratio, the FLOPs of a training sample
 counted from the model's layers, and the achieved FLOP/s over this device's matmul peak
 measured in the same run and precision (MFU). Then three `quick`-style trials through the real
-study runner, the median one's wall time split into setup, training, validation, tracking, projections and
-model logging.
+study runner, the median one's wall time split into setup, training, validation, tracking,
+projections and model logging.
 """
 
 from __future__ import annotations
@@ -113,6 +113,7 @@ def bench_arch(arch: str, grids: np.ndarray, *, batch_size: int, device: torch.d
     generator = torch.Generator().manual_seed(0)
     trainer.train_epoch(data.select(slice(0, batch_size * 2)), beta=config.beta)  # warm-up
     _bare_epoch(model, data.select(slice(0, batch_size * 2)), config, weights, device, precision, generator)
+
     def timed(epoch) -> float:
         started = time.perf_counter()
         epoch()
@@ -146,7 +147,7 @@ def bench_trial(grids_path: Path, device: torch.device, epochs: int = 5, trials:
     with tempfile.TemporaryDirectory(prefix="vae-lab-bench-") as folder:
         root = Path(folder)
         settings = Settings(mlflow_tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_root=root / "mlruns", optuna_storage=str(root / "optuna.log"), data=grids_path, cache_dir=root / "cache")
-        latents = [4, 8, 16, 32, 2, 6, 12, 24][:trials]
+        latents = [4 * 2**i for i in range(trials)]  # one grid point per trial
         spec = StudySpec.model_validate(
             {"name": "bench-trial", "data": {"toy_fraction": 0.2}, "training": {"epochs": epochs, "patience": epochs, "device": str(device)}, "space": {"architecture": ["fc"], "loss": ["weighted_ce"], "latent_dim": latents}, "artifacts": {"pca": True, "umap": False}}
         )

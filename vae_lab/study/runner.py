@@ -166,7 +166,7 @@ class Session:
     """A worker's open study: its stores, lock and what it has left to run."""
 
     tracker: Tracker
-    stale: "StaleTrialCloser"
+    stale: StaleTrialCloser
     study: optuna.Study
     lock: StudyLock
     experiment_id: str

@@ -159,7 +159,7 @@ class Trainer:
         self.weights: torch.Tensor | None = None  # class weights, from the training split in fit()
         self.val_labels = None
         self.step, self.total_steps = 0, 0
-        self.augmenter: Rotations | None = None
+        self.augmenter = Rotations(model.config.grid, self.device, seed=config.seed) if config.augment == "rotations" else None
 
     def _schedule_learning_rate(self) -> None:
         if self.config.lr_schedule == "constant":
@@ -173,8 +173,6 @@ class Trainer:
         sums = torch.zeros(3, device=self.device)
         batches = -(-len(data) // self.config.batch_size)
         self.total_steps = self.total_steps or batches * self.config.epochs
-        if self.config.augment == "rotations" and self.augmenter is None:
-            self.augmenter = Rotations(data.grid.shape[-1], self.device, seed=self.config.seed)
         for i, batch in enumerate(data.batches(self.config.batch_size, shuffle=True, generator=self.generator)):
             self._schedule_learning_rate()
             self.step += 1
