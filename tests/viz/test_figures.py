@@ -31,6 +31,18 @@ def test_reconstruction_figure_draws_every_sample_even_empty_ones():
     reconstructions = np.zeros_like(originals)  # a model that predicts nothing
     figure = reconstruction_figure(originals, reconstructions)
     titles = [a.text for a in figure.layout.annotations]
-    assert titles[:3] == ["sample 0: 1 cells", "sample 1: 1 cells", "sample 2: 1 cells"]
-    assert titles[3:] == ["reconstructed: 0 cells"] * 3
-    assert {t.name for t in figure.data if t.showlegend} == {"class 1", "class 2", "class 4"}
+    assert titles == ["sample 0: 1 cells -> 0", "sample 1: 1 cells -> 0", "sample 2: 1 cells -> 0"]
+    assert {t.name for t in figure.data if t.showlegend} == {"input class 1", "input class 2", "input class 4"}
+
+
+def test_a_gallery_stays_within_the_browsers_webgl_contexts():
+    # Chrome keeps 16 WebGL contexts a page; past that the first 3-D panels went blank.
+    from vae_lab.viz.figures import MAX_SCENES
+
+    originals = np.zeros((20, 5, 5, 5), dtype=np.uint8)
+    originals[:, 1, 1, 1] = 3
+    figure = reconstruction_figure(originals, originals)
+    scenes = [name for name in figure.layout if name.startswith("scene")]
+    assert len(scenes) == MAX_SCENES <= 16
+    assert f"the first {MAX_SCENES} of 20" in figure.layout.title.text
+    assert "sample 0: 1 cells -> 1" in [a.text for a in figure.layout.annotations]

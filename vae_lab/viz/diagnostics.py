@@ -54,10 +54,8 @@ def interpolation_figure(path: np.ndarray, *, start_name: str, end_name: str, ti
     means; the first and last panels are the two samples' reconstructions."""
     steps = len(path)
     names = [start_name if i == 0 else end_name if i == steps - 1 else f"t = {i / (steps - 1):.2f}" for i in range(steps)]
-    titles = [[f"{name}: {int((grid > 0).sum())} cells" for name, grid in zip(names, path)]]
-    figure = voxel_panels([path], titles, title=title)
-    figure.update_layout(height=420)
-    return figure
+    titles = [f"{name}: {int((grid > 0).sum())} cells" for name, grid in zip(names, path)]
+    return voxel_panels(list(path), titles, title=title)
 
 
 def gallery_figure(originals: np.ndarray, reconstructions: np.ndarray, names: Sequence[str], *, title: str = "Reconstruction gallery") -> go.Figure:

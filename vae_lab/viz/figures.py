@@ -70,56 +70,70 @@ def latent_projection_figure(
     return figure
 
 
-def _voxel_trace(grid: np.ndarray, in_legend: set[int]) -> list[go.Scatter3d]:
-    """Traces for one grid; each class enters the legend once, the first time it appears."""
+# A browser keeps about 16 WebGL contexts per page (Chrome: 16) and every 3-D scene takes one;
+# past that it drops the oldest and their panels go blank. Figures stay under it.
+MAX_SCENES = 14
+
+
+def _voxel_trace(grid: np.ndarray, in_legend: set[str], *, hollow: bool = False) -> list[go.Scatter3d]:
+    """Traces for one grid; each class enters the legend once, the first time it appears.
+    `hollow` draws it as open squares around the cells (the input under a reconstruction)."""
     # Invisible corners keep the scene's box drawn even when a reconstruction is empty.
     edge = grid.shape[-1] - 1
     corners = np.array([[x, y, z] for x in (0, edge) for y in (0, edge) for z in (0, edge)])
     traces = [go.Scatter3d(x=corners[:, 0], y=corners[:, 1], z=corners[:, 2], mode="markers", marker={"opacity": 0}, hoverinfo="skip", showlegend=False)]
     for cls, colour in CLASS_COLOURS.items():
         x, y, z = np.nonzero(grid == cls)
-        first = len(x) > 0 and cls not in in_legend
-        in_legend.update([cls] if first else [])
-        traces.append(
-            go.Scatter3d(x=x, y=y, z=z, mode="markers", name=f"class {cls}", legendgroup=str(cls), showlegend=first, marker={"size": 6, "color": colour, "symbol": "square"})
-        )
+        name = f"input class {cls}" if hollow else f"class {cls}"
+        first = len(x) > 0 and name not in in_legend
+        in_legend.update([name] if first else [])
+        marker = {"size": 11, "color": colour, "symbol": "square-open"} if hollow else {"size": 6, "color": colour, "symbol": "square"}
+        traces.append(go.Scatter3d(x=x, y=y, z=z, mode="markers", name=name, legendgroup=name, showlegend=first, marker=marker))
     return traces
 
 
-def voxel_panels(rows: Sequence[np.ndarray], titles: Sequence[Sequence[str]], *, title: str) -> go.Figure:
-    """Rows of 3-D voxel scenes, one per grid; each class enters the legend once."""
-    n_rows, n_cols = len(rows), len(rows[0])
-    edge = rows[0].shape[-1]
+def voxel_panels(grids: Sequence[np.ndarray], titles: Sequence[str], *, title: str, under: Sequence[np.ndarray] | None = None) -> go.Figure:
+    """One 3-D scene per grid, in rows of at most 7; `under[i]`, when given, is drawn hollow
+    beneath grid i. At most MAX_SCENES scenes: the title says when some were left out."""
+    shown = min(len(grids), MAX_SCENES)
+    if shown < len(grids):
+        title = f"{title} (the first {shown} of {len(grids)}: a browser draws at most {MAX_SCENES} 3-D scenes per page)"
+    n_rows = -(-shown // 7)  # rows of at most 7, evenly filled
+    n_cols = -(-shown // n_rows)
+    edge = grids[0].shape[-1]
     figure = make_subplots(
         rows=n_rows,
         cols=n_cols,
         specs=[[{"type": "scene"}] * n_cols] * n_rows,
-        subplot_titles=[t for row in titles for t in row],
-        vertical_spacing=0.05,
+        subplot_titles=list(titles[:shown]),
+        vertical_spacing=0.08 if n_rows > 1 else 0.05,
     )
-    in_legend: set[int] = set()
-    for r, grids in enumerate(rows):
-        for c, grid in enumerate(grids):
-            for trace in _voxel_trace(grid, in_legend):
-                figure.add_trace(trace, row=r + 1, col=c + 1)
+    in_legend: set[str] = set()
+    for i in range(shown):
+        row, col = i // n_cols + 1, i % n_cols + 1
+        for trace in _voxel_trace(under[i], in_legend, hollow=True) if under is not None else []:
+            figure.add_trace(trace, row=row, col=col)
+        for trace in _voxel_trace(grids[i], in_legend):
+            figure.add_trace(trace, row=row, col=col)
     axis = {"range": [-0.5, edge - 0.5], "showticklabels": False, "title": ""}
     figure.update_scenes(xaxis=axis, yaxis=axis, zaxis=axis, aspectmode="cube")
-    figure.update_layout(title=title, height=350 * n_rows, width=max(500, 240 * n_cols + 120), template="plotly_white", legend={"title": "descriptor"})
+    figure.update_layout(title=title, height=350 * n_rows + 60, width=max(500, 240 * n_cols + 160), template="plotly_white", legend={"title": "descriptor"})
     return figure
 
 
 def reconstruction_figure(originals: np.ndarray, reconstructions: np.ndarray, *, title: str = "Reconstructions", names: Sequence[str] | None = None) -> go.Figure:
-    """Original (top row) against reconstruction (bottom row) for a few samples, as 3-D voxels.
+    """Each sample's reconstruction (filled squares) drawn inside its input (open squares), one
+    scene per sample, so a right cell is a filled square in an open one of its colour.
 
-    `names` heads each column (default "sample i"); a reconstruction's title counts its cells
-    and, when it has any, the cells whose class differs from the original.
+    `names` heads each panel (default "sample i"), with the input's cells, the reconstruction's
+    and, when it has any, the cells whose class differs.
     """
     names = list(names) if names is not None else [f"sample {i}" for i in range(len(originals))]
-    occupied = lambda grid: int((grid > 0).sum())  # noqa: E731
 
-    def reconstructed(original: np.ndarray, grid: np.ndarray) -> str:
+    def caption(name: str, original: np.ndarray, grid: np.ndarray) -> str:
         wrong = int((original != grid).sum())
-        return f"reconstructed: {occupied(grid)} cells" + (f", {wrong} wrong" if wrong and occupied(grid) else "")
+        made = int((grid > 0).sum())
+        return f"{name}: {int((original > 0).sum())} cells -> {made}" + (f", {wrong} wrong" if wrong and made else "")
 
-    titles = [[f"{name}: {occupied(g)} cells" for name, g in zip(names, originals)], [reconstructed(o, g) for o, g in zip(originals, reconstructions)]]
-    return voxel_panels([originals, reconstructions], titles, title=title)
+    titles = [caption(n, o, g) for n, o, g in zip(names, originals, reconstructions)]
+    return voxel_panels(list(reconstructions), titles, title=f"{title} (open squares: input; filled: reconstruction)", under=list(originals))
