@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from vae_lab.cli import app
 from vae_lab.data import synthesize, write_dataset
-from vae_lab.study.planner import halving_share, plan_study, pruned_range
-from vae_lab.study.runner import run_study
-from vae_lab.study.spec import StudySpec
+from vae_lab.study.design.planner import halving_share, plan_study, pruned_range
+from vae_lab.study.execution.run import run_study
+from vae_lab.study.design.spec import StudySpec
 
 
 def tiny(lab, **overrides) -> StudySpec:

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from vae_lab.errors import VaeLabError
-from vae_lab.study.spec import load_study_spec
+from vae_lab.study.design.spec import load_study_spec
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "vae_lab" / "studies"

@@ -15,7 +15,7 @@ import pytest
 from tests.test_cli import VAE_LAB
 from vae_lab.config import get_settings
 from vae_lab.data import synthesize, write_dataset
-from vae_lab.study.storage import open_storage
+from vae_lab.study.execution.storage import open_storage
 
 pytestmark = pytest.mark.slow
 

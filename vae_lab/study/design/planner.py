@@ -17,8 +17,8 @@ from typing import Any
 
 from vae_lab.config import Settings, get_settings
 from vae_lab.device import describe, resolve_device
-from vae_lab.study.space import build_configs, grid_points
-from vae_lab.study.spec import FloatRange, IntRange, StudySpec
+from vae_lab.study.design.space import FloatRange, IntRange, grid_points, resolve
+from vae_lab.study.design.spec import StudySpec, build_configs
 
 WORKING_DAY_S = 8 * 3600
 # Per-trial work outside the epochs (building the model, figures, logging the model): the median
@@ -109,7 +109,6 @@ def plan_study(spec: StudySpec, *, data_path: Path | None = None, device: str | 
     from vae_lab.data.sparse import max_occupied
     from vae_lab.models import build_model
     from vae_lab.models.flops import forward_flops_per_sample, training_flops_per_sample
-    from vae_lab.study.space import resolve
     from vae_lab.training.calibrate import CalibrationCache, config_key, machine_key, measure_throughput
 
     settings = settings or get_settings()

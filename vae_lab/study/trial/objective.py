@@ -1,15 +1,16 @@
 """One trial: sample a config, train a VAE, log it to MLflow, hand Optuna the objective.
 
-`TrialObjective` is the function Optuna calls. It is the only place where a trial, an MLflow run
-and a trained model meet; the runner around it deals with studies, workers and the registry.
+`TrialObjective` is where a trial, an MLflow run and a trained model meet: `start` suggests the
+configuration and opens the run, `fit` trains, logs and records. It knows nothing of locks,
+leases or how a trial ends: the trial loop (`execution.loop`) claims the trial, and `settle`
+records its ending in Optuna and MLflow together.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import optuna
 import torch
@@ -18,28 +19,13 @@ from vae_lab.data import PreparedDataset
 from vae_lab.data.sparse import max_occupied
 from vae_lab.errors import VaeLabError
 from vae_lab.models import BaseVAE, ModelConfig, build_model, count_parameters
-from vae_lab.study.artifacts import log_trial_figures
-from vae_lab.study.interrupts import StopOnSignal
-from vae_lab.study.report import summary_of
-from vae_lab.study.coordination import Lease, StudyLock, owner_attrs
-from vae_lab.study.space import build_configs, suggest_params
-from vae_lab.study.spec import StudySpec
+from vae_lab.study.design.space import suggest_params
+from vae_lab.study.design.spec import StudySpec, build_configs
+from vae_lab.study.trial.artifacts import log_trial_figures
+from vae_lab.study.trial.provenance import RunTag, TrialAttr, summary_of
 from vae_lab.tracking import MlflowEpochLogger, PlotlyAssets, Tracker, dataset_key, log_model
-from vae_lab.training import Callback, NonFiniteError, TensorData, TrainConfig, Trainer
+from vae_lab.training import Callback, TensorData, TrainConfig, Trainer
 from vae_lab.training.record import RECORD_FILE, TrialRecord
-
-
-class StudyObserver:
-    """Hooks for a front end (the CLI's progress bars); every default does nothing."""
-
-    def on_study_start(self, spec: StudySpec, remaining: int, done: int) -> None: ...
-
-    def on_trial_start(self, number: int, model: ModelConfig, train: TrainConfig) -> None: ...
-
-    def training_callback(self) -> Callback | None:
-        return None
-
-    def on_trial_end(self, trial: optuna.trial.FrozenTrial) -> None: ...
 
 
 class PruneOnEpoch(Callback):
@@ -70,7 +56,7 @@ class TimedLogger(MlflowEpochLogger):
 
 
 @dataclass
-class StudyContext:
+class TrialSetup:
     """What every trial of one worker shares: the study, its data (on the device), its stores."""
 
     spec: StudySpec
@@ -78,12 +64,18 @@ class StudyContext:
     tracker: Tracker
     experiment_id: str
     parent_run_id: str
-    storage_url: str
-    lock: StudyLock
     device: torch.device
     assets: PlotlyAssets
-    leases: dict[int, Lease] = field(default_factory=dict)
-    stale: Any = None  # the runner's StaleTrialCloser (RDB heartbeats), if any
+
+
+@dataclass
+class StartedTrial:
+    """A trial whose configuration is chosen and whose MLflow run is open."""
+
+    run_id: str
+    model: ModelConfig
+    train: TrainConfig
+    started: float  # perf_counter at the start
 
 
 @dataclass
@@ -103,87 +95,66 @@ class TrialTimings:
 
 
 class TrialObjective:
-    """The Optuna objective: one trial = one model trained, logged and recorded."""
+    """One trial = one model trained, logged and recorded."""
 
-    def __init__(self, context: StudyContext, observer: StudyObserver):
-        self.context, self.observer = context, observer
-        data = context.data
+    def __init__(self, setup: TrialSetup):
+        self.setup = setup
+        data = setup.data
         self._tensors: dict[bool, tuple[TensorData, TensorData]] = {}
-        # Sparse families pad every sample to the most occupied cells in the dataset (the journal's K).
+        # Sparse families pad every sample to the most occupied cells in the dataset (the research journal's K).
         self.max_points = max(1, *(max_occupied(s.grids) for s in (data.train, data.val, data.test) if len(s.grids)))
-        self.last_timings: TrialTimings | None = None
 
     def tensors(self, model: BaseVAE) -> tuple[TensorData, TensorData]:
         """Train and val tensors for what the family reads, on the worker's device, built once per worker."""
         key = model.reads_points
         if key not in self._tensors:
-            data, device = self.context.data, self.context.device
+            data, device = self.setup.data, self.setup.device
             self._tensors[key] = tuple(
                 TensorData.for_model(model, split.grids, split.labels, self.max_points).to(device) for split in (data.train, data.val)
             )
         return self._tensors[key]
 
-    def __call__(self, trial: optuna.Trial) -> float:
-        context, spec = self.context, self.context.spec
-        context.lock.release()  # the trial is claimed: other workers may claim theirs
-        context.leases[trial.number] = Lease(context.storage_url, trial.study.study_name, trial.number)
-        for key, value in owner_attrs().items():
-            trial.set_user_attr(key, value)
+    def start(self, trial: optuna.Trial) -> StartedTrial:
+        """Suggest the trial's configuration and open its MLflow run under the invocation's."""
+        setup, spec = self.setup, self.setup.spec
         started = time.perf_counter()
         chosen = suggest_params(trial, spec.space)
-        model_config, train_config = build_configs(chosen, spec, context.data.grid, self.max_points, seed=spec.training.seed + trial.number)
-        run_id = context.tracker.start_run(
-            context.experiment_id,
+        seed = spec.training.seed + trial.number
+        model_config, train_config = build_configs(chosen, spec, setup.data.grid, self.max_points, seed=seed)
+        run_id = setup.tracker.start_run(
+            setup.experiment_id,
             f"trial-{trial.number:03d}-{model_config.architecture}",
-            parent_run_id=context.parent_run_id,
-            tags={"study": spec.name, "trial": trial.number, "architecture": model_config.architecture, "optuna_study": trial.study.study_name, "device": str(context.device)},
+            parent_run_id=setup.parent_run_id,
+            tags={
+                RunTag.STUDY: spec.name,
+                RunTag.TRIAL: trial.number,
+                RunTag.ARCHITECTURE: model_config.architecture,
+                RunTag.OPTUNA_STUDY: trial.study.study_name,
+                RunTag.DEVICE: str(setup.device),
+            },
             params=_run_params(model_config, train_config, spec),
         )
-        trial.set_user_attr("mlflow_run_id", run_id)
-        self.observer.on_trial_start(trial.number, model_config, train_config)
-        status = "FAILED"
-        try:
-            value = self._fit_and_log(trial, run_id, model_config, train_config, started)
-            status = "FINISHED"
-            return value
-        except optuna.TrialPruned as pruned:
-            context.tracker.set_tags(run_id, {"trial_state": "PRUNED", "pruned_reason": str(pruned)})
-            status = "KILLED"
-            raise
-        except KeyboardInterrupt:
-            context.tracker.set_tags(run_id, {"trial_state": "INTERRUPTED"})
-            trial.set_user_attr("failure_reason", "interrupted (Ctrl-C or SIGTERM)")
-            status = "KILLED"
-            raise
-        except NonFiniteError as diverged:
-            context.tracker.set_tags(run_id, {"trial_state": "FAILED", "failure_reason": str(diverged), "failed_epoch": diverged.epoch})
-            trial.set_user_attr("failure_reason", str(diverged))
-            raise
-        except Exception as error:
-            reason = f"{type(error).__name__}: {error}"[:500]
-            context.tracker.set_tags(run_id, {"trial_state": "FAILED", "failure_reason": reason})
-            trial.set_user_attr("failure_reason", reason)
-            raise
-        finally:
-            context.tracker.end_run(run_id, status)
+        trial.set_user_attr(TrialAttr.RUN_ID, run_id)
+        return StartedTrial(run_id, model_config, train_config, started)
 
-    def _fit_and_log(self, trial: optuna.Trial, run_id: str, model_config: ModelConfig, train_config: TrainConfig, started: float) -> float:
-        context, spec, tracker = self.context, self.context.spec, self.context.tracker
+    def fit(self, trial: optuna.Trial, run: StartedTrial, callbacks: list[Callback] = ()) -> float:
+        """Train, log and record the trial; returns the objective. Raises `optuna.TrialPruned`
+        when the pruner stops it, and whatever training raises when it fails."""
+        setup, spec, tracker = self.setup, self.setup.spec, self.setup.tracker
+        run_id, model_config, train_config = run.run_id, run.model, run.train
         timings = TrialTimings()
         torch.manual_seed(train_config.seed)
         model = build_model(model_config)
         train, val = self.tensors(model)
-        check_runs_on(model, context.device, spec.training.precision)
-        reference = context.data.reference()
-        tracker.set_tags(run_id, {"parameters": count_parameters(model)})
+        check_runs_on(model, setup.device, spec.training.precision)
+        reference = setup.data.reference()
+        tracker.set_tags(run_id, {RunTag.PARAMETERS: count_parameters(model)})
         tracker.log_dataset(run_id, reference, ("train", "val"))
         logger = TimedLogger(tracker, run_id)
         pruning = PruneOnEpoch(trial, spec.objective.metric)
-        callbacks: list[Callback] = [logger, pruning, StopOnSignal()]
-        if (progress := self.observer.training_callback()) is not None:
-            callbacks.append(progress)
-        timings.setup_s = time.perf_counter() - started
-        trainer = Trainer(model, train_config, callbacks, runtime=spec.training.runtime().model_copy(update={"device": str(context.device)}))
+        timings.setup_s = time.perf_counter() - run.started
+        runtime = spec.training.runtime().model_copy(update={"device": str(setup.device)})
+        trainer = Trainer(model, train_config, [logger, pruning, *callbacks], runtime=runtime)
         try:
             result = trainer.fit(train, val)
         except optuna.TrialPruned:
@@ -199,7 +170,7 @@ class TrialObjective:
 
         step = time.perf_counter()
         title = f"trial {trial.number} ({model_config.architecture}/{model_config.output}, latent {model_config.latent_dim})"
-        extra = log_trial_figures(tracker, run_id, model, val, result.final, context.data, spec.artifacts, context.assets, title)
+        extra = log_trial_figures(tracker, run_id, model, val, result.final, setup.data, spec.artifacts, setup.assets, title)
         timings.projections_s = time.perf_counter() - step
 
         step = time.perf_counter()
@@ -212,13 +183,20 @@ class TrialObjective:
         timings.tracking_s += time.perf_counter() - step
 
         step = time.perf_counter()
-        ref = log_model(tracker, run_id, context.experiment_id, model, step=result.best_epoch, params={"architecture": model_config.architecture, "latent_dim": model_config.latent_dim, "output": model_config.output})
+        ref = log_model(tracker, run_id, setup.experiment_id, model, step=result.best_epoch, params={"architecture": model_config.architecture, "latent_dim": model_config.latent_dim, "output": model_config.output})
         tracker.log_metrics(run_id, summary, step=result.best_epoch, model_id=ref.model_id, dataset=dataset_key(reference, "val"))
         timings.model_logging_s = time.perf_counter() - step
-        attrs = {"best_epoch": result.best_epoch, "epochs_run": len(result.history), "model_id": ref.model_id, "model_uri": ref.uri, "architecture": model_config.architecture, "summary": summary_of({**best, **extra}), "timings": timings.__dict__}
+        attrs = {
+            TrialAttr.BEST_EPOCH: result.best_epoch,
+            TrialAttr.EPOCHS_RUN: len(result.history),
+            TrialAttr.MODEL_ID: ref.model_id,
+            TrialAttr.MODEL_URI: ref.uri,
+            TrialAttr.ARCHITECTURE: model_config.architecture,
+            TrialAttr.SUMMARY: summary_of({**best, **extra}),
+            TrialAttr.TIMINGS: timings.__dict__,
+        }
         for key, attr in attrs.items():
             trial.set_user_attr(key, attr)
-        self.last_timings = timings
         return value
 
 

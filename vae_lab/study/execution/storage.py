@@ -1,6 +1,7 @@
 """Where Optuna keeps studies: a journal file on one machine, a database for many.
 
-The default journal file is append-only with a file lock, so several local worker processes
+(A "journal file" here is Optuna's `JournalStorage` log, not the research journal.) The default
+journal file is append-only with a file lock, so several local worker processes
 can share one study safely (a single SQLite file is not safe for that). `sqlite:///` and
 `postgresql://` URLs go to Optuna's RDB storage, with Optuna's heartbeats switched on: a worker
 that stops beating (killed, or its machine gone) has its trial failed by the next worker that
@@ -75,3 +76,9 @@ def open_storage(url: str, on_stale_trial: StaleTrialCallback | None = None) -> 
     path = Path(url.removeprefix("journal:"))
     path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(path)))
+
+
+def storage_exists(url: str) -> bool:
+    """Whether `url` may hold studies already: a database, or a journal file that exists."""
+    path = url.removeprefix("journal:")
+    return bool(uri_scheme(path)) or Path(path).is_file()
