@@ -14,6 +14,7 @@ is settled and then stops the worker.
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import optuna
 from optuna.trial import TrialState
@@ -59,9 +60,9 @@ class TrialLoop:
         """The next trial: a queued grid point (None when the queue is empty), or a new sample."""
         study = self.session.study
         if self.session.spec.sampler != "grid":
-            return study.ask()
+            return _ask(study)
         with self.session.lock:
-            return study.ask() if waiting_count(study) else None
+            return _ask(study) if waiting_count(study) else None
 
     def run_trial(self, trial: optuna.Trial) -> optuna.trial.FrozenTrial:
         """Hold, run and settle one claimed trial; re-raise what must stop the worker."""
@@ -90,3 +91,11 @@ class TrialLoop:
         if (progress := self.observer.training_callback()) is not None:
             callbacks.append(progress)
         return callbacks
+
+
+def _ask(study: optuna.Study) -> optuna.Trial:
+    with warnings.catch_warnings():
+        # Optuna warns that heartbeats are meant for Study.optimize; this loop beats itself
+        # (Liveness.hold), as Study.optimize would.
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        return study.ask()
