@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make quick   set up, then run the `quick` study on the bundled synthetic dataset
 #   make test    set up, then run the test suite (what CI runs)
+# For the edit loop: make test-fast (the unit tier, no end-to-end study runs) and make lint.
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
@@ -9,7 +10,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: setup quick test ui clean-state
+.PHONY: setup quick test test-fast lint ui clean-state
 
 setup: $(VENV)/.installed
 
@@ -24,6 +25,16 @@ quick: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# The unit tier: everything but the tests marked slow (real studies, workers, servers, browsers).
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+# ruff covers the study runtime and its tests for now; the rest of the tree follows after merging.
+LINT_PATHS ?= vae_lab/study tests/study
+lint: setup
+	$(PY) -m ruff format --check $(LINT_PATHS)
+	$(PY) -m ruff check $(LINT_PATHS)
 
 ui: setup
 	$(VENV)/bin/vae-lab ui

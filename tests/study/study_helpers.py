@@ -34,4 +34,6 @@ def grid_spec(**space: Any) -> StudySpec:
 
 
 def tpe_spec(n_trials: int, **space: Any) -> StudySpec:
-    return StudySpec.model_validate({"name": "unit", "sampler": "tpe", "n_trials": n_trials, "space": {"architecture": ["fc"], **space}})
+    return StudySpec.model_validate(
+        {"name": "unit", "sampler": "tpe", "n_trials": n_trials, "space": {"architecture": ["fc"], **space}}
+    )

@@ -84,7 +84,9 @@ def test_a_trial_whose_heartbeats_stop_is_failed_and_reported(tmp_path):
     found = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        storage = optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=2, failed_trial_callback=lambda s, t: found.append(t))
+        storage = optuna.storages.RDBStorage(
+            url, heartbeat_interval=1, grace_period=2, failed_trial_callback=lambda s, t: found.append(t)
+        )
     study = optuna.create_study(study_name="s", storage=storage)
     liveness = Liveness(storage, url, "s")
     assert liveness.heartbeat_interval_s == 1

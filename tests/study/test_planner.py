@@ -51,7 +51,9 @@ def test_plan_json_has_the_documented_keys_and_calibrates_once(data, monkeypatch
     calls = []
     real = calibrate.measure_throughput
     monkeypatch.setattr(calibrate, "measure_throughput", lambda *a, **k: calls.append(a) or real(*a, **k))
-    (data / "studies" / "p.yaml").write_text(tiny(data).model_copy(update={"name": "p"}).model_dump_json(exclude_none=True))
+    (data / "studies" / "p.yaml").write_text(
+        tiny(data).model_copy(update={"name": "p"}).model_dump_json(exclude_none=True)
+    )
     first = CliRunner().invoke(app, ["study", "plan", "p", "--json"])
     assert first.exit_code == 0, first.output
     plan = json.loads(first.stdout)
@@ -81,7 +83,9 @@ def test_a_plan_past_a_working_day_warns_with_what_would_fit(data, monkeypatch):
     from vae_lab.training import calibrate
 
     monkeypatch.setattr(calibrate, "measure_throughput", lambda *a, **k: calibrate.Throughput(1.0, 10.0))
-    spec = tiny(data, training={"epochs": 30, "device": "cpu"}, space={"architecture": ["fc"], "latent_dim": [2, 4, 8, 16]})
+    spec = tiny(
+        data, training={"epochs": 30, "device": "cpu"}, space={"architecture": ["fc"], "latent_dim": [2, 4, 8, 16]}
+    )
     plan = plan_study(spec)
     assert plan.estimated_s > 8 * 3600
     [warning] = plan.warnings

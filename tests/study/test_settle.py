@@ -46,7 +46,10 @@ def test_a_pruned_trial_is_pruned_in_optuna_killed_in_mlflow_and_not_a_failure(b
     settled = end(books, ending_of(optuna.TrialPruned("pruned at epoch 2 (val_f1=0.1)")))
     assert settled.state == TrialState.PRUNED
     assert books.tracker.status["run-1"] == "KILLED"
-    assert books.tracker.tags["run-1"] == {RunTag.TRIAL_STATE: "PRUNED", RunTag.PRUNED_REASON: "pruned at epoch 2 (val_f1=0.1)"}
+    assert books.tracker.tags["run-1"] == {
+        RunTag.TRIAL_STATE: "PRUNED",
+        RunTag.PRUNED_REASON: "pruned at epoch 2 (val_f1=0.1)",
+    }
     assert TrialAttr.FAILURE_REASON not in settled.user_attrs
 
 
@@ -55,7 +58,10 @@ def test_a_failed_trial_keeps_its_reason_in_both_stores(books):
     assert settled.state == TrialState.FAIL
     assert settled.user_attrs[TrialAttr.FAILURE_REASON] == "RuntimeError: CUDA out of memory"
     assert books.tracker.status["run-1"] == "FAILED"
-    assert books.tracker.tags["run-1"] == {RunTag.TRIAL_STATE: "FAILED", RunTag.FAILURE_REASON: "RuntimeError: CUDA out of memory"}
+    assert books.tracker.tags["run-1"] == {
+        RunTag.TRIAL_STATE: "FAILED",
+        RunTag.FAILURE_REASON: "RuntimeError: CUDA out of memory",
+    }
 
 
 def test_a_diverging_trial_says_in_which_epoch(books):
@@ -74,7 +80,9 @@ def test_a_nan_objective_is_a_failure_not_a_result(books):
 def test_an_interrupted_trial_is_failed_with_the_reason_and_its_run_killed(books):
     settled = end(books, ending_of(KeyboardInterrupt()))
     assert settled.state == TrialState.FAIL and settled.user_attrs[TrialAttr.FAILURE_REASON] == INTERRUPTED_REASON
-    assert books.tracker.status["run-1"] == "KILLED" and books.tracker.tags["run-1"][RunTag.TRIAL_STATE] == "INTERRUPTED"
+    assert (
+        books.tracker.status["run-1"] == "KILLED" and books.tracker.tags["run-1"][RunTag.TRIAL_STATE] == "INTERRUPTED"
+    )
 
 
 def test_a_trial_that_failed_before_its_run_opened_is_settled_in_optuna_alone(books):
@@ -88,7 +96,10 @@ def test_a_dead_workers_trial_is_failed_and_its_open_run_killed(books):
     frozen = books.study.trials[trial.number]
     assert settle_dead(books, frozen, TrialEnding.worker_died("its worker (pid 1 on h) died"))
     stored = books.study.trials[trial.number]
-    assert stored.state == TrialState.FAIL and stored.user_attrs[TrialAttr.FAILURE_REASON] == "its worker (pid 1 on h) died"
+    assert (
+        stored.state == TrialState.FAIL
+        and stored.user_attrs[TrialAttr.FAILURE_REASON] == "its worker (pid 1 on h) died"
+    )
     assert books.tracker.status["run-dead"] == "KILLED"
     assert books.tracker.tags["run-dead"][RunTag.TRIAL_STATE] == TrialOutcome.WORKER_DIED.value
 
@@ -132,8 +143,12 @@ def loop_for(books: TrialBooks, tmp_path, outcome) -> tuple[TrialLoop, list]:
         liveness=Liveness(books.storage, url, "unit"),
         crown=lambda: crowned.append(True),
     )
-    observer = SimpleNamespace(on_trial_start=lambda *a: None, training_callback=lambda: None, on_trial_end=lambda t: None)
-    return TrialLoop(session, StandInObjective(books, outcome), observer, SimpleNamespace(request=lambda: None)), crowned
+    observer = SimpleNamespace(
+        on_trial_start=lambda *a: None, training_callback=lambda: None, on_trial_end=lambda t: None
+    )
+    return TrialLoop(
+        session, StandInObjective(books, outcome), observer, SimpleNamespace(request=lambda: None)
+    ), crowned
 
 
 @pytest.mark.parametrize(

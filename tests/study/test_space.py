@@ -14,8 +14,12 @@ from vae_lab.study.execution.workers import split_budget
 
 
 def test_a_trial_suggests_only_what_applies_to_its_loss():
-    space = SearchSpace.model_validate({"architecture": ["fc"], "loss": ["mse", "focal"], "focal_gamma": [1.0, 2.0], "latent_dim": [2]})
-    focal = suggest_params(optuna.trial.FixedTrial({"architecture": "fc", "loss": "focal", "focal_gamma": 2.0, "latent_dim": 2}), space)
+    space = SearchSpace.model_validate(
+        {"architecture": ["fc"], "loss": ["mse", "focal"], "focal_gamma": [1.0, 2.0], "latent_dim": [2]}
+    )
+    focal = suggest_params(
+        optuna.trial.FixedTrial({"architecture": "fc", "loss": "focal", "focal_gamma": 2.0, "latent_dim": 2}), space
+    )
     assert focal == {"architecture": "fc", "loss": "focal", "latent_dim": 2, "focal_gamma": 2.0}
     # FixedTrial raises on a suggestion it was not given: mse must not ask for focal_gamma.
     mse = suggest_params(optuna.trial.FixedTrial({"architecture": "fc", "loss": "mse", "latent_dim": 2}), space)
@@ -23,8 +27,16 @@ def test_a_trial_suggests_only_what_applies_to_its_loss():
 
 
 def test_ranges_are_suggested_within_their_bounds():
-    space = SearchSpace.model_validate({"architecture": ["fc"], "learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}, "latent_dim": {"low": 2, "high": 16, "step": 2}})
-    chosen = suggest_params(optuna.trial.FixedTrial({"architecture": "fc", "learning_rate": 1e-3, "latent_dim": 8}), space)
+    space = SearchSpace.model_validate(
+        {
+            "architecture": ["fc"],
+            "learning_rate": {"low": 1e-4, "high": 1e-2, "log": True},
+            "latent_dim": {"low": 2, "high": 16, "step": 2},
+        }
+    )
+    chosen = suggest_params(
+        optuna.trial.FixedTrial({"architecture": "fc", "learning_rate": 1e-3, "latent_dim": 8}), space
+    )
     assert chosen == {"architecture": "fc", "learning_rate": 1e-3, "latent_dim": 8}
 
 
@@ -44,7 +56,9 @@ def test_a_value_no_trial_uses_is_an_error_naming_the_field():
         check_space(space, "s.yaml")
 
 
-@pytest.mark.parametrize("total, workers, shares", [(None, 3, [None, None, None]), (7, 3, [3, 2, 2]), (2, 4, [1, 1, 0, 0]), (6, 2, [3, 3])])
+@pytest.mark.parametrize(
+    "total, workers, shares", [(None, 3, [None, None, None]), (7, 3, [3, 2, 2]), (2, 4, [1, 1, 0, 0]), (6, 2, [3, 3])]
+)
 def test_n_trials_is_split_across_workers_without_losing_one(total, workers, shares):
     assert split_budget(total, workers) == shares
     assert total is None or sum(shares) == total

@@ -22,7 +22,6 @@ import json
 from typing import Any, Optional, Union
 
 import optuna
-
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vae_lab.choices import (
@@ -38,6 +37,7 @@ from vae_lab.choices import (
     ReconLoss,
 )
 from vae_lab.errors import VaeLabError
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -173,7 +173,7 @@ def grid_points(space: SearchSpace) -> list[dict[str, Any]]:
     names = [name for name, _ in items]
     seen: dict[str, dict[str, Any]] = {}
     for combination in itertools.product(*(_values(choice) for _, choice in items)):
-        point = resolve(dict(zip(names, combination)), names)
+        point = resolve(dict(zip(names, combination, strict=True)), names)
         seen.setdefault(json.dumps(point, sort_keys=True, default=str), point)
     return list(seen.values())
 
@@ -184,10 +184,23 @@ def check_space(space: SearchSpace, where: str) -> None:
 
     unknown = [a for a in space.architecture if a not in ARCHITECTURES]
     if unknown:
-        raise VaeLabError(f"{where}: space.architecture", f"unknown architecture {unknown[0]!r}", f"use any of: {', '.join(sorted(ARCHITECTURES))}")
+        raise VaeLabError(
+            f"{where}: space.architecture",
+            f"unknown architecture {unknown[0]!r}",
+            f"use any of: {', '.join(sorted(ARCHITECTURES))}",
+        )
     _check_heads_and_losses(space, where)
-    if any(w and c for w in _values(space.kl_warmup_epochs or [0]) for c in _values(space.kl_cycles or [0]) if isinstance(w, int) and isinstance(c, int)):
-        raise VaeLabError(f"{where}: space.kl_cycles", "kl_warmup_epochs and kl_cycles are two KL schedules and a trial uses one", "search them in separate studies")
+    if any(
+        w and c
+        for w in _values(space.kl_warmup_epochs or [0])
+        for c in _values(space.kl_cycles or [0])
+        if isinstance(w, int) and isinstance(c, int)
+    ):
+        raise VaeLabError(
+            f"{where}: space.kl_cycles",
+            "kl_warmup_epochs and kl_cycles are two KL schedules and a trial uses one",
+            "search them in separate studies",
+        )
     used: dict[str, set[str]] = {}
     for point in grid_points(space):
         for name, value in point.items():
@@ -196,7 +209,11 @@ def check_space(space: SearchSpace, where: str) -> None:
         for value in _values(choice):
             if json.dumps(value, default=str) not in used.get(name, set()):
                 shown = value if isinstance(value, (list, int, float, str)) else "the range"
-                raise VaeLabError(f"{where}: space.{name}", f"{shown} is never used: {_why_unused(name)}", "remove it, or add what it needs to the space")
+                raise VaeLabError(
+                    f"{where}: space.{name}",
+                    f"{shown} is never used: {_why_unused(name)}",
+                    "remove it, or add what it needs to the space",
+                )
 
 
 def _check_heads_and_losses(space: SearchSpace, where: str) -> None:
@@ -207,7 +224,11 @@ def _check_heads_and_losses(space: SearchSpace, where: str) -> None:
         outputs = space.output if space.output and len(family.heads) > 1 else [None]
         for output in outputs:
             if output is not None and output not in family.heads:
-                raise VaeLabError(f"{where}: space.output", f"architecture {architecture!r} has no {output!r} output", f"use {' or '.join(family.heads)}")
+                raise VaeLabError(
+                    f"{where}: space.output",
+                    f"architecture {architecture!r} has no {output!r} output",
+                    f"use {' or '.join(family.heads)}",
+                )
             for loss in space.loss or []:
                 check_loss(architecture, output or LOSS_HEAD[loss], loss, where=f"{where}: space.loss")
 
@@ -216,7 +237,7 @@ def _why_unused(name: str) -> str:
     if name == "output":
         return "only families with a head to choose (not pointnet) take an output"
     if name == "width":
-        return "only families whose width is a knob (pointnet) take a width; the journal's have fixed layers"
+        return "only families whose width is a knob (pointnet) take a width; the research journal's have fixed layers"
     if name == "class_weighting":
         return f"class weights apply only to the losses {', '.join(sorted(WEIGHTED_LOSSES))}"
     if name in LOSS_OPTION_NAMES:

@@ -13,11 +13,9 @@ studies shipped with vae-lab, so a local file adds to or overrides a shipped one
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from typing import Any
-
 from pydantic import Field, ValidationError, model_validator
 
 from vae_lab.choices import WEIGHTED_LOSSES, ObjectiveMetric, Precision, PrunerKind, direction_of
@@ -38,13 +36,18 @@ class DataSpec(Strict):
 
 class ObjectiveSpec(Strict):
     metric: ObjectiveMetric = "val_tradeoff"
-    direction: Literal["maximize", "minimize"] | None = Field(default=None, description="default: the way the metric improves")
+    direction: Literal["maximize", "minimize"] | None = Field(
+        default=None, description="default: the way the metric improves"
+    )
 
     @model_validator(mode="after")
     def _direction_fits(self) -> "ObjectiveSpec":
         natural = direction_of(self.metric)
         if self.direction is not None and self.direction != natural:
-            raise ValueError(f"{self.metric} is {natural[:-1]}ed, not {self.direction[:-1]}ed: drop objective.direction (it follows the metric)")
+            raise ValueError(
+                f"{self.metric} is {natural[:-1]}ed, not {self.direction[:-1]}ed: "
+                "drop objective.direction (it follows the metric)"
+            )
         return self
 
     @property
@@ -55,7 +58,9 @@ class ObjectiveSpec(Strict):
 class TrainingSpec(Strict):
     epochs: int = Field(default=30, ge=1)
     patience: int = Field(default=5, ge=1)
-    early_stopping_metric: ObjectiveMetric = Field(default="val_loss", description="the research journal stopped on val_loss")
+    early_stopping_metric: ObjectiveMetric = Field(
+        default="val_loss", description="the research journal stopped on val_loss"
+    )
     seed: int = 0
     kl_scale: float = Field(default=10.0, gt=0)
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda|cuda:\d+)$", description="auto, cpu, cuda or cuda:N")
@@ -70,17 +75,28 @@ class PrunerSpec(Strict):
     kind: PrunerKind = "none"
     warmup_epochs: int = Field(default=3, ge=0, description="median: epochs before a trial may be pruned")
     startup_trials: int = Field(default=2, ge=0, description="median: trials that run in full before pruning starts")
-    min_epochs: int = Field(default=1, ge=1, description="hyperband / successive_halving: the smallest budget, in epochs")
-    reduction_factor: int = Field(default=3, ge=2, description="hyperband / successive_halving: 1/eta of trials go on at each rung")
+    min_epochs: int = Field(
+        default=1, ge=1, description="hyperband / successive_halving: the smallest budget, in epochs"
+    )
+    reduction_factor: int = Field(
+        default=3, ge=2, description="hyperband / successive_halving: 1/eta of trials go on at each rung"
+    )
 
 
 class ArtifactSpec(Strict):
     pca: bool = True
     umap: bool = Field(default=False, description="adds ~20 s per process and ~1-9 s per 2,000 points")
-    reconstructions: int = Field(default=2, ge=0, le=6, description="gallery: samples per label, plus as many of the worst")
-    interpolation: bool = Field(default=True, description="decode the path between two validation samples of different labels")
+    reconstructions: int = Field(
+        default=2, ge=0, le=6, description="gallery: samples per label, plus as many of the worst"
+    )
+    interpolation: bool = Field(
+        default=True, description="decode the path between two validation samples of different labels"
+    )
     max_points: int = Field(default=2000, ge=10, description="validation samples projected")
-    plotlyjs: Literal["shared", "embed", "cdn"] = Field(default="shared", description="shared: one plotly.js per study run; embed: +3.5 MB per figure; cdn: needs internet")
+    plotlyjs: Literal["shared", "embed", "cdn"] = Field(
+        default="shared",
+        description="shared: one plotly.js per study run; embed: +3.5 MB per figure; cdn: needs internet",
+    )
 
 
 class RegistrySpec(Strict):
@@ -170,11 +186,21 @@ def find_study_file(name_or_path: str, studies_dir: Path = STUDIES_DIR) -> Path:
 
 def _field(loc: tuple) -> str:
     # Drop pydantic's union-branch markers ("list[float]", "FloatRange") from the location.
-    return ".".join(str(p) for p in loc if not (isinstance(p, str) and (p[:1].isupper() or "[" in p or p.startswith("function-"))))
+    return ".".join(
+        str(p) for p in loc if not (isinstance(p, str) and (p[:1].isupper() or "[" in p or p.startswith("function-")))
+    )
 
 
 PATTERN_HINTS = {"device": "use auto, cpu, cuda or cuda:N", "name": "use letters, digits, '-', '_' or '.'"}
-SHAPE_ERRORS = {"list_type", "model_type", "dict_type", "model_attributes_type", "float_type", "int_type", "none_required"}
+SHAPE_ERRORS = {
+    "list_type",
+    "model_type",
+    "dict_type",
+    "model_attributes_type",
+    "float_type",
+    "int_type",
+    "none_required",
+}
 
 
 def _most_specific(errors: list[dict]) -> dict:
@@ -195,9 +221,13 @@ def parse_study(raw: object, where: str) -> StudySpec:
         if error["type"] == "extra_forbidden":
             problem = "unknown key"
         elif error["type"] == "string_pattern_mismatch":
-            problem = f"{error.get('input')!r} is not allowed here: " + PATTERN_HINTS.get(field.rsplit(".", 1)[-1], "see the schema")
+            problem = f"{error.get('input')!r} is not allowed here: " + PATTERN_HINTS.get(
+                field.rsplit(".", 1)[-1], "see the schema"
+            )
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise VaeLabError(f"{where}: {field}", problem + more, "see `vae-lab study show quick` for every field") from None
+        raise VaeLabError(
+            f"{where}: {field}", problem + more, "see `vae-lab study show quick` for every field"
+        ) from None
     check_space(spec.space, where)
     return spec
 

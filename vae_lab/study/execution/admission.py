@@ -54,7 +54,9 @@ def admit(
     settings = settings or get_settings()
     check_stores(settings)
     data = prepare_study_data(spec, data_path, settings, where)
-    torch_device = resolve_device(device or spec.training.device, where="--device" if device else f"{where}: training.device")
+    torch_device = resolve_device(
+        device or spec.training.device, where="--device" if device else f"{where}: training.device"
+    )
     checked = storage_exists(settings.optuna_storage)
     if checked:  # nothing stored yet: nothing to resume, and no file is created here
         check_stored_study(open_storage(settings.optuna_storage), spec, data)
@@ -63,7 +65,13 @@ def admit(
 
 def prepare_study_data(spec: StudySpec, data_path: Path | None, settings: Settings, where: str) -> PreparedDataset:
     path = default_dataset(data_path or spec.data.path).resolve()
-    data = prepare_dataset(path, toy_fraction=spec.data.toy_fraction, seed=spec.data.seed, grid=spec.data.grid, cache_dir=settings.cache_dir)
+    data = prepare_dataset(
+        path,
+        toy_fraction=spec.data.toy_fraction,
+        seed=spec.data.seed,
+        grid=spec.data.grid,
+        cache_dir=settings.cache_dir,
+    )
     for name in spec.space.architecture:
         check_architecture(ModelConfig(architecture=name, grid=data.grid), where=f"{where}: space.architecture")
     latent_objectives = {spec.objective.metric, spec.training.early_stopping_metric} & LATENT_METRICS
@@ -96,12 +104,17 @@ def check_stored_study(storage: optuna.storages.BaseStorage, spec: StudySpec, da
     if stored_key is not None and stored_key != data_key(data):
         raise VaeLabError(
             where,
-            f"was run on other data ({attrs.get(StudyAttr.DATA_PATH, '?')}, or another split), so its trials do not compare",
+            f"was run on other data ({attrs.get(StudyAttr.DATA_PATH, '?')}, or another split), "
+            "so its trials do not compare",
             "pass --name NEW to run a separate study on this data",
         )
     stored_grid = attrs.get(StudyAttr.DATA_GRID)
     if stored_grid is not None and int(stored_grid) != data.grid:
-        raise VaeLabError(where, f"was run on a {stored_grid}^3 grid, this data is {data.grid}^3", "pass --name NEW for a study on this data")
+        raise VaeLabError(
+            where,
+            f"was run on a {stored_grid}^3 grid, this data is {data.grid}^3",
+            "pass --name NEW for a study on this data",
+        )
     stored_space = attrs.get(StudyAttr.SEARCH_SPACE)
     if spec.sampler == "grid" and stored_space is not None and stored_space != space_key(spec):
         raise VaeLabError(

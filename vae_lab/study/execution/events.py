@@ -60,7 +60,9 @@ class EpochEvents(Callback):
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
         value = metrics.get(self.metric)
         shown = f"{self.metric} {value:.4f}" if value is not None else ""
-        self.sink.epoch(self.worker, epoch + 1, f"val_loss {metrics['val_loss']:.3f}  val_f1 {metrics['val_f1']:.3f}  {shown}")
+        self.sink.epoch(
+            self.worker, epoch + 1, f"val_loss {metrics['val_loss']:.3f}  val_f1 {metrics['val_f1']:.3f}  {shown}"
+        )
 
 
 class EventObserver(StudyObserver):

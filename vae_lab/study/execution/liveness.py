@@ -29,6 +29,7 @@ from typing import Iterator
 import optuna
 from optuna.trial import TrialState
 
+from vae_lab.study.execution.storage import trial_id_of
 from vae_lab.study.trial.provenance import Owner, trial_lease_key
 
 # A RUNNING trial that never said which worker owns it is treated as dead after this long
@@ -145,14 +146,11 @@ class Liveness:
             if self.heartbeat_interval_s is None:
                 yield
             else:
-                with Heartbeat(self.storage, self._trial_id(trial.number), self.heartbeat_interval_s):
+                trial_id = trial_id_of(self.storage, self.study_name, trial.number)
+                with Heartbeat(self.storage, trial_id, self.heartbeat_interval_s):
                     yield
         finally:
             lease.release()  # only now: the trial is settled, so nobody can take it for dead
-
-    def _trial_id(self, number: int) -> int:
-        study_id = self.storage.get_study_id_from_name(self.study_name)
-        return self.storage.get_trial_id_from_study_id_trial_number(study_id, number)
 
     def fail_stale_trials(self, study: optuna.Study) -> None:
         """Optuna's heartbeat check (a no-op without heartbeats): it fails silent trials and calls

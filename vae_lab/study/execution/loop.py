@@ -37,7 +37,9 @@ TRIAL_FAILURES = (RuntimeError, ValueError, FloatingPointError, ArithmeticError)
 class TrialLoop:
     """Runs one worker's trials of an open session."""
 
-    def __init__(self, session: StudySession, objective: TrialObjective, observer: StudyObserver, refresher: ReportRefresher):
+    def __init__(
+        self, session: StudySession, objective: TrialObjective, observer: StudyObserver, refresher: ReportRefresher
+    ):
         self.session, self.objective, self.observer, self.refresher = session, objective, observer, refresher
 
     def run(self, count: int, exact: bool) -> None:

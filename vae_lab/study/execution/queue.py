@@ -63,7 +63,9 @@ def requeue(study: optuna.Study, dead: optuna.trial.FrozenTrial) -> None:
     study.enqueue_trial(planned_params(dead), user_attrs={TrialAttr.REQUEUED_FROM: dead.number})
 
 
-def plan_remaining(study: optuna.Study, spec: StudySpec, n_trials: int | None, allow_repeats: bool = True) -> tuple[int, int]:
+def plan_remaining(
+    study: optuna.Study, spec: StudySpec, n_trials: int | None, allow_repeats: bool = True
+) -> tuple[int, int]:
     """(trials to run now, trials already finished); queues a grid's missing points, and repeats
     when `n_trials` asks for more than the grid has left (not for workers of `--workers`, whose
     parent queued them). Under the lock."""

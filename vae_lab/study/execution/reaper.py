@@ -33,7 +33,9 @@ class StaleTrialCollector:
         return found
 
 
-def reap_dead_trials(books: TrialBooks, liveness: Liveness, stale: StaleTrialCollector) -> list[optuna.trial.FrozenTrial]:
+def reap_dead_trials(
+    books: TrialBooks, liveness: Liveness, stale: StaleTrialCollector
+) -> list[optuna.trial.FrozenTrial]:
     """Settle the trials of dead workers (under the lock); returns them."""
     liveness.fail_stale_trials(books.study)
     reaped = []

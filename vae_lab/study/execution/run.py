@@ -72,11 +72,23 @@ def run_study(
         else:
             session.start_invocation()
         assets = PlotlyAssets(spec.artifacts.plotlyjs, session.parent_run_id)
-        setup = TrialSetup(spec, admission.data, session.tracker, session.experiment_id, session.parent_run_id, admission.device, assets)
-        refresher = ReportRefresher(session.tracker, session.parent_run_id, session.study, spec.objective.metric, assets)
+        setup = TrialSetup(
+            spec,
+            admission.data,
+            session.tracker,
+            session.experiment_id,
+            session.parent_run_id,
+            admission.device,
+            assets,
+        )
+        refresher = ReportRefresher(
+            session.tracker, session.parent_run_id, session.study, spec.objective.metric, assets
+        )
         status = "FAILED"
         try:
-            TrialLoop(session, TrialObjective(setup), observer, refresher).run(session.remaining, exact=n_trials is not None)
+            TrialLoop(session, TrialObjective(setup), observer, refresher).run(
+                session.remaining, exact=n_trials is not None
+            )
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"

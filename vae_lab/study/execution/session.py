@@ -54,8 +54,8 @@ class StudySession:
         self.spec, self.data, self.device = admission.spec, admission.data, admission.device
         self.storage_url = admission.settings.optuna_storage
         self.tracker = Tracker(admission.settings)
-        self.stale = StaleTrialCollector()
-        self.storage = open_storage(self.storage_url, on_stale_trial=self.stale)
+        self.heartbeat_failures = StaleTrialCollector()
+        self.storage = open_storage(self.storage_url, on_stale_trial=self.heartbeat_failures)
         if not admission.stored_study_checked:
             check_stored_study(self.storage, self.spec, self.data)
         self.study = open_study(self.storage, self.spec, self.data)
@@ -66,7 +66,7 @@ class StudySession:
         self._invocation: Lease | None = None  # held while this session owns the parent run
         try:
             with self.lock:
-                reap_dead_trials(self.books, self.liveness, self.stale)
+                reap_dead_trials(self.books, self.liveness, self.heartbeat_failures)
                 self.remaining, self.done = plan_remaining(self.study, self.spec, n_trials, allow_repeats=allow_repeats)
             self.experiment_id = self.tracker.ensure_experiment(self.spec.name)
             reap_dead_invocations(self.tracker, self.experiment_id, self.storage_url, self.spec.name)
@@ -144,7 +144,7 @@ class StudySession:
     def reap(self, requeue_points: bool = False) -> list[optuna.trial.FrozenTrial]:
         """Settle dead workers' trials (and queue their grid points again, if asked)."""
         with self.lock:
-            dead = reap_dead_trials(self.books, self.liveness, self.stale)
+            dead = reap_dead_trials(self.books, self.liveness, self.heartbeat_failures)
             if requeue_points:
                 for trial in dead:
                     requeue(self.study, trial)

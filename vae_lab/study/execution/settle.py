@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
+from vae_lab.study.execution.storage import trial_id_of
 from vae_lab.study.trial.provenance import TrialAttr, TrialEnding
 from vae_lab.tracking import Tracker
 from vae_lab.training import NonFiniteError
@@ -34,8 +35,7 @@ class TrialBooks:
     tracker: Tracker
 
     def trial_id(self, number: int) -> int:
-        study_id = self.storage.get_study_id_from_name(self.study.study_name)
-        return self.storage.get_trial_id_from_study_id_trial_number(study_id, number)
+        return trial_id_of(self.storage, self.study.study_name, number)
 
 
 def ending_of(error: BaseException) -> TrialEnding:

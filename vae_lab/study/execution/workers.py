@@ -41,7 +41,16 @@ def split_budget(total: int | None, workers: int) -> list[int | None]:
     return [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
 
 
-def _worker_main(spec_json: dict, index: int, n_trials: int | None, data_path: str | None, parent_run_id: str, device: str, events: Any, where: str) -> None:
+def _worker_main(
+    spec_json: dict,
+    index: int,
+    n_trials: int | None,
+    data_path: str | None,
+    parent_run_id: str,
+    device: str,
+    events: Any,
+    where: str,
+) -> None:
     """Entry point of a worker process (spawned: a fresh interpreter, its own CUDA context)."""
     interrupts.install()
     sink = QueueSink(events)
@@ -49,7 +58,14 @@ def _worker_main(spec_json: dict, index: int, n_trials: int | None, data_path: s
         spec = StudySpec.model_validate(spec_json)
         observer = EventObserver(sink, index, announce=False)
         options = WorkerOptions(index=index, parent_run_id=parent_run_id, device=device)
-        run_study(spec, n_trials=n_trials, data_path=Path(data_path) if data_path else None, observer=observer, where=where, worker=options)
+        run_study(
+            spec,
+            n_trials=n_trials,
+            data_path=Path(data_path) if data_path else None,
+            observer=observer,
+            where=where,
+            worker=options,
+        )
     except KeyboardInterrupt:
         sink.worker_done(index, 130, "interrupted")
         sys.exit(130)
@@ -84,25 +100,51 @@ def run_study_workers(
             return session.report(device_spec)
         parent_run_id = session.start_invocation({RunTag.WORKERS: workers})
         data_source = admission.data.source
-        codes, interrupted = _run_processes(spec, workers, n_trials, data_source, parent_run_id, device_spec, sink, admission.where)
+        codes, interrupted = _run_processes(
+            spec, workers, n_trials, data_source, parent_run_id, device_spec, sink, admission.where
+        )
         session.reap()
         died = sum(code < 0 for code in codes)
-        session.finish_invocation("KILLED" if interrupted else "FINISHED", {RunTag.WORKERS_DIED: died} if died else None)
+        session.finish_invocation(
+            "KILLED" if interrupted else "FINISHED", {RunTag.WORKERS_DIED: died} if died else None
+        )
         if interrupted:
             raise KeyboardInterrupt
         if codes and all(code == 2 for code in codes):
-            raise VaeLabError(f"study {spec.name}", "every worker stopped on an error (shown above)", "fix it and run the same command again")
+            raise VaeLabError(
+                f"study {spec.name}",
+                "every worker stopped on an error (shown above)",
+                "fix it and run the same command again",
+            )
         return session.report(device_spec)
 
 
-def _run_processes(spec: StudySpec, workers: int, n_trials: int | None, data_path: Path, parent_run_id: str, device: str, sink: ProgressSink, where: str) -> tuple[list[int], bool]:
+def _run_processes(
+    spec: StudySpec,
+    workers: int,
+    n_trials: int | None,
+    data_path: Path,
+    parent_run_id: str,
+    device: str,
+    sink: ProgressSink,
+    where: str,
+) -> tuple[list[int], bool]:
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
     budgets = split_budget(n_trials, workers)
     processes = {
         i: context.Process(
             target=_worker_main,
-            args=(spec.model_dump(mode="json"), i, budgets[i], str(data_path), parent_run_id, worker_device(device, i), events, where),
+            args=(
+                spec.model_dump(mode="json"),
+                i,
+                budgets[i],
+                str(data_path),
+                parent_run_id,
+                worker_device(device, i),
+                events,
+                where,
+            ),
             name=f"vae-lab-worker-{i}",
         )
         for i in range(workers)

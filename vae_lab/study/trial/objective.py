@@ -110,7 +110,8 @@ class TrialObjective:
         if key not in self._tensors:
             data, device = self.setup.data, self.setup.device
             self._tensors[key] = tuple(
-                TensorData.for_model(model, split.grids, split.labels, self.max_points).to(device) for split in (data.train, data.val)
+                TensorData.for_model(model, split.grids, split.labels, self.max_points).to(device)
+                for split in (data.train, data.val)
             )
         return self._tensors[key]
 
@@ -169,22 +170,50 @@ class TrialObjective:
             raise ValueError(f"objective {spec.objective.metric} is {value} (is the data labelled?)")
 
         step = time.perf_counter()
-        title = f"trial {trial.number} ({model_config.architecture}/{model_config.output}, latent {model_config.latent_dim})"
-        extra = log_trial_figures(tracker, run_id, model, val, result.final, setup.data, spec.artifacts, setup.assets, title)
+        shape = f"{model_config.architecture}/{model_config.output}, latent {model_config.latent_dim}"
+        title = f"trial {trial.number} ({shape})"
+        extra = log_trial_figures(
+            tracker, run_id, model, val, result.final, setup.data, spec.artifacts, setup.assets, title
+        )
         timings.projections_s = time.perf_counter() - step
 
         step = time.perf_counter()
-        summary = {f"best_{k}": v for k, v in {**best, **extra}.items()} | {"best_epoch": result.best_epoch, "epochs_run": len(result.history)}
+        summary = {f"best_{k}": v for k, v in {**best, **extra}.items()} | {
+            "best_epoch": result.best_epoch,
+            "epochs_run": len(result.history),
+        }
         record = TrialRecord(
-            study=spec.name, trial=trial.number, model=model_config, train=train_config, runtime=trainer.runtime, data=reference,
-            objective=spec.objective.metric, direction=spec.direction, value=value, best_epoch=result.best_epoch, epochs_run=len(result.history),
+            study=spec.name,
+            trial=trial.number,
+            model=model_config,
+            train=train_config,
+            runtime=trainer.runtime,
+            data=reference,
+            objective=spec.objective.metric,
+            direction=spec.direction,
+            value=value,
+            best_epoch=result.best_epoch,
+            epochs_run=len(result.history),
         )
         tracker.log_text(run_id, record.model_dump_json(indent=2), RECORD_FILE)
         timings.tracking_s += time.perf_counter() - step
 
         step = time.perf_counter()
-        ref = log_model(tracker, run_id, setup.experiment_id, model, step=result.best_epoch, params={"architecture": model_config.architecture, "latent_dim": model_config.latent_dim, "output": model_config.output})
-        tracker.log_metrics(run_id, summary, step=result.best_epoch, model_id=ref.model_id, dataset=dataset_key(reference, "val"))
+        ref = log_model(
+            tracker,
+            run_id,
+            setup.experiment_id,
+            model,
+            step=result.best_epoch,
+            params={
+                "architecture": model_config.architecture,
+                "latent_dim": model_config.latent_dim,
+                "output": model_config.output,
+            },
+        )
+        tracker.log_metrics(
+            run_id, summary, step=result.best_epoch, model_id=ref.model_id, dataset=dataset_key(reference, "val")
+        )
         timings.model_logging_s = time.perf_counter() - step
         attrs = {
             TrialAttr.BEST_EPOCH: result.best_epoch,
@@ -220,7 +249,11 @@ def check_runs_on(model: BaseVAE, device: torch.device, precision: str) -> None:
         model.zero_grad(set_to_none=True)
     except (RuntimeError, NotImplementedError) as error:
         reason = str(error).strip().splitlines()[0][:200]
-        raise VaeLabError(f"architecture {model.name}", f"cannot run on {device} in {precision}: {reason}", "use another --device or training.precision, or drop the family from this study") from None
+        raise VaeLabError(
+            f"architecture {model.name}",
+            f"cannot run on {device} in {precision}: {reason}",
+            "use another --device or training.precision, or drop the family from this study",
+        ) from None
 
 
 def _example_on(model: BaseVAE, device: torch.device):
