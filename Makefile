@@ -26,9 +26,12 @@ quick: setup
 test: setup
 	$(PY) -m pytest -q
 
-# The unit tier: everything but the tests marked slow (real studies, workers, servers, browsers).
+# The unit tier: the folders that mirror the package, without the tests marked slow. Left to
+# `make test`: slow tests (real studies, workers, servers, browsers) and tests/test_*.py (the CLI
+# through real console processes, compose files, bad-input corpus, secrets).
+UNIT_TESTS ?= tests/data tests/models tests/training tests/tracking tests/study tests/viz
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" $(UNIT_TESTS)
 
 # ruff covers the study runtime and its tests for now; the rest of the tree follows after merging.
 LINT_PATHS ?= vae_lab/study tests/study
