@@ -29,8 +29,8 @@ def family_alias(architecture: str) -> str:
 
 
 @dataclass(frozen=True)
-class Entry:
-    """A finished trial with a logged model: what the registry can crown."""
+class Candidate:
+    """A finished trial with a logged model: a candidate the registry can crown."""
 
     study: str
     trial: int
@@ -54,7 +54,7 @@ class Entry:
         }
 
 
-def best(entries: Iterable[Entry]) -> Entry | None:
+def best(entries: Iterable[Candidate]) -> Candidate | None:
     """The best entry by value in its study's direction; ties go to the earlier trial."""
     entries = list(entries)
     if not entries:
@@ -63,9 +63,9 @@ def best(entries: Iterable[Entry]) -> Entry | None:
     return max(entries, key=lambda e: (sign * e.value, -e.trial))
 
 
-def wanted_aliases(entries: list[Entry]) -> dict[str, Entry]:
+def wanted_aliases(entries: list[Candidate]) -> dict[str, Candidate]:
     """champion -> the best entry, best-<family> -> the best entry of each family."""
-    wanted: dict[str, Entry] = {}
+    wanted: dict[str, Candidate] = {}
     if (overall := best(entries)) is not None:
         wanted[CHAMPION] = overall
     for family in sorted({e.architecture for e in entries}):
@@ -73,7 +73,7 @@ def wanted_aliases(entries: list[Entry]) -> dict[str, Entry]:
     return wanted
 
 
-def reconcile(tracker: Tracker, name: str, entries: list[Entry]) -> dict[str, int]:
+def reconcile(tracker: Tracker, name: str, entries: list[Candidate]) -> dict[str, int]:
     """Point every alias at its wanted entry, registering a version where one is missing.
 
     Returns alias -> version number. Call it under the study's lock (see module docstring).
@@ -115,7 +115,7 @@ def _version_by_alias(client, name: str, alias: str):
         return None
 
 
-def _version_of(client, name: str, entry: Entry) -> str:
+def _version_of(client, name: str, entry: Candidate) -> str:
     """The version registered for `entry`'s run, registered now if there is none."""
     existing = client.search_model_versions(f"name='{name}' and run_id='{entry.run_id}'")
     if existing:
