@@ -32,7 +32,7 @@ COPIES = 4
 
 BASE_TRAIN = dict(loss="set", class_weighting="log", beta=0.1, optimizer="adamw", learning_rate=3e-3, lr_schedule="cosine", batch_size=128, weight_decay=0.0)
 STEPS = {
-    "pose": (dict(architecture="pose", latent_dim=16, width=256), BASE_TRAIN),
+    "pose": (dict(architecture="pose", latent_dim=16, width=256), dict(BASE_TRAIN, learning_rate=2e-3)),
     "pose-w128": (dict(architecture="pose", latent_dim=16, width=128), BASE_TRAIN),
     "pointnet": (dict(architecture="pointnet", latent_dim=16, width=512), BASE_TRAIN),
     "pointnet-rot": (dict(architecture="pointnet", latent_dim=16, width=512), dict(BASE_TRAIN, augment="rotations", weight_decay=0.1)),
