@@ -13,6 +13,7 @@ samples, the mean distance between a sample's latent mean and those of COPIES ra
 rotated copies (continuous rotations about the grid's centre, re-voxelised: cells rounded,
 cells leaving the grid dropped, a collision keeps the rarer class), over the median distance
 between the latent means of different samples. 0: the latent ignores pose.
+`pose_invariance_cube`: the same under the cube's 24 rotations, which move cells onto cells.
 """
 
 from __future__ import annotations
@@ -39,12 +40,18 @@ STEPS = {
 }
 
 
-def rotate_grids(grids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Each grid under its own uniformly random continuous rotation about the grid's centre."""
+def rotate_grids(grids: np.ndarray, rng: np.random.Generator, cube: bool = False) -> np.ndarray:
+    """Each grid under its own uniformly random rotation about the grid's centre: continuous, or
+    one of the cube's 24 (which maps cells onto cells: nothing is re-voxelised)."""
     from scipy.spatial.transform import Rotation
 
+    from vae_lab.data.synth import cube_rotations
+
     n, edge = len(grids), grids.shape[1]
-    matrices = Rotation.random(n, random_state=rng.integers(2**31)).as_matrix()
+    if cube:
+        matrices = cube_rotations()[rng.integers(0, 24, n)].astype(np.float64)
+    else:
+        matrices = Rotation.random(n, random_state=rng.integers(2**31)).as_matrix()
     out = np.zeros_like(grids)
     sample, *xyz = np.nonzero(grids)
     values = grids[sample, *xyz]
@@ -69,14 +76,14 @@ def latent_means(model, grids: np.ndarray) -> np.ndarray:
         return torch.cat([model.forward_batch(b).mu for b in data.batches(1024)]).numpy()
 
 
-def pose_invariance(model, grids: np.ndarray, seed: int = 0) -> float:
+def pose_invariance(model, grids: np.ndarray, seed: int = 0, cube: bool = False) -> float:
     """Mean latent distance to rotated copies over the median distance between samples."""
     from scipy.spatial.distance import pdist
 
     rng = np.random.default_rng(seed)
     grids = grids[:INVARIANCE_SAMPLES]
     base = latent_means(model, grids)
-    moved = [np.linalg.norm(latent_means(model, rotate_grids(grids, rng)) - base, axis=1).mean() for _ in range(COPIES)]
+    moved = [np.linalg.norm(latent_means(model, rotate_grids(grids, rng, cube)) - base, axis=1).mean() for _ in range(COPIES)]
     return float(np.mean(moved) / np.median(pdist(base)))
 
 
@@ -107,7 +114,8 @@ def run_step(name: str, data, epochs: int, train_rows: int | None, log=sys.stder
         "step": name, "model": model_fields, "train": {**train_fields, "epochs": epochs}, "train_rows": len(train),
         "val_f1": best["val_f1"], "knn": best.get("val_knn_accuracy"), "exact": best["val_exact_match"],
         "active_units": best["val_active_units"], "val_kl": best["val_kl"], "best_epoch": result.best_epoch + 1,
-        "pose_invariance": pose_invariance(model, data.val.grids), "wall_s": time.perf_counter() - started,
+        "pose_invariance": pose_invariance(model, data.val.grids),
+        "pose_invariance_cube": pose_invariance(model, data.val.grids, cube=True), "wall_s": time.perf_counter() - started,
     }
 
 
