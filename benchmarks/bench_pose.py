@@ -31,12 +31,17 @@ import numpy as np
 INVARIANCE_SAMPLES = 500
 COPIES = 4
 
-BASE_TRAIN = dict(loss="set", class_weighting="log", beta=0.1, optimizer="adamw", learning_rate=3e-3, lr_schedule="cosine", batch_size=128, weight_decay=0.0)
+BASE_TRAIN = dict(
+    loss="set", class_weighting="log", beta=0.1, optimizer="adamw", learning_rate=3e-3, lr_schedule="cosine",
+    batch_size=128, weight_decay=0.0,
+)
 STEPS = {
     "pose": (dict(architecture="pose", latent_dim=16, width=256), dict(BASE_TRAIN, learning_rate=2e-3)),
     "pose-w128": (dict(architecture="pose", latent_dim=16, width=128), BASE_TRAIN),
     "pointnet": (dict(architecture="pointnet", latent_dim=16, width=512), BASE_TRAIN),
-    "pointnet-rot": (dict(architecture="pointnet", latent_dim=16, width=512), dict(BASE_TRAIN, augment="rotations", weight_decay=0.1)),
+    "pointnet-rot": (
+        dict(architecture="pointnet", latent_dim=16, width=512), dict(BASE_TRAIN, augment="rotations", weight_decay=0.1)
+    ),
 }
 
 
@@ -83,7 +88,8 @@ def pose_invariance(model, grids: np.ndarray, seed: int = 0, cube: bool = False)
     rng = np.random.default_rng(seed)
     grids = grids[:INVARIANCE_SAMPLES]
     base = latent_means(model, grids)
-    moved = [np.linalg.norm(latent_means(model, rotate_grids(grids, rng, cube)) - base, axis=1).mean() for _ in range(COPIES)]
+    copies = [latent_means(model, rotate_grids(grids, rng, cube)) for _ in range(COPIES)]
+    moved = [np.linalg.norm(copy - base, axis=1).mean() for copy in copies]
     return float(np.mean(moved) / np.median(pdist(base)))
 
 
@@ -104,7 +110,10 @@ def run_step(name: str, data, epochs: int, train_rows: int | None, log=sys.stder
     model_fields, train_fields = STEPS[name]
     torch.manual_seed(0)
     model = build_model(ModelConfig(grid=data.grid, max_points=8, **model_fields))
-    config = TrainConfig(**train_fields, epochs=epochs, seed=0, patience=epochs + 1, early_stopping_metric="val_f1", select_metric="val_f1", select_mode="max")
+    config = TrainConfig(
+        **train_fields, epochs=epochs, seed=0, patience=epochs + 1,
+        early_stopping_metric="val_f1", select_metric="val_f1", select_mode="max",
+    )
     rows = slice(None, train_rows)
     train = TensorData.for_model(model, data.train.grids[rows], data.train.labels[rows], 8)
     val = TensorData.for_model(model, data.val.grids, data.val.labels, 8)
@@ -115,7 +124,8 @@ def run_step(name: str, data, epochs: int, train_rows: int | None, log=sys.stder
         "val_f1": best["val_f1"], "knn": best.get("val_knn_accuracy"), "exact": best["val_exact_match"],
         "active_units": best["val_active_units"], "val_kl": best["val_kl"], "best_epoch": result.best_epoch + 1,
         "pose_invariance": pose_invariance(model, data.val.grids),
-        "pose_invariance_cube": pose_invariance(model, data.val.grids, cube=True), "wall_s": time.perf_counter() - started,
+        "pose_invariance_cube": pose_invariance(model, data.val.grids, cube=True),
+        "wall_s": time.perf_counter() - started,
     }
 
 
@@ -136,7 +146,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     data = prepare_dataset(default_dataset(args.data), toy_fraction=1.0, seed=0)
     print(f"bench_pose {dt.datetime.now():%Y-%m-%d %H:%M}, torch {torch.__version__}, {args.threads} thread(s), "
-          f"{platform.machine()}; data {args.data or 'synthetic'}: train {len(data.train)} / val {len(data.val)}", file=sys.stderr)
+          f"{platform.machine()}; data {args.data or 'synthetic'}: train {len(data.train)} / val {len(data.val)}",
+          file=sys.stderr)
     for name in args.steps.split(","):
         row = {"data": args.data or "synthetic", **run_step(name.strip(), data, args.epochs, args.train_rows)}
         print(json.dumps(row), flush=True)

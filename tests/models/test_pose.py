@@ -65,7 +65,8 @@ def test_the_kl_and_the_metrics_see_the_content_latent_and_the_output_carries_th
 
 def test_candidates_cover_rotations_and_mirrors():
     proper = spiral_rotations(64)
-    torch.testing.assert_close(torch.from_numpy(proper @ proper.transpose(0, 2, 1)).float(), torch.eye(3).expand(64, 3, 3), atol=1e-5, rtol=0)
+    products = torch.from_numpy(proper @ proper.transpose(0, 2, 1)).float()
+    torch.testing.assert_close(products, torch.eye(3).expand(64, 3, 3), atol=1e-5, rtol=0)
     assert (abs(torch.from_numpy(proper).det() - 1) < 1e-5).all()
     candidates = candidate_poses()
     determinants = candidates.det()
@@ -147,7 +148,8 @@ def test_it_trains_on_tiny_data_and_reconstructs_each_motif_under_any_cube_rotat
         grid, points, mask = rotated_batch()
         batch = type(make_batch(model, 1))(grid=grid, points=points, mask=mask)
         out = model.forward_batch(batch)
-        loss = (model.reconstruction_loss(out, batch, LossSettings("set")) + 0.01 * kl_divergence(out.mu, out.logvar)).mean()
+        recon = model.reconstruction_loss(out, batch, LossSettings("set"))
+        loss = (recon + 0.01 * kl_divergence(out.mu, out.logvar)).mean()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -160,7 +162,10 @@ def test_it_trains_on_tiny_data_and_reconstructs_each_motif_under_any_cube_rotat
 
 
 def test_the_shipped_molecules_study_runs_the_pose_family():
-    from vae_lab.study.spec import load_study_spec
+    try:  # where issue 12's reorganisation puts it; the fallback can go once both are merged
+        from vae_lab.study.design.spec import load_study_spec
+    except ImportError:
+        from vae_lab.study.spec import load_study_spec
 
     spec, _ = load_study_spec("molecules")
     assert spec.space.architecture == ["pose"] and spec.planned_trials == 1

@@ -178,7 +178,9 @@ class PoseVAE(BaseVAE):
         reach = self.config.grid - 1
         return slots[..., 0], reach * torch.tanh(slots[..., 1:4] / reach), slots[..., 4:]
 
-    def posed_slots(self, presence: Tensor, canonical: Tensor, descriptor: Tensor, rotation: Tensor, translation: Tensor) -> Tensor:
+    def posed_slots(
+        self, presence: Tensor, canonical: Tensor, descriptor: Tensor, rotation: Tensor, translation: Tensor
+    ) -> Tensor:
         """pointnet's slot tensor (B, K, 1 + 3D + 4) for the canonical points under the pose."""
         posed = torch.einsum("bxy,bky->bkx", rotation, canonical) + translation.unsqueeze(1)
         position = -(posed.unsqueeze(-1) - self.cells).pow(2) / (2 * POSITION_SIGMA**2)
@@ -200,7 +202,9 @@ class PoseVAE(BaseVAE):
         return PoseOutput(recon=recon, mu=mu, logvar=logvar, z=z, rotation=rotation, translation=translation)
 
     @torch.no_grad()
-    def find_pose(self, presence: Tensor, canonical: Tensor, descriptor: Tensor, points: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    def find_pose(
+        self, presence: Tensor, canonical: Tensor, descriptor: Tensor, points: Tensor, mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """(B, 3, 3) orthogonal matrices and (B, 3) translations laying the canonical slots on the points."""
         with torch.autocast(device_type=points.device.type, enabled=False):
             onehot = points[..., 3:].float()
@@ -224,7 +228,9 @@ def chamfer_cost(pair: Tensor, weight: Tensor, mask: Tensor) -> Tensor:
     return point_term + slot_term
 
 
-def search_candidates(weight: Tensor, canonical: Tensor, target: Tensor, mask: Tensor, mismatch: Tensor, candidates: Tensor, keep: int = 1) -> tuple[Tensor, Tensor]:
+def search_candidates(
+    weight: Tensor, canonical: Tensor, target: Tensor, mask: Tensor, mismatch: Tensor, candidates: Tensor, keep: int = 1
+) -> tuple[Tensor, Tensor]:
     """The `keep` best candidate matrices per sample (B, T, 3, 3), each with the translation
     that matches the centroids (B, T, 3)."""
     real = mask.float()
@@ -266,14 +272,20 @@ def best_pose(inputs: tuple[Tensor, ...], candidates: Tensor) -> tuple[Tensor, T
     return rotation[best], translation[best]
 
 
-def pose_cost(rotation: Tensor, translation: Tensor, weight: Tensor, canonical: Tensor, target: Tensor, mask: Tensor, mismatch: Tensor) -> tuple[Tensor, Tensor]:
+def pose_cost(
+    rotation: Tensor, translation: Tensor,
+    weight: Tensor, canonical: Tensor, target: Tensor, mask: Tensor, mismatch: Tensor,
+) -> tuple[Tensor, Tensor]:
     """(B,) chamfer cost of a pose and the (B, K slots, K points) total pair costs."""
     posed = torch.einsum("bxy,bky->bkx", rotation, canonical) + translation.unsqueeze(1)
     pair = (posed.unsqueeze(2) - target.unsqueeze(1)).pow(2).sum(-1) + mismatch
     return chamfer_cost(pair, weight, mask), pair
 
 
-def refine_pose(rotation: Tensor, translation: Tensor, weight: Tensor, canonical: Tensor, target: Tensor, mask: Tensor, mismatch: Tensor) -> tuple[Tensor, Tensor]:
+def refine_pose(
+    rotation: Tensor, translation: Tensor,
+    weight: Tensor, canonical: Tensor, target: Tensor, mask: Tensor, mismatch: Tensor,
+) -> tuple[Tensor, Tensor]:
     """One round of orthogonal Procrustes on each point's best slot; kept where it lowers the cost."""
     cost, pair = pose_cost(rotation, translation, weight, canonical, target, mask, mismatch)
     slot = pair.argmin(1)  # (B, K points): each point's best slot
@@ -281,7 +293,8 @@ def refine_pose(rotation: Tensor, translation: Tensor, weight: Tensor, canonical
     real = mask.float().unsqueeze(-1)
     count = real.sum(1).clamp(min=1)
     matched_centre, point_centre = (matched * real).sum(1) / count, (target * real).sum(1) / count
-    covariance = torch.einsum("bkx,bky->bxy", (target - point_centre.unsqueeze(1)) * real, matched - matched_centre.unsqueeze(1))
+    spread = (target - point_centre.unsqueeze(1)) * real
+    covariance = torch.einsum("bkx,bky->bxy", spread, matched - matched_centre.unsqueeze(1))
     u, _, vh = torch.linalg.svd(covariance)
     new_rotation = u @ vh  # maps the matched canonical slots onto the points (reflections allowed)
     new_translation = point_centre - torch.einsum("bxy,by->bx", new_rotation, matched_centre)
