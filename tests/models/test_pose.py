@@ -162,10 +162,7 @@ def test_it_trains_on_tiny_data_and_reconstructs_each_motif_under_any_cube_rotat
 
 
 def test_the_shipped_molecules_study_runs_the_pose_family():
-    try:  # where issue 12's reorganisation puts it; the fallback can go once both are merged
-        from vae_lab.study.design.spec import load_study_spec
-    except ImportError:
-        from vae_lab.study.spec import load_study_spec
+    from vae_lab.study.design.spec import load_study_spec
 
     spec, _ = load_study_spec("molecules")
     assert spec.space.architecture == ["pose"] and spec.planned_trials == 1
