@@ -62,7 +62,9 @@ def grids_from_array(array: np.ndarray, grid: int, where: str = "input") -> np.n
         array = array.reshape(len(array), grid, grid, grid)
     else:
         raise VaeLabError(where, f"an array of shape {array.shape}, the model reads {shapes}", f"reshape it to {shapes}")
-    return np.ascontiguousarray(checked_descriptors(array, where, "the voxel values"))
+    grids = np.ascontiguousarray(checked_descriptors(array, where, "the voxel values"))
+    # pandas hands out read-only views (copy-on-write), which torch will not wrap without a warning.
+    return grids if grids.flags.writeable else grids.copy()
 
 
 def frame_of_grids(grids: np.ndarray, columns: list[str] | None = None, ids: np.ndarray | None = None) -> pd.DataFrame:
