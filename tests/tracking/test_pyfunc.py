@@ -118,3 +118,43 @@ def test_unknown_output_is_refused(logged):
     pyfunc, _ = logged(build_model(ModelConfig(architecture="fc", grid=EDGE, latent_dim=2)))
     with pytest.raises(MlflowException, match="unknown output 'mean'"):
         pyfunc.predict(sparse_grids(1, edge=EDGE), params={"output": "mean"})
+
+
+LOAD_WITHOUT_VAE_LAB = """
+import importlib.util, json, sys
+import numpy as np
+assert importlib.util.find_spec("vae_lab") is None, "vae_lab is importable before loading"
+import mlflow.pyfunc
+model = mlflow.pyfunc.load_model(sys.argv[1])
+grids = np.zeros((2, 5, 5, 5), dtype=np.uint8)
+grids[0, 1, 2, 3] = 2
+latent = model.predict(grids)
+import vae_lab
+print(json.dumps({"columns": list(latent.columns), "vae_lab": vae_lab.__file__}))
+"""
+
+
+def test_the_model_carries_its_code_and_loads_where_vae_lab_is_not_installed(logged, tmp_path):
+    """MLflow's own `code_paths`: the model folder holds vae_lab, its requirements name only
+    packages an index serves. A Python without site (no .pth files, so no editable vae-lab
+    finder), with the installed libraries on its path but not the source tree, loads it."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _, uri = logged(build_model(ModelConfig(architecture="pointnet", grid=EDGE, latent_dim=2)))
+    local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(tmp_path / "model")))
+    requirements = (local / "requirements.txt").read_text().split()
+    assert requirements and not any(r.lower().startswith(("vae-lab", "vae_lab")) for r in requirements)
+    # Every installed library, but no folder holding a vae_lab package (the source tree, or the
+    # code folders of models loaded earlier in this process, which MLflow put on sys.path).
+    libraries = [p for p in sys.path if p and Path(p).is_dir() and not (Path(p) / "vae_lab").exists()]
+    env = {"PYTHONPATH": ":".join(libraries), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", LOAD_WITHOUT_VAE_LAB, str(local)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["columns"] == ["z0", "z1"]
+    assert Path(answer["vae_lab"]).resolve().is_relative_to(local.resolve() / "code")
