@@ -60,7 +60,7 @@ def load_voxels(path: str | Path, grid: int | None = None) -> VoxelTable:
         )
     if suffix == ".npz":
         return _load_npz(path, grid)
-    return _load_table(path, _read_arrow(path, suffix), grid)
+    return voxels_from_table(path, _read_arrow(path, suffix), grid)
 
 
 def _read_arrow(path: Path, suffix: str) -> pa.Table:
@@ -139,7 +139,8 @@ def _bad_value(values: np.ndarray, where: str, what: str) -> None:
     )
 
 
-def _load_table(path: Path, table: pa.Table, grid: int | None) -> VoxelTable:
+def voxels_from_table(path: Path, table: pa.Table, grid: int | None) -> VoxelTable:
+    """The checked grids, labels and ids of an Arrow table read from `path` (whole or one batch)."""
     where = str(path)
     voxel_names = voxel_column_names(table.column_names)
     edge = grid_edge(len(voxel_names), grid, where)

@@ -29,14 +29,9 @@ from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 from vae_lab.data.frames import frame_of_grids, grids_from_data
 from vae_lab.errors import VaeLabError
 from vae_lab.models.base import BaseVAE
-from vae_lab.training.predict import Prediction, predict
+from vae_lab.training.predict import OUTPUTS, latent_columns, output_frame, predict
 
-OUTPUTS = ("latent", "latent_with_logvar", "reconstruction", "scores")
 LOADER_MODULE = __name__
-
-
-def latent_columns(latent_dim: int, prefix: str = "z") -> list[str]:
-    return [f"{prefix}{i}" for i in range(latent_dim)]
 
 
 class VoxelPyfunc:
@@ -55,23 +50,6 @@ class VoxelPyfunc:
         except VaeLabError as error:
             raise MlflowException.invalid_parameter_value(str(error)) from None
         return output_frame(result, output, ids=read.ids, columns=read.columns)
-
-
-def output_frame(result: Prediction, output: str, ids: np.ndarray | None = None, columns: list[str] | None = None) -> pd.DataFrame:
-    """The DataFrame `predict` returns for one of `OUTPUTS` (`id` first when the input had one)."""
-    if output == "reconstruction":
-        return frame_of_grids(result.reconstruction, columns, ids)
-    latent_dim = result.mu.shape[1]
-    if output == "scores":
-        frame = pd.DataFrame({"recon_f1": result.f1, "exact_match": result.exact_match})
-    else:
-        frame = pd.DataFrame(result.mu.astype(np.float64), columns=latent_columns(latent_dim))
-        if output == "latent_with_logvar":
-            logvar = pd.DataFrame(result.logvar.astype(np.float64), columns=latent_columns(latent_dim, "logvar"))
-            frame = pd.concat([frame, logvar], axis=1)
-    if ids is not None:
-        frame.insert(0, "id", ids)
-    return frame
 
 
 def _load_pyfunc(path: str) -> VoxelPyfunc:

@@ -11,13 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 
+from vae_lab.data.frames import frame_of_grids
 from vae_lab.models.base import BaseVAE, VAEOutput
 from vae_lab.training.batches import TensorData
 from vae_lab.training.metrics import row_exact_match, row_macro_f1
 
 PREDICT_BATCH = 1024
+OUTPUTS = ("latent", "latent_with_logvar", "reconstruction", "scores")  # what `output_frame` can show
 
 
 @dataclass
@@ -71,3 +74,24 @@ def sample_prior(model: BaseVAE, n: int, *, seed: int = 0, temperature: float = 
         grids.append(model.predict_grid(out).to(torch.uint8).cpu())
     size = model.config.grid
     return torch.cat(grids).numpy() if grids else np.zeros((0, size, size, size), dtype=np.uint8)
+
+
+def latent_columns(latent_dim: int, prefix: str = "z") -> list[str]:
+    return [f"{prefix}{i}" for i in range(latent_dim)]
+
+
+def output_frame(result: Prediction, output: str, ids: np.ndarray | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+    """A `Prediction` as the DataFrame of one of `OUTPUTS` (`id` first when the input had one)."""
+    if output == "reconstruction":
+        return frame_of_grids(result.reconstruction, columns, ids)
+    latent_dim = result.mu.shape[1]
+    if output == "scores":
+        frame = pd.DataFrame({"recon_f1": result.f1, "exact_match": result.exact_match})
+    else:
+        frame = pd.DataFrame(result.mu.astype(np.float64), columns=latent_columns(latent_dim))
+        if output == "latent_with_logvar":
+            logvar = pd.DataFrame(result.logvar.astype(np.float64), columns=latent_columns(latent_dim, "logvar"))
+            frame = pd.concat([frame, logvar], axis=1)
+    if ids is not None:
+        frame.insert(0, "id", ids)
+    return frame
