@@ -224,3 +224,31 @@ def test_a_model_logged_before_pyfuncs_is_still_evaluated(study):
     old_result = cli_json("evaluate", "tiny", "--alias", "old", "--split", "val")
     new_result = cli_json("evaluate", "tiny", "--alias", "champion", "--split", "val")
     assert old_result["metrics"]["val_f1"] == pytest.approx(new_result["metrics"]["val_f1"])
+
+
+def test_spark_udf_encodes_a_parquet_file_like_vae_lab_encode(study):
+    """MLflow's batch scoring on Apache Spark: a local session, the champion as a pandas UDF."""
+    import shutil
+
+    pyspark = pytest.importorskip("pyspark", reason="the `spark` extra (pip install -e '.[spark]'; .ci/run installs it)")
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java (apt-get install default-jre-headless; .ci/run installs it)")
+    from pyspark.sql import SparkSession
+    from pyspark.sql.functions import col, struct
+
+    lab, data, _ = study
+    sample = write_dataset(pd.read_parquet(data).head(200), lab / "spark-input.parquet")
+    cli_json("encode", "tiny", "--data", str(sample), "--out", str(lab / "spark-expected.parquet"))
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # the workers run this interpreter
+    spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
+    try:
+        frame = spark.read.parquet(str(sample))
+        voxels = [c for c in frame.columns if c not in ("id", "label")]
+        encode = mlflow.pyfunc.spark_udf(spark, "models:/tiny@champion", result_type="z0 double, z1 double, z2 double")
+        latents = frame.select("id", encode(struct(*[col(c) for c in voxels])).alias("z")).select("id", "z.*").toPandas()
+    finally:
+        spark.stop()
+    expected = pd.read_parquet(lab / "spark-expected.parquet")
+    latents = latents.sort_values("id").reset_index(drop=True)
+    assert pyspark.__version__ and list(latents["id"]) == list(expected["id"])
+    np.testing.assert_allclose(latents[["z0", "z1", "z2"]].to_numpy(), expected[["z0", "z1", "z2"]].to_numpy(), rtol=1e-5, atol=1e-6)
