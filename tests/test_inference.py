@@ -81,15 +81,39 @@ def study(tmp_path_factory):
 @pytest.mark.parametrize("alias", ["best-fc", "best-pointnet"])
 def test_encode_streams_the_file_and_agrees_with_the_pyfunc(study, alias):
     lab, data, _ = study
-    report = cli_json("encode", "tiny", "--data", str(data), "--out", str(lab / f"{alias}.parquet"), "--alias", alias, "--batch-rows", "256")
+    report = cli_json(
+        "encode",
+        "tiny",
+        "--data",
+        str(data),
+        "--out",
+        str(lab / f"{alias}.parquet"),
+        "--alias",
+        alias,
+        "--batch-rows",
+        "256",
+    )
     encoded = pd.read_parquet(lab / f"{alias}.parquet")
     source = pd.read_parquet(data)
     assert report["rows"] == len(encoded) == len(source)
-    assert list(encoded.columns) == ["id", "label", "z0", "z1", "z2", "logvar0", "logvar1", "logvar2", "recon_f1", "exact_match"]
+    assert list(encoded.columns) == [
+        "id",
+        "label",
+        "z0",
+        "z1",
+        "z2",
+        "logvar0",
+        "logvar1",
+        "logvar2",
+        "recon_f1",
+        "exact_match",
+    ]
     assert (encoded["id"].to_numpy() == source["id"].to_numpy()).all() and (encoded["label"] == source["label"]).all()
     pyfunc = mlflow.pyfunc.load_model(f"models:/tiny@{alias}")
     head = pyfunc.predict(source.head(300), params={"output": "latent_with_logvar"})
-    np.testing.assert_allclose(encoded.head(300)[head.columns[1:]].to_numpy(), head[head.columns[1:]].to_numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        encoded.head(300)[head.columns[1:]].to_numpy(), head[head.columns[1:]].to_numpy(), rtol=1e-5, atol=1e-6
+    )
     scores = pyfunc.predict(source.head(300), params={"output": "scores"})
     np.testing.assert_allclose(encoded["recon_f1"].head(300).to_numpy(), scores["recon_f1"].to_numpy())
 
@@ -112,13 +136,26 @@ def test_encode_refuses_bad_input_in_one_line(study):
 
 def test_generate_writes_a_dataset_that_vae_lab_data_reads_and_reports_emptiness(study):
     lab, _, _ = study
-    report = cli_json("generate", "tiny", "--n", "40", "--out", str(lab / "samples.parquet"), "--seed", "3", "--alias", "best-pointnet")
+    report = cli_json(
+        "generate",
+        "tiny",
+        "--n",
+        "40",
+        "--out",
+        str(lab / "samples.parquet"),
+        "--seed",
+        "3",
+        "--alias",
+        "best-pointnet",
+    )
     summary = cli_json("data", "summarize", str(lab / "samples.parquet"))
     assert summary["rows"] == 40 and summary["grid"] == 11
     assert report["architecture"] == "pointnet" and 0 <= report["all_zero"] <= 40
     assert summary["all_zero_rows"] == report["all_zero"]
     assert report["training_mean_occupied"] > 0
-    again = cli_json("generate", "tiny", "--n", "40", "--out", str(lab / "again.parquet"), "--seed", "3", "--alias", "best-pointnet")
+    again = cli_json(
+        "generate", "tiny", "--n", "40", "--out", str(lab / "again.parquet"), "--seed", "3", "--alias", "best-pointnet"
+    )
     assert pd.read_parquet(lab / "samples.parquet").equals(pd.read_parquet(lab / "again.parquet"))
     assert again["mean_occupied"] == report["mean_occupied"]
 
@@ -128,7 +165,8 @@ def test_registry_show_says_how_to_use_the_champion(study):
     shown = cli_json("registry", "show", "tiny")
     assert "model = mlflow.pyfunc.load_model('models:/tiny@champion')" in shown["usage"]["python"]
     assert shown["usage"]["serve"] == [
-        f"MLFLOW_TRACKING_URI={uri} mlflow models serve -m models:/tiny@champion --env-manager local --host 127.0.0.1 --port 5001"
+        f"MLFLOW_TRACKING_URI={uri} mlflow models serve -m models:/tiny@champion --env-manager local"
+        " --host 127.0.0.1 --port 5001"
     ]
     printed = cli("registry", "show", "tiny").stdout
     assert "mlflow models serve -m models:/tiny@champion" in printed
@@ -162,8 +200,24 @@ def test_mlflow_serves_the_champion_and_refuses_bad_payloads_with_a_400(study):
     lab, data, uri = study
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{server_bin(lab)}:{os.environ.get('PATH', '')}"}
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/tiny@champion", "--env-manager", "local"]
-    server = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=lab, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        "models:/tiny@champion",
+        "--env-manager",
+        "local",
+    ]
+    server = subprocess.Popen(
+        [*command, "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=lab,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 180
@@ -181,7 +235,9 @@ def test_mlflow_serves_the_champion_and_refuses_bad_payloads_with_a_400(study):
         assert status == 200, answer
         served = pd.DataFrame(answer["predictions"])
         assert list(served["id"]) == list(rows["id"])
-        np.testing.assert_allclose(served[["z0", "z1", "z2"]].to_numpy(), expected[["z0", "z1", "z2"]].to_numpy(), rtol=1e-5)
+        np.testing.assert_allclose(
+            served[["z0", "z1", "z2"]].to_numpy(), expected[["z0", "z1", "z2"]].to_numpy(), rtol=1e-5
+        )
         voxels = rows.drop(columns=["id", "label"])
         status, answer = post(f"{url}/invocations", {"instances": voxels.to_numpy().tolist()})
         assert status == 200 and len(answer["predictions"]) == 3
@@ -213,13 +269,25 @@ def test_a_model_logged_before_pyfuncs_is_still_evaluated(study):
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     champion = client.get_model_version_by_alias("tiny", "champion")
     module = mlflow.pytorch.load_model("models:/tiny@champion", map_location="cpu")
-    logged = client.create_logged_model(client.get_run(champion.run_id).info.experiment_id, name="old", source_run_id=champion.run_id)
+    logged = client.create_logged_model(
+        client.get_run(champion.run_id).info.experiment_id, name="old", source_run_id=champion.run_id
+    )
     with tempfile.TemporaryDirectory() as folder:
-        mlflow.pytorch.save_model(module, path=f"{folder}/model", pip_requirements=["torch", "vae-lab"], serialization_format="pickle")
-        assert not Path(f"{folder}/model/code").exists() and "loader_module: mlflow.pytorch" in Path(f"{folder}/model/MLmodel").read_text()
+        mlflow.pytorch.save_model(
+            module, path=f"{folder}/model", pip_requirements=["torch", "vae-lab"], serialization_format="pickle"
+        )
+        assert (
+            not Path(f"{folder}/model/code").exists()
+            and "loader_module: mlflow.pytorch" in Path(f"{folder}/model/MLmodel").read_text()
+        )
         client.log_model_artifacts(logged.model_id, f"{folder}/model")
     client.finalize_logged_model(logged.model_id, "READY")
-    old = client.create_model_version("tiny", source=client.get_logged_model(logged.model_id).artifact_location, run_id=champion.run_id, tags={"model_id": logged.model_id})
+    old = client.create_model_version(
+        "tiny",
+        source=client.get_logged_model(logged.model_id).artifact_location,
+        run_id=champion.run_id,
+        tags={"model_id": logged.model_id},
+    )
     client.set_registered_model_alias("tiny", "old", old.version)
     old_result = cli_json("evaluate", "tiny", "--alias", "old", "--split", "val")
     new_result = cli_json("evaluate", "tiny", "--alias", "champion", "--split", "val")
@@ -230,7 +298,9 @@ def test_spark_udf_encodes_a_parquet_file_like_vae_lab_encode(study):
     """MLflow's batch scoring on Apache Spark: a local session, the champion as a pandas UDF."""
     import shutil
 
-    pyspark = pytest.importorskip("pyspark", reason="the `spark` extra (pip install -e '.[spark]'; .ci/run installs it)")
+    pyspark = pytest.importorskip(
+        "pyspark", reason="the `spark` extra (pip install -e '.[spark]'; .ci/run installs it)"
+    )
     if shutil.which("java") is None:
         pytest.skip("Spark needs Java (apt-get install default-jre-headless; .ci/run installs it)")
     from pyspark.sql import SparkSession
@@ -245,10 +315,14 @@ def test_spark_udf_encodes_a_parquet_file_like_vae_lab_encode(study):
         frame = spark.read.parquet(str(sample))
         voxels = [c for c in frame.columns if c not in ("id", "label")]
         encode = mlflow.pyfunc.spark_udf(spark, "models:/tiny@champion", result_type="z0 double, z1 double, z2 double")
-        latents = frame.select("id", encode(struct(*[col(c) for c in voxels])).alias("z")).select("id", "z.*").toPandas()
+        latents = (
+            frame.select("id", encode(struct(*[col(c) for c in voxels])).alias("z")).select("id", "z.*").toPandas()
+        )
     finally:
         spark.stop()
     expected = pd.read_parquet(lab / "spark-expected.parquet")
     latents = latents.sort_values("id").reset_index(drop=True)
     assert pyspark.__version__ and list(latents["id"]) == list(expected["id"])
-    np.testing.assert_allclose(latents[["z0", "z1", "z2"]].to_numpy(), expected[["z0", "z1", "z2"]].to_numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        latents[["z0", "z1", "z2"]].to_numpy(), expected[["z0", "z1", "z2"]].to_numpy(), rtol=1e-5, atol=1e-6
+    )

@@ -27,7 +27,15 @@ import pyarrow.parquet as pq
 
 from vae_lab.config import Settings, get_settings
 from vae_lab.data.frames import frame_of_grids
-from vae_lab.data.load import ID_COLUMN, LABEL_COLUMN, PARQUET_SUFFIXES, SUFFIXES, VoxelTable, load_voxels, voxels_from_table
+from vae_lab.data.load import (
+    ID_COLUMN,
+    LABEL_COLUMN,
+    PARQUET_SUFFIXES,
+    SUFFIXES,
+    VoxelTable,
+    load_voxels,
+    voxels_from_table,
+)
 from vae_lab.data.sparse import occupied_counts
 from vae_lab.data.synth import write_dataset
 from vae_lab.errors import VaeLabError
@@ -50,7 +58,13 @@ class Source:
 
 
 def encode_file(
-    source: Source, data: Path, out: Path, *, batch_rows: int = ENCODE_BATCH, progress: Progress | None = None, settings: Settings | None = None
+    source: Source,
+    data: Path,
+    out: Path,
+    *,
+    batch_rows: int = ENCODE_BATCH,
+    progress: Progress | None = None,
+    settings: Settings | None = None,
 ) -> dict:
     """Write `id`, `label` (when the file has them), z*, logvar*, recon_f1 and exact_match per row to `out`."""
     model, info = _load(source, settings)
@@ -80,7 +94,13 @@ def encode_file(
             writer.close()
         Path(temp).unlink(missing_ok=True)
         raise
-    return {"model": info["uri"], "version": info["version"], "rows": rows, "out": str(out), "latent_dim": model.config.latent_dim}
+    return {
+        "model": info["uri"],
+        "version": info["version"],
+        "rows": rows,
+        "out": str(out),
+        "latent_dim": model.config.latent_dim,
+    }
 
 
 def encoded_frame(model, table: VoxelTable) -> pd.DataFrame:
@@ -100,7 +120,9 @@ def read_batches(path: Path, grid: int, batch_rows: int) -> tuple[Iterator[Voxel
         raise VaeLabError(str(path), "file not found", "check the path")
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise VaeLabError(str(path), f"unknown dataset format {suffix or '(no extension)'!r}", "use .parquet, .csv or .npz")
+        raise VaeLabError(
+            str(path), f"unknown dataset format {suffix or '(no extension)'!r}", "use .parquet, .csv or .npz"
+        )
     if suffix == ".npz":  # NPZ cannot be read in parts
         table = load_voxels(path, grid)
         return iter([table]), len(table)
@@ -123,7 +145,9 @@ def read_batches(path: Path, grid: int, batch_rows: int) -> tuple[Iterator[Voxel
             for batch in reader:
                 yield voxels_from_table(path, pa.Table.from_batches([batch]), grid)
         except (pa.ArrowException, OSError) as error:
-            raise VaeLabError(str(path), f"unreadable past its first rows ({error})", "re-export it as Parquet") from None
+            raise VaeLabError(
+                str(path), f"unreadable past its first rows ({error})", "re-export it as Parquet"
+            ) from None
 
     return batches(), total
 
@@ -131,7 +155,7 @@ def read_batches(path: Path, grid: int, batch_rows: int) -> tuple[Iterator[Voxel
 def generate(
     source: Source, n: int, out: Path, *, seed: int = 0, temperature: float = 1.0, settings: Settings | None = None
 ) -> dict:
-    """Decode `n` grids from z ~ N(0, T^2 I) into a dataset file, and compare their occupancy with the training data's."""
+    """Decode `n` grids from z ~ N(0, T^2 I) into a dataset file; compare their occupancy with the training data's."""
     if n < 1:
         raise VaeLabError("--n", f"{n} grids", "ask for at least one")
     if temperature <= 0:
@@ -165,7 +189,13 @@ def training_occupancy(run_id: str, settings: Settings) -> dict:
     path = Path(record.data.path)
     if not path.is_file():
         return {"training_mean_occupied": None, "training_all_zero_share": None}
-    data = prepare_dataset(path, toy_fraction=record.data.toy_fraction, seed=record.data.seed, grid=record.data.grid, cache_dir=settings.cache_dir)
+    data = prepare_dataset(
+        path,
+        toy_fraction=record.data.toy_fraction,
+        seed=record.data.seed,
+        grid=record.data.grid,
+        cache_dir=settings.cache_dir,
+    )
     counts = occupied_counts(data.train.grids)
     return {"training_mean_occupied": float(counts.mean()), "training_all_zero_share": float((counts == 0).mean())}
 

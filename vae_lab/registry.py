@@ -146,9 +146,10 @@ def champion_info(tracker: Tracker, name: str, alias: str = CHAMPION, version: i
         uri = f"models:/{name}@{alias}"
     if found is None:
         known = ", ".join(sorted(registered.aliases)) or "none"
-        what = f"no version {version}" if version is not None else f"no version has the alias '{alias}' (aliases: {known})"
-        fix = "see `vae-lab registry show NAME` for its versions" if version is not None else "finish at least one trial of the study, or use an alias listed"
-        raise VaeLabError(f"registry: {name}", what, fix)
+        if version is not None:
+            raise VaeLabError(f"registry: {name}", f"no version {version}", "pass a version the MLflow UI lists")
+        what = f"no version has the alias '{alias}' (aliases: {known})"
+        raise VaeLabError(f"registry: {name}", what, "finish at least one trial of the study, or use an alias listed")
     aliases = {a: int(v) for a, v in sorted(registered.aliases.items())}
     return {
         "name": name,
@@ -174,7 +175,8 @@ def load_version(tracker: Tracker, name: str, alias: str = CHAMPION, version: in
     """(model on the CPU in eval mode, champion_info) for `models:/NAME@alias` (or `models:/NAME/version`)."""
     info = champion_info(tracker, name, alias, version)
     if not info["model_id"]:
-        raise VaeLabError(f"registry: {info['uri']}", "the version names no logged model", "re-run the study with this vae-lab version")
+        fix = "re-run the study with this vae-lab version"
+        raise VaeLabError(f"registry: {info['uri']}", "the version names no logged model", fix)
     return load_model(tracker, info["model_id"]), info
 
 
@@ -188,5 +190,8 @@ def usage(info: dict[str, Any], tracking_uri: str) -> dict[str, list[str]]:
         "latents = model.predict(frame)  # the dataset's voxel columns, or an (N, 1331) / (N, 11, 11, 11) array",
         'grids = model.predict(frame, params={"output": "reconstruction"})  # or latent_with_logvar, scores',
     ]
-    serve = [f"MLFLOW_TRACKING_URI={tracking_uri} mlflow models serve -m {uri} --env-manager local --host 127.0.0.1 --port 5001"]
+    serve = [
+        f"MLFLOW_TRACKING_URI={tracking_uri} mlflow models serve -m {uri} --env-manager local"
+        " --host 127.0.0.1 --port 5001"
+    ]
     return {"python": python, "serve": serve}

@@ -152,7 +152,12 @@ def test_the_model_carries_its_code_and_loads_where_vae_lab_is_not_installed(log
     libraries = [p for p in sys.path if p and Path(p).is_dir() and not (Path(p) / "vae_lab").exists()]
     env = {"PYTHONPATH": ":".join(libraries), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     done = subprocess.run(
-        [sys.executable, "-S", "-c", LOAD_WITHOUT_VAE_LAB, str(local)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-S", "-c", LOAD_WITHOUT_VAE_LAB, str(local)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     answer = json.loads(done.stdout.strip().splitlines()[-1])

@@ -61,7 +61,9 @@ def grids_from_array(array: np.ndarray, grid: int, where: str = "input") -> np.n
     elif array.ndim == 2 and array.shape[1] == grid**3:
         array = array.reshape(len(array), grid, grid, grid)
     else:
-        raise VaeLabError(where, f"an array of shape {array.shape}, the model reads {shapes}", f"reshape it to {shapes}")
+        raise VaeLabError(
+            where, f"an array of shape {array.shape}, the model reads {shapes}", f"reshape it to {shapes}"
+        )
     grids = np.ascontiguousarray(checked_descriptors(array, where, "the voxel values"))
     # pandas hands out read-only views (copy-on-write), which torch will not wrap without a warning.
     return grids if grids.flags.writeable else grids.copy()

@@ -212,7 +212,11 @@ class TrialObjective:
         timings.tracking_s += time.perf_counter() - step
 
         step = time.perf_counter()
-        ref = log_model(tracker, run_id, context.experiment_id, model, step=result.best_epoch, params={"architecture": model_config.architecture, "latent_dim": model_config.latent_dim, "output": model_config.output}, examples=context.data.val.grids[:3])
+        ref = log_model(
+            tracker, run_id, context.experiment_id, model, step=result.best_epoch,
+            params={key: getattr(model_config, key) for key in ("architecture", "latent_dim", "output")},
+            examples=context.data.val.grids[:3],  # real rows: the logged model's input example
+        )
         tracker.log_metrics(run_id, summary, step=result.best_epoch, model_id=ref.model_id, dataset=dataset_key(reference, "val"))
         timings.model_logging_s = time.perf_counter() - step
         attrs = {"best_epoch": result.best_epoch, "epochs_run": len(result.history), "model_id": ref.model_id, "model_uri": ref.uri, "architecture": model_config.architecture, "summary": summary_of({**best, **extra}), "timings": timings.__dict__}

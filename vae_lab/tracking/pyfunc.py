@@ -43,7 +43,9 @@ class VoxelPyfunc:
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
         output = (params or {}).get("output") or "latent"
         if output not in OUTPUTS:
-            raise MlflowException.invalid_parameter_value(f"params.output: unknown output {output!r} (use one of: {', '.join(OUTPUTS)})")
+            raise MlflowException.invalid_parameter_value(
+                f"params.output: unknown output {output!r} (use one of: {', '.join(OUTPUTS)})"
+            )
         try:
             read = grids_from_data(data, self.model.config.grid, where="input")
             result = predict(self.model, read.grids, keep_reconstruction=output == "reconstruction")
@@ -109,4 +111,6 @@ def install_pyfunc(local: Path) -> None:
         sys.path[:] = paths  # loading prepends the model's code folder, a temporary directory here
     wanted = ["id", *latent_columns(int(loaded.metadata.metadata["latent_dim"]))]
     if list(answer.columns) != wanted or len(answer) != len(example):
-        raise RuntimeError(f"the input example did not round-trip through the pyfunc: got columns {list(answer.columns)[:4]}")
+        raise RuntimeError(
+            f"the input example did not round-trip through the pyfunc: got columns {list(answer.columns)[:4]}"
+        )

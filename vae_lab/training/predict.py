@@ -37,7 +37,9 @@ class Prediction:
 
 
 @torch.no_grad()
-def predict(model: BaseVAE, grids: np.ndarray, *, keep_reconstruction: bool = False, batch_size: int = PREDICT_BATCH) -> Prediction:
+def predict(
+    model: BaseVAE, grids: np.ndarray, *, keep_reconstruction: bool = False, batch_size: int = PREDICT_BATCH
+) -> Prediction:
     """Encode `grids` (N, D, D, D) uint8 with `model` (on the CPU, or wherever it is), z = mu."""
     model.eval()
     device = next(model.parameters()).device
@@ -61,7 +63,9 @@ def predict(model: BaseVAE, grids: np.ndarray, *, keep_reconstruction: bool = Fa
 
 
 @torch.no_grad()
-def sample_prior(model: BaseVAE, n: int, *, seed: int = 0, temperature: float = 1.0, batch_size: int = PREDICT_BATCH) -> np.ndarray:
+def sample_prior(
+    model: BaseVAE, n: int, *, seed: int = 0, temperature: float = 1.0, batch_size: int = PREDICT_BATCH
+) -> np.ndarray:
     """(n, D, D, D) uint8 grids decoded from z ~ N(0, temperature^2 I); the same seed gives the same grids."""
     model.eval()
     device = next(model.parameters()).device
@@ -80,7 +84,9 @@ def latent_columns(latent_dim: int, prefix: str = "z") -> list[str]:
     return [f"{prefix}{i}" for i in range(latent_dim)]
 
 
-def output_frame(result: Prediction, output: str, ids: np.ndarray | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+def output_frame(
+    result: Prediction, output: str, ids: np.ndarray | None = None, columns: list[str] | None = None
+) -> pd.DataFrame:
     """A `Prediction` as the DataFrame of one of `OUTPUTS` (`id` first when the input had one)."""
     if output == "reconstruction":
         return frame_of_grids(result.reconstruction, columns, ids)
