@@ -5,6 +5,11 @@ registry serves it to any machine: `mlflow.pytorch.load_model` works on a laptop
 for a champion trained on CUDA in bf16. Logging goes through the `Tracker`'s client (no active
 run, no process-wide tracking URI): the LoggedModel is created, linked to its run as an output
 at the best epoch, its artifacts uploaded and its status set to READY.
+
+Each model keeps MLflow's pytorch flavor and gets vae-lab's own python_function flavor
+(`vae_lab.tracking.pyfunc`): a signature, an input example of real rows, and vae-lab's code in
+the model folder, so `mlflow.pyfunc.load_model` works where vae-lab is not installed. A model
+logged before this (pytorch flavor only, no code folder) still loads through `load_model`.
 """
 
 from __future__ import annotations
