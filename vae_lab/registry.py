@@ -128,34 +128,70 @@ def _version_of(client, name: str, entry: Candidate) -> str:
     return str(version.version)
 
 
-def champion_info(tracker: Tracker, name: str, alias: str = CHAMPION) -> dict[str, Any]:
-    """A version's number, tags, source run and every alias of the model, or a VaeLabError saying how to get one."""
+def champion_info(tracker: Tracker, name: str, alias: str = CHAMPION, version: int | None = None) -> dict[str, Any]:
+    """A version's number, tags, source run and every alias of the model, or a VaeLabError saying how to get one.
+
+    The version is the one `alias` points at, or `version` when given (then `alias` is unused).
+    """
     client = tracker.client
     try:
         registered = client.get_registered_model(name)
     except MlflowException:
         raise VaeLabError(f"registry: {name}", "no registered model of that name", "run the study first: vae-lab study run NAME") from None
-    version = _version_by_alias(client, name, alias)
-    if version is None:
+    if version is not None:
+        found = _version_by_number(client, name, version)
+        uri = f"models:/{name}/{version}"
+    else:
+        found = _version_by_alias(client, name, alias)
+        uri = f"models:/{name}@{alias}"
+    if found is None:
         known = ", ".join(sorted(registered.aliases)) or "none"
-        raise VaeLabError(f"registry: {name}", f"no version has the alias '{alias}' (aliases: {known})", "finish at least one trial of the study")
+        if version is not None:
+            raise VaeLabError(f"registry: {name}", f"no version {version}", "pass a version the MLflow UI lists")
+        what = f"no version has the alias '{alias}' (aliases: {known})"
+        raise VaeLabError(f"registry: {name}", what, "finish at least one trial of the study, or use an alias listed")
     aliases = {a: int(v) for a, v in sorted(registered.aliases.items())}
     return {
         "name": name,
-        "alias": alias,
-        "version": int(version.version),
-        "run_id": version.run_id,
-        "model_id": version.tags.get("model_id") or getattr(version, "model_id", None),
-        "source": version.source,
-        "uri": f"models:/{name}@{alias}",
-        "tags": dict(version.tags),
+        "alias": alias if version is None else None,
+        "version": int(found.version),
+        "run_id": found.run_id,
+        "model_id": found.tags.get("model_id") or getattr(found, "model_id", None),
+        "source": found.source,
+        "uri": uri,
+        "tags": dict(found.tags),
         "aliases": aliases,
     }
 
 
-def load_version(tracker: Tracker, name: str, alias: str = CHAMPION):
-    """(model on the CPU in eval mode, champion_info) for `models:/NAME@alias`."""
-    info = champion_info(tracker, name, alias)
+def _version_by_number(client, name: str, version: int):
+    try:
+        return client.get_model_version(name, str(version))
+    except MlflowException:
+        return None
+
+
+def load_version(tracker: Tracker, name: str, alias: str = CHAMPION, version: int | None = None):
+    """(model on the CPU in eval mode, champion_info) for `models:/NAME@alias` (or `models:/NAME/version`)."""
+    info = champion_info(tracker, name, alias, version)
     if not info["model_id"]:
-        raise VaeLabError(f"registry: {name}@{alias}", "the version names no logged model", "re-run the study with this vae-lab version")
+        fix = "re-run the study with this vae-lab version"
+        raise VaeLabError(f"registry: {info['uri']}", "the version names no logged model", fix)
     return load_model(tracker, info["model_id"]), info
+
+
+def usage(info: dict[str, Any], tracking_uri: str) -> dict[str, list[str]]:
+    """How to use a registered version: python lines and the serve command, with its real URI."""
+    uri = info["uri"]
+    python = [
+        "import mlflow",
+        f"mlflow.set_tracking_uri({tracking_uri!r})",
+        f"model = mlflow.pyfunc.load_model({uri!r})",
+        "latents = model.predict(frame)  # the dataset's voxel columns, or an (N, 1331) / (N, 11, 11, 11) array",
+        'grids = model.predict(frame, params={"output": "reconstruction"})  # or latent_with_logvar, scores',
+    ]
+    serve = [
+        f"MLFLOW_TRACKING_URI={tracking_uri} mlflow models serve -m {uri} --env-manager local"
+        " --host 127.0.0.1 --port 5001"
+    ]
+    return {"python": python, "serve": serve}

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from vae_lab.cli import data, models, study
+from vae_lab.cli import data, inference, models, study
 from vae_lab.cli.common import JsonFlag, emit_json, err, fmt, out, report_user_error, user_errors
 from vae_lab.errors import VaeLabError
 
@@ -24,6 +24,8 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.add_typer(study.app, name="study")
+app.command("encode")(user_errors(inference.encode_command))
+app.command("generate")(user_errors(inference.generate_command))
 registry_app = typer.Typer(help="The MLflow model registry: each study's champion.", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
 
@@ -38,15 +40,18 @@ def registry_show(
     """The champion of a registered model (or another alias): version, tags, source run, and
     every alias of the model (`best-<family>` points at the best trial of each family)."""
     from vae_lab.config import get_settings
+    from vae_lab.config import mask_uri
     from vae_lab.registry import champion_info
+    from vae_lab.registry import usage as registry_usage
     from vae_lab.stores import check_stores
     from vae_lab.tracking import Tracker
 
     settings = get_settings()
     check_stores(settings, optuna=False)
     info = champion_info(Tracker(settings), name, alias)
+    usage = registry_usage(info, mask_uri(settings.mlflow_tracking_uri))
     if as_json:
-        emit_json(info)
+        emit_json({**info, "usage": usage})
         return
     table = Table(title=f"{info['uri']} -> version {info['version']}", show_header=False)
     table.add_row("run", info["run_id"])
@@ -54,6 +59,12 @@ def registry_show(
         table.add_row(key, value)
     table.add_row("aliases", ", ".join(f"{a} -> v{v}" for a, v in info["aliases"].items()))
     out.print(table)
+    out.print("use it from Python:", style="bold")
+    for line in usage["python"]:
+        out.print(f"  {line}", markup=False, highlight=False)
+    out.print("serve it (POST /invocations with dataframe_split or instances):", style="bold")
+    for line in usage["serve"]:
+        out.print(f"  {line}", markup=False, highlight=False)
 
 
 @app.command("evaluate")

@@ -60,7 +60,7 @@ def load_voxels(path: str | Path, grid: int | None = None) -> VoxelTable:
         )
     if suffix == ".npz":
         return _load_npz(path, grid)
-    return _load_table(path, _read_arrow(path, suffix), grid)
+    return voxels_from_table(path, _read_arrow(path, suffix), grid)
 
 
 def _read_arrow(path: Path, suffix: str) -> pa.Table:
@@ -71,6 +71,16 @@ def _read_arrow(path: Path, suffix: str) -> pa.Table:
     except (pa.ArrowException, OSError, ValueError) as error:
         kind = "Parquet" if suffix in PARQUET_SUFFIXES else "CSV"
         raise VaeLabError(str(path), f"unreadable {kind} file ({error})", f"re-export it as {kind}") from None
+
+
+def voxel_column_names(names: list) -> list:
+    """The voxel columns of a table, in order: every column but `label`, `id` and a pandas index."""
+    # pandas writes its index as `__index_level_0__`; it is not data.
+    return [
+        name
+        for name in names
+        if name not in (LABEL_COLUMN, ID_COLUMN) and not str(name).startswith("__index_level_")
+    ]
 
 
 def grid_edge(n_voxels: int, grid: int | None, where: str) -> int:
@@ -129,14 +139,10 @@ def _bad_value(values: np.ndarray, where: str, what: str) -> None:
     )
 
 
-def _load_table(path: Path, table: pa.Table, grid: int | None) -> VoxelTable:
+def voxels_from_table(path: Path, table: pa.Table, grid: int | None) -> VoxelTable:
+    """The checked grids, labels and ids of an Arrow table read from `path` (whole or one batch)."""
     where = str(path)
-    # pandas writes its index as `__index_level_0__`; it is not data.
-    voxel_names = [
-        name
-        for name in table.column_names
-        if name not in (LABEL_COLUMN, ID_COLUMN) and not name.startswith("__index_level_")
-    ]
+    voxel_names = voxel_column_names(table.column_names)
     edge = grid_edge(len(voxel_names), grid, where)
     n = table.num_rows
     flat = np.zeros((n, len(voxel_names)), dtype=np.uint8)

@@ -5,6 +5,11 @@ registry serves it to any machine: `mlflow.pytorch.load_model` works on a laptop
 for a champion trained on CUDA in bf16. Logging goes through the `Tracker`'s client (no active
 run, no process-wide tracking URI): the LoggedModel is created, linked to its run as an output
 at the best epoch, its artifacts uploaded and its status set to READY.
+
+Each model keeps MLflow's pytorch flavor and gets vae-lab's own python_function flavor
+(`vae_lab.tracking.pyfunc`): a signature, an input example of real rows, and vae-lab's code in
+the model folder, so `mlflow.pyfunc.load_model` works where vae-lab is not installed. A model
+logged before this (pytorch flavor only, no code folder) still loads through `load_model`.
 """
 
 from __future__ import annotations
@@ -20,11 +25,21 @@ import torch
 from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 
 from vae_lab.models.base import BaseVAE
+from vae_lab.tracking import pyfunc
 from vae_lab.tracking.client import Tracker
 
-# The model is pickled with its class, so reloading needs the same libraries, not a solver run:
-# passing them explicitly skips MLflow's ~12 s requirement inference.
-MODEL_REQUIREMENTS = [f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}", "vae-lab"]
+# The model is pickled with its class and carries vae-lab's code (`code_paths`), so reloading
+# needs only these libraries, which MLflow installs from an index; vae-lab itself is never one
+# of them. Passing them explicitly skips MLflow's ~12 s requirement inference.
+RUNTIME_PACKAGES = ("torch", "numpy", "pandas", "pyarrow", "pydantic", "pydantic-settings", "pyyaml", "mlflow")
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the vae_lab package, copied into each model
+
+
+def model_requirements() -> list[str]:
+    """Pinned requirements of a logged model: the installed versions, without local tags (+cpu)."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name).split('+')[0]}" for name in RUNTIME_PACKAGES]
 
 
 @dataclass(frozen=True)
@@ -39,8 +54,23 @@ def portable_copy(model: BaseVAE) -> BaseVAE:
     return clone.eval()
 
 
-def log_model(tracker: Tracker, run_id: str, experiment_id: str, model: BaseVAE, *, step: int = 0, params: dict | None = None, tags: dict | None = None) -> LoggedModelRef:
-    """Log `model` as a LoggedModel produced by `run_id` at `step`; returns its id and URI."""
+def log_model(
+    tracker: Tracker,
+    run_id: str,
+    experiment_id: str,
+    model: BaseVAE,
+    *,
+    step: int = 0,
+    params: dict | None = None,
+    tags: dict | None = None,
+    examples: np.ndarray | None = None,
+) -> LoggedModelRef:
+    """Log `model` as a LoggedModel produced by `run_id` at `step`; returns its id and URI.
+
+    `examples`: a few real grids (N, D, D, D) saved as the model's input example (default: the
+    family's own small example batch). The model is a pyfunc (`vae_lab.tracking.pyfunc`) with a
+    signature, and logging fails if the example does not round-trip through it.
+    """
     import mlflow.pytorch
     from mlflow.models import Model
 
@@ -56,11 +86,10 @@ def log_model(tracker: Tracker, run_id: str, experiment_id: str, model: BaseVAE,
     )
     client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=step)])
     description = Model(artifact_path=logged.artifact_location, model_uuid=logged.model_id, run_id=run_id, model_id=logged.model_id)
-    # MLflow tries to serve the example through pyfunc, which expects a single output tensor; a
-    # VAE returns several, so it warns. The warning is expected and says nothing to the user.
-    mlflow_logger = logging.getLogger("mlflow")
-    level = mlflow_logger.level
-    mlflow_logger.setLevel(logging.ERROR)
+    if examples is None:
+        examples = portable.example_input(batch_size=3).grid.numpy()
+    quiet = _DropPickleWarning()
+    logging.getLogger("mlflow.pytorch").addFilter(quiet)
     try:
         with tempfile.TemporaryDirectory() as folder:
             local = Path(folder) / "model"
@@ -68,18 +97,30 @@ def log_model(tracker: Tracker, run_id: str, experiment_id: str, model: BaseVAE,
                 portable,
                 path=str(local),
                 mlflow_model=description,
-                pip_requirements=MODEL_REQUIREMENTS,
+                pip_requirements=model_requirements(),
+                code_paths=[str(PACKAGE_DIR)],
                 serialization_format="pickle",
-                input_example=portable.example_array(),
+                signature=pyfunc.signature(portable),
+                input_example=pyfunc.example_frame(examples),
+                metadata=pyfunc.describe(portable),
             )
+            pyfunc.install_pyfunc(local)
             client.log_model_artifacts(logged.model_id, str(local))
     except BaseException:
         client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
         raise
     finally:
-        mlflow_logger.setLevel(level)
+        logging.getLogger("mlflow.pytorch").removeFilter(quiet)
     client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
     return LoggedModelRef(logged.model_id, f"models:/{logged.model_id}")
+
+
+class _DropPickleWarning(logging.Filter):
+    """Pickle is chosen on purpose (the model's class travels in its code folder), so MLflow's
+    advice to use pt2 is noise for every trial; every other record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Saving pytorch model by Pickle")
 
 
 def load_model(tracker: Tracker, model_id: str) -> BaseVAE:

@@ -27,16 +27,34 @@ def confusion_matrix(pred: Tensor, target: Tensor) -> Tensor:
     return torch.bincount(index, minlength=NUM_CLASSES * NUM_CLASSES).view(NUM_CLASSES, NUM_CLASSES)
 
 
+def class_f1(confusion: Tensor) -> Tensor:
+    """(..., 4) float64 F1 of classes 1-4 from (..., 5, 5) counts; NaN for a class in neither the
+    target nor the prediction. Batched, so one call scores every row of a batch."""
+    confusion = confusion.double()
+    tp = confusion.diagonal(dim1=-2, dim2=-1)[..., 1:]
+    # 2 tp + fp + fn is the predicted count plus the true count of the class.
+    both = confusion.sum(-2)[..., 1:] + confusion.sum(-1)[..., 1:]
+    return torch.where(both > 0, 2 * tp / both.clamp(min=1), torch.full_like(tp, math.nan))
+
+
 def per_class_f1(confusion: Tensor) -> dict[int, float | None]:
     """F1 of each class 1-4; None for a class absent from both the target and the prediction."""
-    confusion = confusion.cpu()
-    scores: dict[int, float | None] = {}
-    for c in DESCRIPTOR_CLASSES:
-        tp = int(confusion[c, c])
-        fp = int(confusion[:, c].sum()) - tp
-        fn = int(confusion[c, :].sum()) - tp
-        scores[c] = None if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
-    return scores
+    scores = class_f1(confusion.cpu()).tolist()
+    return {c: None if math.isnan(s) else s for c, s in zip(DESCRIPTOR_CLASSES, scores)}
+
+
+def row_confusion(pred: Tensor, target: Tensor) -> Tensor:
+    """(B, 5, 5) int64 cell counts of each sample of a batch (rows true class, columns predicted)."""
+    batch = pred.shape[0]
+    sample = torch.arange(batch, device=pred.device).unsqueeze(1) * NUM_CLASSES * NUM_CLASSES
+    index = sample + target.reshape(batch, -1).long() * NUM_CLASSES + pred.reshape(batch, -1).long()
+    return torch.bincount(index.reshape(-1), minlength=batch * NUM_CLASSES**2).view(batch, NUM_CLASSES, NUM_CLASSES)
+
+
+def row_macro_f1(pred: Tensor, target: Tensor) -> Tensor:
+    """(B,) macro F1 of each sample, as `macro_f1` scores a split; NaN for a sample whose target
+    and prediction are both empty (F1 is undefined there; `row_exact_match` says it is right)."""
+    return torch.nanmean(class_f1(row_confusion(pred, target)), dim=-1)
 
 
 def macro_f1(confusion: Tensor) -> float:
@@ -55,9 +73,14 @@ def occupancy_scores(confusion: Tensor) -> dict[str, float]:
     return {"precision": ratio(tp, tp + fp), "recall": ratio(tp, tp + fn), "iou": ratio(tp, tp + fp + fn)}
 
 
+def row_exact_match(pred: Tensor, target: Tensor) -> Tensor:
+    """(B,) bool: whether every cell of each sample was reconstructed with the right class."""
+    return (pred.flatten(1) == target.flatten(1).long()).all(dim=1)
+
+
 def exact_matches(pred: Tensor, target: Tensor) -> Tensor:
     """Number of samples (a 0-d tensor) whose every cell was reconstructed with the right class."""
-    return (pred.flatten(1) == target.flatten(1).long()).all(dim=1).sum()
+    return row_exact_match(pred, target).sum()
 
 
 def active_units(mu_sum: Tensor, mu_square_sum: Tensor, n: int, threshold: float = ACTIVE_UNIT_VARIANCE) -> int:

@@ -210,6 +210,7 @@ class TrialObjective:
                 "latent_dim": model_config.latent_dim,
                 "output": model_config.output,
             },
+            examples=setup.data.val.grids[:3],  # real rows: the logged model's input example
         )
         tracker.log_metrics(
             run_id, summary, step=result.best_epoch, model_id=ref.model_id, dataset=dataset_key(reference, "val")

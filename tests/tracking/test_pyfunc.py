@@ -1,0 +1,165 @@
+"""Every family's logged model is a real MLflow pyfunc: the same checks for each, at tiny sizes."""
+
+from __future__ import annotations
+
+import mlflow
+import mlflow.pyfunc
+import mlflow.pytorch
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from mlflow.exceptions import MlflowException
+from mlflow.models import Model
+
+from tests.conftest import sparse_grids
+from tests.models.model_helpers import VARIANTS
+from vae_lab.config import get_settings
+from vae_lab.data.frames import frame_of_grids
+from vae_lab.models import ModelConfig, build_model
+from vae_lab.tracking import Tracker, log_model
+from vae_lab.training.metrics import macro_f1, confusion_matrix
+
+EDGE = 5
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory):
+    """log(model, examples) -> (its pyfunc, its URI). One store for the module: a fresh SQLite
+    store costs ~10 s to create, and the models logged here never meet."""
+    root = tmp_path_factory.mktemp("pyfunc-lab")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        patch.setenv("VAE_LAB_ARTIFACT_ROOT", str(root / "mlruns"))
+        get_settings.cache_clear()
+        tracker = Tracker(get_settings())
+        experiment = tracker.ensure_experiment("pyfunc")
+        run_id = tracker.start_run(experiment, "pyfunc")
+
+        def log(model, examples=None):
+            ref = log_model(tracker, run_id, experiment, model, examples=examples)
+            mlflow.set_tracking_uri(tracker.uri)
+            return mlflow.pyfunc.load_model(ref.uri), ref.uri
+
+        yield log
+        tracker.end_run(run_id)
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("name, head", VARIANTS, ids=[f"{n}-{h}" for n, h in VARIANTS])
+def test_every_family_is_a_pyfunc_on_frames_and_arrays(logged, name, head):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(architecture=name, output=head, grid=EDGE, latent_dim=3)).eval()
+    grids = sparse_grids(4, edge=EDGE, seed=1)
+    pyfunc, uri = logged(model, examples=grids[:3])
+    frame = frame_of_grids(grids, columns=[f"vox{i:04d}" for i in range(EDGE**3)], ids=np.array(["a", "b", "c", "d"]))
+    frame["label"] = "x"  # the dataset's other columns are ignored
+
+    latent = pyfunc.predict(frame)
+    assert list(latent.columns) == ["id", "z0", "z1", "z2"] and list(latent["id"]) == ["a", "b", "c", "d"]
+    with torch.no_grad():
+        mu = model(*model.inputs(make_batch(model, grids))).mu.numpy()
+    np.testing.assert_allclose(latent[["z0", "z1", "z2"]].to_numpy(), mu, rtol=1e-5, atol=1e-6)
+    for array in (grids.reshape(4, -1), grids, grids.astype(np.int64)):  # (N, D^3), (N, D, D, D)
+        np.testing.assert_allclose(pyfunc.predict(array).to_numpy(), mu, rtol=1e-5, atol=1e-6)
+
+    both = pyfunc.predict(grids, params={"output": "latent_with_logvar"})
+    assert list(both.columns) == ["z0", "z1", "z2", "logvar0", "logvar1", "logvar2"]
+    recon = pyfunc.predict(frame, params={"output": "reconstruction"})
+    assert list(recon.columns) == ["id", *[f"vox{i:04d}" for i in range(EDGE**3)]]
+    decoded = recon.drop(columns="id").to_numpy()
+    assert decoded.min() >= 0 and decoded.max() <= 4
+    expected = model.reconstruct(torch.from_numpy(grids)).reshape(4, -1).numpy()
+    np.testing.assert_array_equal(decoded, expected)
+    scores = pyfunc.predict(grids, params={"output": "scores"})
+    assert list(scores.columns) == ["recon_f1", "exact_match"]
+    for row in range(4):  # per-row F1 is the training metric on that one row
+        pred, target = torch.from_numpy(expected[row]), torch.from_numpy(grids[row].reshape(-1))
+        assert scores["recon_f1"][row] == pytest.approx(macro_f1(confusion_matrix(pred, target)))
+        assert bool(scores["exact_match"][row]) == bool((pred == target.long()).all())
+
+    # The input example: real rows, saved with the model, and it round-trips.
+    description = Model.load(uri)
+    example = description.load_input_example(mlflow.artifacts.download_artifacts(uri))
+    np.testing.assert_array_equal(example.drop(columns="id").to_numpy(), grids[:3].reshape(3, -1))
+    np.testing.assert_allclose(pyfunc.predict(example)[["z0", "z1", "z2"]].to_numpy(), mu[:3], rtol=1e-5, atol=1e-6)
+    assert description.signature.params.to_dict()[0]["default"] == "latent"
+    # The pytorch flavor is kept for those who want the module.
+    module = mlflow.pytorch.load_model(uri, map_location="cpu")
+    assert module.config == model.config
+
+
+def make_batch(model, grids):
+    from vae_lab.training.batches import TensorData
+
+    return TensorData.for_model(model, grids, None, model.config.max_points).batch(slice(None))
+
+
+@pytest.mark.parametrize(
+    "bad, reason",
+    [
+        (pd.DataFrame(np.zeros((2, EDGE**3 - 1), dtype=np.uint8)), "124 voxel columns do not make a 5x5x5 grid"),
+        (frame_of_grids(np.full((2, EDGE, EDGE, EDGE), 5, dtype=np.uint8)), "outside 0-4"),
+        (frame_of_grids(np.zeros((2, EDGE, EDGE, EDGE))).replace(0.0, np.nan), "missing (NaN) values"),
+        (np.zeros((2, 6, 6, 6)), "an array of shape (2, 6, 6, 6)"),
+        (np.zeros((2, 7)), "an array of shape (2, 7)"),
+    ],
+    ids=["columns", "range", "nan", "shape", "width"],
+)
+def test_bad_input_is_an_invalid_parameter_with_one_line(logged, bad, reason):
+    pyfunc, _ = logged(build_model(ModelConfig(architecture="fc", grid=EDGE, latent_dim=2)))
+    with pytest.raises(MlflowException) as caught:
+        pyfunc.predict(bad)
+    assert caught.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert reason in caught.value.message and "\n" not in caught.value.message
+
+
+def test_unknown_output_is_refused(logged):
+    pyfunc, _ = logged(build_model(ModelConfig(architecture="fc", grid=EDGE, latent_dim=2)))
+    with pytest.raises(MlflowException, match="unknown output 'mean'"):
+        pyfunc.predict(sparse_grids(1, edge=EDGE), params={"output": "mean"})
+
+
+LOAD_WITHOUT_VAE_LAB = """
+import importlib.util, json, sys
+import numpy as np
+assert importlib.util.find_spec("vae_lab") is None, "vae_lab is importable before loading"
+import mlflow.pyfunc
+model = mlflow.pyfunc.load_model(sys.argv[1])
+grids = np.zeros((2, 5, 5, 5), dtype=np.uint8)
+grids[0, 1, 2, 3] = 2
+latent = model.predict(grids)
+import vae_lab
+print(json.dumps({"columns": list(latent.columns), "vae_lab": vae_lab.__file__}))
+"""
+
+
+def test_the_model_carries_its_code_and_loads_where_vae_lab_is_not_installed(logged, tmp_path):
+    """MLflow's own `code_paths`: the model folder holds vae_lab, its requirements name only
+    packages an index serves. A Python without site (no .pth files, so no editable vae-lab
+    finder), with the installed libraries on its path but not the source tree, loads it."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _, uri = logged(build_model(ModelConfig(architecture="pointnet", grid=EDGE, latent_dim=2)))
+    local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(tmp_path / "model")))
+    requirements = (local / "requirements.txt").read_text().split()
+    assert requirements and not any(r.lower().startswith(("vae-lab", "vae_lab")) for r in requirements)
+    # Every installed library, but no folder holding a vae_lab package (the source tree, or the
+    # code folders of models loaded earlier in this process, which MLflow put on sys.path).
+    libraries = [p for p in sys.path if p and Path(p).is_dir() and not (Path(p) / "vae_lab").exists()]
+    env = {"PYTHONPATH": ":".join(libraries), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", LOAD_WITHOUT_VAE_LAB, str(local)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["columns"] == ["z0", "z1"]
+    assert Path(answer["vae_lab"]).resolve().is_relative_to(local.resolve() / "code")

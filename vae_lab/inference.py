@@ -1,0 +1,206 @@
+"""Use a registered model on data: encode a dataset file to latents, generate grids from the prior.
+
+`encode_file` streams the file in batches (Parquet row batches, CSV blocks; an NPZ is read
+whole) and appends each batch's results to the output Parquet file, so memory stays bounded by
+a batch and the file's largest row group, whatever the row count. Its numbers come from
+`vae_lab.training.predict`, the same functions the MLflow pyfunc calls, so `vae-lab encode`,
+the pyfunc, the scoring server and a Spark UDF give the same latents.
+
+`generate` decodes latents drawn from the prior into a dataset file `vae-lab data` reads, and
+says how many grids came out empty against the training data: a decoder that only emits empty
+grids shows up here at once.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from vae_lab.config import Settings, get_settings
+from vae_lab.data.frames import frame_of_grids
+from vae_lab.data.load import (
+    ID_COLUMN,
+    LABEL_COLUMN,
+    PARQUET_SUFFIXES,
+    SUFFIXES,
+    VoxelTable,
+    load_voxels,
+    voxels_from_table,
+)
+from vae_lab.data.sparse import occupied_counts
+from vae_lab.data.synth import write_dataset
+from vae_lab.errors import VaeLabError
+from vae_lab.registry import CHAMPION, load_version
+from vae_lab.stores import check_stores
+from vae_lab.tracking import Tracker
+from vae_lab.training.predict import output_frame, predict, sample_prior
+
+ENCODE_BATCH = 8192  # rows per read: ~11 MB of grids, a small slice of the 2 GB budget
+Progress = Callable[[int, int | None], None]  # (rows done, total rows or None when unknown)
+
+
+@dataclass
+class Source:
+    """Which registered version to use: an alias, or a version number (which wins)."""
+
+    name: str
+    alias: str = CHAMPION
+    version: int | None = None
+
+
+def encode_file(
+    source: Source,
+    data: Path,
+    out: Path,
+    *,
+    batch_rows: int = ENCODE_BATCH,
+    progress: Progress | None = None,
+    settings: Settings | None = None,
+) -> dict:
+    """Write `id`, `label` (when the file has them), z*, logvar*, recon_f1 and exact_match per row to `out`."""
+    model, info = _load(source, settings)
+    if out.suffix.lower() not in PARQUET_SUFFIXES:
+        raise VaeLabError(str(out), "latents are written as Parquet", "name the output file *.parquet")
+    batches, total = read_batches(Path(data), model.config.grid, batch_rows)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    writer, rows = None, 0
+    try:
+        for table in batches:
+            frame = encoded_frame(model, table)
+            arrow = pa.Table.from_pandas(frame, preserve_index=False, schema=writer.schema if writer else None)
+            writer = writer or pq.ParquetWriter(temp, arrow.schema)
+            writer.write_table(arrow)
+            rows += len(frame)
+            if progress:
+                progress(rows, total)
+        if writer is None:
+            raise VaeLabError(str(data), "the file has no rows", "encode a file with at least one row")
+        writer.close()
+        os.chmod(temp, 0o644)
+        os.replace(temp, out)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return {
+        "model": info["uri"],
+        "version": info["version"],
+        "rows": rows,
+        "out": str(out),
+        "latent_dim": model.config.latent_dim,
+    }
+
+
+def encoded_frame(model, table: VoxelTable) -> pd.DataFrame:
+    """One batch's output rows: ids and labels carried, then latents, log-variances and scores."""
+    result = predict(model, table.grids)
+    frame = pd.concat([output_frame(result, "latent_with_logvar"), output_frame(result, "scores")], axis=1)
+    if table.labels is not None:
+        frame.insert(0, LABEL_COLUMN, table.labels)
+    if table.ids is not None:
+        frame.insert(0, ID_COLUMN, table.ids)
+    return frame
+
+
+def read_batches(path: Path, grid: int, batch_rows: int) -> tuple[Iterator[VoxelTable], int | None]:
+    """Checked batches of a dataset file of edge `grid`, and its row count when known upfront."""
+    if not path.is_file():
+        raise VaeLabError(str(path), "file not found", "check the path")
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise VaeLabError(
+            str(path), f"unknown dataset format {suffix or '(no extension)'!r}", "use .parquet, .csv or .npz"
+        )
+    if suffix == ".npz":  # NPZ cannot be read in parts
+        table = load_voxels(path, grid)
+        return iter([table]), len(table)
+    try:
+        if suffix in PARQUET_SUFFIXES:
+            file = pq.ParquetFile(path)
+            reader, total = file.iter_batches(batch_size=batch_rows), file.metadata.num_rows
+        else:
+            reader, total = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=64 << 20)), None
+        first = next(iter(reader), None)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise VaeLabError(str(path), f"unreadable file ({error})", "re-export it as Parquet or CSV") from None
+    # The first batch is checked here, before any output exists: a wrong grid size fails fast.
+    head = voxels_from_table(path, pa.Table.from_batches([first]), grid) if first is not None else None
+
+    def batches() -> Iterator[VoxelTable]:
+        if head is not None:
+            yield head
+        try:
+            for batch in reader:
+                yield voxels_from_table(path, pa.Table.from_batches([batch]), grid)
+        except (pa.ArrowException, OSError) as error:
+            raise VaeLabError(
+                str(path), f"unreadable past its first rows ({error})", "re-export it as Parquet"
+            ) from None
+
+    return batches(), total
+
+
+def generate(
+    source: Source, n: int, out: Path, *, seed: int = 0, temperature: float = 1.0, settings: Settings | None = None
+) -> dict:
+    """Decode `n` grids from z ~ N(0, T^2 I) into a dataset file; compare their occupancy with the training data's."""
+    if n < 1:
+        raise VaeLabError("--n", f"{n} grids", "ask for at least one")
+    if temperature <= 0:
+        raise VaeLabError("--temperature", f"{temperature} is not positive", "use a temperature > 0, e.g. 1.0")
+    settings = settings or get_settings()
+    model, info = _load(source, settings)
+    grids = sample_prior(model, n, seed=seed, temperature=temperature)
+    path = write_dataset(frame_of_grids(grids, ids=np.arange(n, dtype=np.int64)), out)
+    counts = occupied_counts(grids)
+    report = {
+        "model": info["uri"],
+        "version": info["version"],
+        "architecture": model.name,
+        "out": str(path),
+        "grids": n,
+        "seed": seed,
+        "temperature": temperature,
+        "all_zero": int((counts == 0).sum()),
+        "mean_occupied": float(counts.mean()),
+    }
+    report.update(training_occupancy(info["run_id"], settings))
+    return report
+
+
+def training_occupancy(run_id: str, settings: Settings) -> dict:
+    """The training split's all-zero share and mean occupied cells, from the trial's record."""
+    from vae_lab.data import prepare_dataset
+    from vae_lab.evaluation import read_record
+
+    record = read_record(Tracker(settings), run_id, f"run {run_id}")
+    path = Path(record.data.path)
+    if not path.is_file():
+        return {"training_mean_occupied": None, "training_all_zero_share": None}
+    data = prepare_dataset(
+        path,
+        toy_fraction=record.data.toy_fraction,
+        seed=record.data.seed,
+        grid=record.data.grid,
+        cache_dir=settings.cache_dir,
+    )
+    counts = occupied_counts(data.train.grids)
+    return {"training_mean_occupied": float(counts.mean()), "training_all_zero_share": float((counts == 0).mean())}
+
+
+def _load(source: Source, settings: Settings | None):
+    settings = settings or get_settings()
+    check_stores(settings, optuna=False)
+    return load_version(Tracker(settings), source.name, source.alias, source.version)
