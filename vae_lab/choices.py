@@ -37,7 +37,7 @@ DEFAULT_LOSS = {"scalar": "mse", "categorical": "weighted_ce", "set": "set"}
 # point's descriptor by its class among the occupied cells.)
 WEIGHTED_LOSSES = frozenset({"mse", "bce", "focal", "weighted_ce", "focal_ce", "set"})
 LrSchedule = Literal["constant", "cosine"]
-Augment = Literal["none", "rotations"]
+Augment = Literal["none", "rotations", "so3"]
 # The options each loss reads (searchable like any hyperparameter).
 LOSS_OPTIONS: dict[str, tuple[str, ...]] = {
     "focal": ("focal_alpha", "focal_gamma"),
