@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 # What each trial keeps (as the user attr "summary") for the leaderboard, from its best metrics.
 SUMMARY_METRICS = (
     "val_f1", "val_f1_c1", "val_f1_c2", "val_f1_c3", "val_f1_c4", "val_kl", "val_active_units",
-    "val_knn_accuracy", "val_silhouette", "val_occupancy_iou", "val_exact_match",
+    "val_knn_accuracy", "val_silhouette", "val_occupancy_iou", "val_exact_match", "val_pose_invariance",
 )
 
 

@@ -29,6 +29,7 @@ from vae_lab.training.augment import AUGMENTERS
 from vae_lab.training.batches import TensorData
 from vae_lab.training.callbacks import Callback, EarlyStopping, dispatch
 from vae_lab.training.latent_metrics import latent_scores
+from vae_lab.training.pose_invariance import pose_invariance
 from vae_lab.training.schedules import beta_at, learning_rate_at, settled_epoch
 from vae_lab.training.validation import ValidationResult, validate
 
@@ -237,6 +238,7 @@ class Trainer:
         metrics.update(scores.prefixed("val"))
         if per_epoch_latents:
             metrics.update(latent_scores(scores.latents, self.val_labels))
+            metrics.update({f"val_{k}": v for k, v in self._pose_scores(val).items()})
         metrics["val_time_s"] = time.perf_counter() - started
         metrics["beta"] = beta
         if not all(map(_finite, (metrics["val_loss"], metrics["val_kl"]))):
@@ -255,7 +257,12 @@ class Trainer:
         epoch = max(result.best_epoch, 0)
         final = self.validate(val, self.config.beta_at(epoch), keep_latents=True)
         final.scores.update({k.removeprefix("val_"): v for k, v in latent_scores(final.latents, self.val_labels).items()})
+        final.scores.update(self._pose_scores(val))
         return final
+
+    def _pose_scores(self, val: TensorData) -> dict[str, float]:
+        value = pose_invariance(self.model, val, precision=self.runtime.precision, seed=self.config.seed)
+        return {} if value is None else {"pose_invariance": value}
 
 
 def _finite(value: float) -> bool:
