@@ -260,11 +260,10 @@ def _pair_costs(presence: Tensor, position_log_p: Tensor, descriptor_log_p: Tens
 # full assignment of K points to K slots is the cheapest assignment of the real points (the same
 # optimum as the Hungarian algorithm; ties may pick a different assignment of equal cost).
 # Work per sample: sum_j C(K, j) * j = K 2^(K-1) (K = 8: 1,024; 12: 24,576), vectorised over the
-# batch, no host round-trip. On an accelerator it runs up to DEVICE_MATCH_SLOTS slots; on the CPU,
-# where scipy needs no round-trip either, up to CPU_MATCH_SLOTS, where the two cost the same
-# (measured at batch 128, one thread: K = 8: 4.8 ms against scipy's 6.3 ms; K = 12: 117 against 6).
+# batch, no host round-trip. It runs on accelerators up to DEVICE_MATCH_SLOTS slots. On the CPU,
+# where scipy needs no round-trip either, scipy's compiled loop is as fast or faster (batch 256,
+# one thread: K = 8: 1.8 ms against 2.3; K = 12: 2.1 against 463; benchmarks/bench_matching.py).
 DEVICE_MATCH_SLOTS = 12
-CPU_MATCH_SLOTS = 8
 
 
 @lru_cache(maxsize=None)
@@ -312,11 +311,10 @@ def _match_slots_on_device(cost: Tensor, mask: Tensor) -> Tensor:
 def _match_slots(cost: Tensor, mask: Tensor) -> Tensor:
     """(B, K) long: the slot assigned to each real point (0 for padding), on `cost`'s device.
 
-    `cost` is (B, K slots, P points) with P <= K. Exact for every K: on the device up to
-    DEVICE_MATCH_SLOTS slots (CPU_MATCH_SLOTS on the CPU), by scipy's Hungarian algorithm beyond.
+    `cost` is (B, K slots, P points) with P <= K. Exact either way: on an accelerator up to
+    DEVICE_MATCH_SLOTS slots, else by scipy's Hungarian algorithm on the CPU.
     """
-    largest = CPU_MATCH_SLOTS if cost.device.type == "cpu" else DEVICE_MATCH_SLOTS
-    if cost.shape[1] <= largest and cost.shape[2] <= cost.shape[1]:
+    if cost.device.type != "cpu" and cost.shape[1] <= DEVICE_MATCH_SLOTS and cost.shape[2] <= cost.shape[1]:
         return _match_slots_on_device(cost, mask)
     return _match_slots_on_cpu(cost, mask).to(cost.device)
 

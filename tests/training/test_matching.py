@@ -41,3 +41,18 @@ def test_matching_stays_on_the_costs_device_and_falls_back_past_the_device_limit
     assert _match_slots(cost, mask).device == cost.device
     big_cost, big_mask = torch.randn(4, 14, 14), torch.ones(4, 14, dtype=torch.bool)
     assert torch.equal(_match_slots(big_cost, big_mask), _match_slots_on_cpu(big_cost, big_mask))
+
+
+def test_the_set_loss_is_the_same_whichever_exact_matcher_runs(monkeypatch):
+    from vae_lab import losses
+
+    generator = torch.Generator().manual_seed(3)
+    edge, slots = 7, 8
+    recon = torch.randn(64, slots, 1 + 3 * edge + 4, generator=generator)
+    mask = torch.rand(64, slots, generator=generator) < 0.6
+    cells = torch.randint(0, edge, (64, slots, 3), generator=generator).float() / (edge - 1)
+    onehot = torch.nn.functional.one_hot(torch.randint(0, 4, (64, slots), generator=generator), 4).float()
+    points = torch.cat([cells, onehot], -1) * mask.unsqueeze(-1)
+    on_cpu = losses.set_reconstruction_loss(recon, points, mask)
+    monkeypatch.setattr(losses, "_match_slots", _match_slots_on_device)  # what an accelerator runs
+    torch.testing.assert_close(losses.set_reconstruction_loss(recon, points, mask), on_cpu)
