@@ -68,11 +68,13 @@ def main() -> None:
             for name, matcher in matchers.items():
                 times[name][0] = min(times[name][0], best_ms(lambda: matcher(cost, mask), args.repeats // 2, device))
                 times[name][1] = min(times[name][1], best_ms(lambda: loss_step(matcher), args.repeats // 2, device))
-        rows += [{"slots": slots, "matcher": name, "matching_ms": m, "set_loss_ms": s} for name, (m, s) in times.items()]
+        for name, (match_ms, step_ms) in times.items():
+            rows.append({"slots": slots, "matcher": name, "matching_ms": match_ms, "set_loss_ms": step_ms})
     if args.json:
         print(json.dumps({"device": str(device), "batch": args.batch, "threads": args.threads, "rows": rows}))
         return
-    print(f"| K | matcher | matching ms | set loss fwd+bwd ms |  (batch {args.batch}, {device}, {args.threads} thread(s))")
+    print(f"batch {args.batch}, {device}, {args.threads} thread(s)\n")
+    print("| K | matcher | matching ms | set loss fwd+bwd ms |")
     print("|---:|---|---:|---:|")
     for row in rows:
         print(f"| {row['slots']} | {row['matcher']} | {row['matching_ms']:.2f} | {row['set_loss_ms']:.2f} |")

@@ -57,7 +57,9 @@ EpochMetric = Literal[
 # Measured on the validation latents; per epoch only when the objective or early stopping asks.
 # val_pose_invariance: latent movement under rotation over the distance between samples (0: none).
 LatentMetric = Literal["val_silhouette", "val_knn_accuracy", "val_trustworthiness_pca", "val_pose_invariance"]
-LATENT_METRICS: tuple[str, ...] = ("val_silhouette", "val_knn_accuracy", "val_trustworthiness_pca", "val_pose_invariance")
+LATENT_METRICS: tuple[str, ...] = (
+    "val_silhouette", "val_knn_accuracy", "val_trustworthiness_pca", "val_pose_invariance",
+)
 ObjectiveMetric = Literal[EpochMetric, LatentMetric]
 
 HIGHER_IS_BETTER = frozenset(

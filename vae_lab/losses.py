@@ -275,9 +275,8 @@ def _subset_levels(slots: int) -> tuple[tuple[Tensor, Tensor], ...]:
     tables = []
     for j in range(1, slots + 1):
         slot = torch.tensor(levels[j], dtype=torch.int64).view(len(levels[j]), j)
-        previous = torch.tensor(
-            [[position[j - 1][subset[:k] + subset[k + 1 :]] for k in range(j)] for subset in levels[j]], dtype=torch.int64
-        ).view(len(levels[j]), j)
+        without = [[position[j - 1][subset[:k] + subset[k + 1 :]] for k in range(j)] for subset in levels[j]]
+        previous = torch.tensor(without, dtype=torch.int64).view(len(levels[j]), j)
         tables.append((slot, previous))
     return tuple(tables)
 

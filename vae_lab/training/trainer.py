@@ -62,7 +62,11 @@ class TrainConfig(BaseModel):
     kl_cycles: int = Field(default=0, ge=0, description="cyclical beta: M cycles over the run (Fu et al. 2019)")
     kl_cycle_ratio: float = Field(default=0.5, gt=0, le=1, description="share of each cycle spent ramping beta up")
     free_bits: float = Field(default=0.0, ge=0, description="nats per latent dimension the KL term does not charge")
-    augment: Augment = Field(default="none", description="rotations: each training sample under a random rotation of the cube; so3: under any rotation and a sub-cell shift, re-voxelised")
+    augment: Augment = Field(
+        default="none",
+        description="rotations: each training sample under a random rotation of the cube; "
+        "so3: under any rotation and a sub-cell shift, re-voxelised",
+    )
     epochs: int = Field(default=30, ge=1)
     patience: int = Field(default=5, ge=1)
     early_stopping_metric: str = "val_loss"
