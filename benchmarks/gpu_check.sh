@@ -46,8 +46,8 @@ export PYTHONPATH="$WORK/site:$REPO${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1 VAE_LAB_CACHE_DIR="$WORK/cache"
 LOGS="$OUT/logs.txt"
 # `vae-lab` without installing the package: the repository is on PYTHONPATH.
-printf '#!/usr/bin/env bash\nexec "%s" -c "import sys; from vae_lab.cli import main; sys.argv[0] = \\"vae-lab\\"; main()" "$@"\n' \
-    "$PYTHON" > "$WORK/vae-lab"
+ENTRY='import sys; from vae_lab.cli import main; sys.argv[0] = \"vae-lab\"; main()'
+printf '#!/usr/bin/env bash\nexec "%s" -c "%s" "$@"\n' "$PYTHON" "$ENTRY" > "$WORK/vae-lab"
 chmod +x "$WORK/vae-lab"
 
 if [ "$SIZE" = tiny ]; then
@@ -57,7 +57,8 @@ else
 fi
 
 # The bundled synthetic benchmark data, written as .npz (X: grids, y: labels).
-"$PYTHON" - "$WORK/synthetic.npz" "$ROWS" <<'EOF' >> "$LOGS" 2>&1 || { echo "making the data failed"; cat "$LOGS"; exit 2; }
+"$PYTHON" - "$WORK/synthetic.npz" "$ROWS" <<'EOF' >> "$LOGS" 2>&1 \
+    || { echo "making the data failed"; cat "$LOGS"; exit 2; }
 import sys
 import numpy as np
 from vae_lab.data.synth import synthesize, voxel_columns
@@ -109,12 +110,15 @@ space:
   learning_rate: [0.001]
 artifacts: {umap: false}
 EOF
-    step "study-w$workers" 150 env MLFLOW_TRACKING_URI="sqlite:///$lab/mlflow.db" VAE_LAB_ARTIFACT_ROOT="$lab/mlruns" \
-        VAE_LAB_OPTUNA_STORAGE="$lab/optuna.log" \
-        bash -c 'cd "$0" && exec "$@"' "$lab" "$WORK/vae-lab" study run deep-sweep-check.yaml --workers "$workers" --json
+    step "study-w$workers" 150 env MLFLOW_TRACKING_URI="sqlite:///$lab/mlflow.db" \
+        VAE_LAB_ARTIFACT_ROOT="$lab/mlruns" VAE_LAB_OPTUNA_STORAGE="$lab/optuna.log" \
+        bash -c 'cd "$0" && exec "$@"' "$lab" "$WORK/vae-lab" study run deep-sweep-check.yaml \
+        --workers "$workers" --json
 done
 
-summary=$(for name in "${!STATUS[@]}"; do printf '%s\t%s\t%s\n' "$name" "${STATUS[$name]}" "${SECONDS_TAKEN[$name]:-}"; done)
+summary=$(for name in "${!STATUS[@]}"; do
+    printf '%s\t%s\t%s\n' "$name" "${STATUS[$name]}" "${SECONDS_TAKEN[$name]:-}"
+done)
 SUMMARY="$summary" "$PYTHON" - "$OUT" "$DEVICE" "$SIZE" "$(($(date +%s) - started))" <<'EOF'
 import json, os, platform, sys
 from pathlib import Path
