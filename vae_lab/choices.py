@@ -37,7 +37,7 @@ DEFAULT_LOSS = {"scalar": "mse", "categorical": "weighted_ce", "set": "set"}
 # point's descriptor by its class among the occupied cells.)
 WEIGHTED_LOSSES = frozenset({"mse", "bce", "focal", "weighted_ce", "focal_ce", "set"})
 LrSchedule = Literal["constant", "cosine"]
-Augment = Literal["none", "rotations"]
+Augment = Literal["none", "rotations", "so3"]
 # The options each loss reads (searchable like any hyperparameter).
 LOSS_OPTIONS: dict[str, tuple[str, ...]] = {
     "focal": ("focal_alpha", "focal_gamma"),
@@ -55,15 +55,19 @@ EpochMetric = Literal[
     "val_tradeoff", "train_time_s", "val_time_s",
 ]
 # Measured on the validation latents; per epoch only when the objective or early stopping asks.
-LatentMetric = Literal["val_silhouette", "val_knn_accuracy", "val_trustworthiness_pca"]
-LATENT_METRICS: tuple[str, ...] = ("val_silhouette", "val_knn_accuracy", "val_trustworthiness_pca")
+# val_pose_invariance: latent movement under rotation over the distance between samples (0: none).
+LatentMetric = Literal["val_silhouette", "val_knn_accuracy", "val_trustworthiness_pca", "val_pose_invariance"]
+LATENT_METRICS: tuple[str, ...] = (
+    "val_silhouette", "val_knn_accuracy", "val_trustworthiness_pca", "val_pose_invariance",
+)
 ObjectiveMetric = Literal[EpochMetric, LatentMetric]
 
 HIGHER_IS_BETTER = frozenset(
     {
         "val_f1", "val_f1_c1", "val_f1_c2", "val_f1_c3", "val_f1_c4",
         "val_occupancy_precision", "val_occupancy_recall", "val_occupancy_iou", "val_exact_match",
-        "val_active_units", "val_kl_dims_used", "val_tradeoff", *LATENT_METRICS,
+        "val_active_units", "val_kl_dims_used", "val_tradeoff",
+        "val_silhouette", "val_knn_accuracy", "val_trustworthiness_pca",
     }
 )
 

@@ -12,6 +12,8 @@ names to functions. Adding a loss: a function here, its row in a table and in `c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import combinations
 from typing import Callable
 
 import torch
@@ -252,8 +254,72 @@ def _pair_costs(presence: Tensor, position_log_p: Tensor, descriptor_log_p: Tens
     return position_cost + descriptor_cost - presence.unsqueeze(2)
 
 
+# Exact matching on the device: dynamic programming over subsets of slots. Points are placed one
+# at a time; after placing j points the state is the set of j slots they took, and its value the
+# cheapest way to take exactly those slots. Padding points cost 0 in every slot, so the cheapest
+# full assignment of K points to K slots is the cheapest assignment of the real points (the same
+# optimum as the Hungarian algorithm; ties may pick a different assignment of equal cost).
+# Work per sample: sum_j C(K, j) * j = K 2^(K-1) (K = 8: 1,024; 12: 24,576), vectorised over the
+# batch, no host round-trip. It runs on accelerators up to DEVICE_MATCH_SLOTS slots. On the CPU,
+# where scipy needs no round-trip either, scipy's compiled loop is as fast or faster (batch 256,
+# one thread: K = 8: 1.8 ms against 2.3; K = 12: 2.1 against 463; benchmarks/bench_matching.py).
+DEVICE_MATCH_SLOTS = 12
+
+
+@lru_cache(maxsize=None)
+def _subset_levels(slots: int) -> tuple[tuple[Tensor, Tensor], ...]:
+    """Per level j = 1..K, over the subsets of j slots (in a fixed order): (slot, previous) (C(K, j), j)
+    int64: the j slots the subset holds, and the index, in level j - 1, of the subset without each."""
+    levels = [list(combinations(range(slots), j)) for j in range(slots + 1)]
+    position = [{subset: i for i, subset in enumerate(level)} for level in levels]
+    tables = []
+    for j in range(1, slots + 1):
+        slot = torch.tensor(levels[j], dtype=torch.int64).view(len(levels[j]), j)
+        without = [[position[j - 1][subset[:k] + subset[k + 1 :]] for k in range(j)] for subset in levels[j]]
+        previous = torch.tensor(without, dtype=torch.int64).view(len(levels[j]), j)
+        tables.append((slot, previous))
+    return tuple(tables)
+
+
+def _match_slots_on_device(cost: Tensor, mask: Tensor) -> Tensor:
+    """(B, K) long: the slot of each point in a cheapest assignment, on `cost`'s device."""
+    batch, slots, points = cost.shape
+    cost = torch.where(mask.unsqueeze(1), cost, torch.zeros_like(cost)).float()
+    cost = torch.cat([cost, cost.new_zeros(batch, slots, slots - points)], dim=2)  # fewer points than slots
+    levels = [(slot.to(cost.device), previous.to(cost.device)) for slot, previous in _subset_levels(slots)]
+    # Batch last: every gather below then picks whole rows of B contiguous values.
+    cost_by_point = cost.permute(2, 1, 0).contiguous()  # (point, slot, B)
+    best = cost.new_zeros(1, batch)  # level 0: the empty subset costs nothing
+    choices = []
+    for j, (slot, previous) in enumerate(levels):
+        # Point j takes slot slot[s, k] of subset s; the other j slots came from subset previous[s, k].
+        candidates = best[previous] + cost_by_point[j][slot]  # (C(K, j + 1), j + 1, B)
+        best, choice = candidates.min(dim=1)
+        choices.append(choice)
+    slot_of_point = torch.zeros(batch, slots, dtype=torch.int64, device=cost.device)
+    subset = torch.zeros(batch, dtype=torch.int64, device=cost.device)  # level K: the one full subset
+    samples = torch.arange(batch, device=cost.device)
+    for j in range(slots - 1, -1, -1):
+        slot, previous = levels[j]
+        k = choices[j][subset, samples]
+        slot_of_point[:, j] = slot[subset, k]
+        subset = previous[subset, k]
+    return torch.where(mask, slot_of_point[:, :points], torch.zeros_like(slot_of_point[:, :points]))
+
+
 def _match_slots(cost: Tensor, mask: Tensor) -> Tensor:
-    """(B, K) long: the slot assigned to each real point (0 for padding), solved on the CPU."""
+    """(B, K) long: the slot assigned to each real point (0 for padding), on `cost`'s device.
+
+    `cost` is (B, K slots, P points) with P <= K. Exact either way: on an accelerator up to
+    DEVICE_MATCH_SLOTS slots, else by scipy's Hungarian algorithm on the CPU.
+    """
+    if cost.device.type != "cpu" and cost.shape[1] <= DEVICE_MATCH_SLOTS and cost.shape[2] <= cost.shape[1]:
+        return _match_slots_on_device(cost, mask)
+    return _match_slots_on_cpu(cost, mask).to(cost.device)
+
+
+def _match_slots_on_cpu(cost: Tensor, mask: Tensor) -> Tensor:
+    """The same assignment by scipy's Hungarian algorithm, one sample at a time on the CPU."""
     import numpy as np
     from scipy.optimize import linear_sum_assignment
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from vae_lab.errors import VaeLabError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 MAX_VALUE = 4  # descriptor values are 0 (empty) .. 4; kept here so data never imports torch
 LABEL_COLUMN, ID_COLUMN = "label", "id"
@@ -64,6 +66,11 @@ def load_voxels(path: str | Path, grid: int | None = None) -> VoxelTable:
 
 
 def _read_arrow(path: Path, suffix: str) -> pa.Table:
+    # Imported here: .npz data needs no pyarrow (a GPU machine may hold only numpy and torch).
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
     try:
         if suffix in PARQUET_SUFFIXES:
             return pq.read_table(path)

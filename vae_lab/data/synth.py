@@ -19,9 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from vae_lab.data.clean import duplicate_rows
 from vae_lab.errors import VaeLabError
@@ -183,6 +180,10 @@ def write_dataset(df: pd.DataFrame, path: str | Path) -> Path:
     suffix = path.suffix.lower()
     if suffix not in (".parquet", ".pq", ".csv"):
         raise VaeLabError(str(path), f"unknown dataset extension {suffix!r}", "use .parquet or .csv")
+    import pyarrow as pa  # here, so generating grids in memory needs no pyarrow
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(df, preserve_index=False)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -160,6 +160,11 @@ class BaseVAE(nn.Module):
         """(B, D, H, W) int64 classes 0-4 decoded from `out.recon`."""
         return HEADS[self.config.output].predict(out.recon)
 
+    def metric_latent(self, out: VAEOutput) -> Tensor:
+        """(B, L') the latent that latent metrics and figures measure: the posterior mean here; a
+        family whose latent holds a pose part returns only its pose-free (content) part."""
+        return out.mu
+
     @torch.no_grad()
     def reconstruct(self, grid: Tensor) -> Tensor:
         """Decode a (B, D, H, W) grid of classes 0-4 back to classes, whatever the family reads."""

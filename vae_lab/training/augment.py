@@ -1,4 +1,4 @@
-"""Training-time augmentation: each sample seen under a random rotation of the cube.
+"""Training-time augmentation: each sample seen under a random rotation (of the cube, or any).
 
 A voxel structure rotated about the centre of its cell is the same structure, so showing the
 model each training sample under one of the 24 proper rotations of the cube (no reflections,
@@ -8,6 +8,10 @@ meaning in your data. Validation and evaluation always see the data as it is.
 
 Grids are rotated with precomputed index maps (one gather per batch on the device); point sets
 by rotating their coordinates about the grid's centre, which maps cells onto cells.
+
+`so3` is for data voxelised from continuous positions (molecules), whose poses are not cube
+rotations: each sample's occupied cells turn by a rotation drawn uniformly from SO(3) about
+their centroid, move by a sub-cell shift, and are voxelised again on the device (`revoxelise`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+import torch.nn.functional as F
+
+from vae_lab.data.sparse import DESCRIPTORS
 from vae_lab.data.synth import cube_rotations
 from vae_lab.models.base import Batch
 
@@ -47,3 +54,92 @@ class Rotations:
         xyz = points[..., :3] - 0.5
         rotated = torch.einsum("bij,bkj->bki", self.matrices[choice], xyz) + 0.5
         return torch.cat([rotated.clamp(0, 1), points[..., 3:]], dim=-1)
+
+
+class So3:
+    """Turns batches by a uniform random rotation and a sub-cell shift per sample, on the batch's device.
+
+    A point-family batch gets its point set rebuilt from the new grid, so the grid and the points
+    of a sample always describe the same structure.
+    """
+
+    def __init__(self, edge: int, device: torch.device, seed: int = 0):
+        self.edge = edge
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+
+    def __call__(self, batch: Batch) -> Batch:
+        size, device = batch.grid.shape[0], batch.grid.device
+        rotations = random_rotations(size, self.generator, device)
+        shifts = torch.rand(size, 3, generator=self.generator, device=device) - 0.5
+        grid = revoxelise(batch.grid, rotations, shifts)
+        if batch.points is None:
+            return Batch(grid=grid)
+        points, mask = points_from_grid(grid, batch.points.shape[1])
+        return Batch(grid=grid, points=points, mask=mask)
+
+
+def random_rotations(n: int, generator: torch.Generator, device: torch.device) -> Tensor:
+    """(n, 3, 3) rotations uniform on SO(3): unit quaternions from normalised Gaussian 4-vectors."""
+    w, x, y, z = F.normalize(torch.randn(n, 4, generator=generator, device=device), dim=1).unbind(1)
+    return torch.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
+            2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
+            2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y),
+        ],
+        dim=1,
+    ).view(n, 3, 3)
+
+
+def revoxelise(grid: Tensor, rotations: Tensor, shifts: Tensor) -> Tensor:
+    """(B, D, D, D) uint8: each sample's occupied cells turned by `rotations` (B, 3, 3) about their
+    centroid, moved by `shifts` (B, 3) cells, rounded to cells; descriptor values kept.
+
+    Two cells landing in one keep the larger value: descriptors run from common (1, carbon) to
+    rare (4), so the rarer class survives, and a sample never loses a whole rare class to a common
+    neighbour. A structure turned partly out of the grid is moved back in whole, by whole cells:
+    clamping cells onto the wall would squash its shape and merge cells, and dropping them would
+    lose atoms (and maybe the class a label names). Only a structure wider than the grid in its
+    new pose, which no translation can fit, loses the cells that stay outside.
+    """
+    size, edge = grid.shape[0], grid.shape[1]
+    flat = grid.reshape(size, -1)
+    axis = torch.arange(edge, device=grid.device, dtype=torch.float32)
+    cells = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
+    occupied = flat != 0
+    weight = occupied.float()
+    centroid = (weight @ cells) / weight.sum(1, keepdim=True).clamp(min=1)
+    offsets = cells.unsqueeze(0) - centroid.unsqueeze(1)
+    moved = torch.einsum("bij,bcj->bci", rotations.float(), offsets) + (centroid + shifts.float()).unsqueeze(1)
+    target = moved.round()
+    low = torch.where(occupied.unsqueeze(-1), target, torch.full_like(target, edge)).amin(1)
+    high = torch.where(occupied.unsqueeze(-1), target, torch.full_like(target, -1)).amax(1)
+    back = (-low).clamp(min=0) - (high - (edge - 1)).clamp(min=0)  # 0 for an empty sample
+    target = (target + back.unsqueeze(1)).long()
+    keep = occupied & ((target >= 0) & (target < edge)).all(-1)
+    index = (target[..., 0] * edge + target[..., 1]) * edge + target[..., 2]
+    index = torch.where(keep, index, torch.zeros_like(index))
+    values = torch.where(keep, flat.long(), torch.zeros_like(index))
+    out = torch.zeros_like(values).scatter_reduce_(1, index, values, reduce="amax")
+    return out.to(grid.dtype).view_as(grid)
+
+
+def points_from_grid(grid: Tensor, max_points: int) -> tuple[Tensor, Tensor]:
+    """(points (B, K, 7), mask (B, K)) of `vae_lab.data.sparse.to_sparse`, built on the grid's device.
+
+    The grid must hold at most `max_points` occupied cells per sample (a rotation never adds any).
+    """
+    size, edge = grid.shape[0], grid.shape[1]
+    flat = grid.reshape(size, -1)
+    cells = flat.shape[1]
+    order = torch.arange(cells, device=grid.device).expand(size, cells)
+    first = torch.where(flat != 0, order, torch.full_like(order, cells)).sort(dim=1).values[:, :max_points]
+    mask = first < cells
+    cell = first.clamp(max=cells - 1)
+    xyz = torch.stack([cell // (edge * edge), cell // edge % edge, cell % edge], dim=-1).float() / max(edge - 1, 1)
+    value = flat.gather(1, cell).long()
+    onehot = F.one_hot((value - 1).clamp(min=0), DESCRIPTORS).float()
+    return torch.cat([xyz, onehot], dim=-1) * mask.unsqueeze(-1), mask
+
+
+AUGMENTERS = {"rotations": Rotations, "so3": So3}

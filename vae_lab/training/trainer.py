@@ -25,10 +25,11 @@ from vae_lab.device import autocast, grad_scaler, prepare_backend, resolve_devic
 from vae_lab.losses import LossSettings, class_weights, descriptor_weights, kl_divergence, kl_penalty
 from vae_lab.models.base import BaseVAE, check_loss
 from vae_lab.runtime import Runtime
-from vae_lab.training.augment import Rotations
+from vae_lab.training.augment import AUGMENTERS
 from vae_lab.training.batches import TensorData
 from vae_lab.training.callbacks import Callback, EarlyStopping, dispatch
 from vae_lab.training.latent_metrics import latent_scores
+from vae_lab.training.pose_invariance import pose_invariance
 from vae_lab.training.schedules import beta_at, learning_rate_at, settled_epoch
 from vae_lab.training.validation import ValidationResult, validate
 
@@ -61,7 +62,11 @@ class TrainConfig(BaseModel):
     kl_cycles: int = Field(default=0, ge=0, description="cyclical beta: M cycles over the run (Fu et al. 2019)")
     kl_cycle_ratio: float = Field(default=0.5, gt=0, le=1, description="share of each cycle spent ramping beta up")
     free_bits: float = Field(default=0.0, ge=0, description="nats per latent dimension the KL term does not charge")
-    augment: Augment = Field(default="none", description="rotations: each training sample under a random rotation of the cube")
+    augment: Augment = Field(
+        default="none",
+        description="rotations: each training sample under a random rotation of the cube; "
+        "so3: under any rotation and a sub-cell shift, re-voxelised",
+    )
     epochs: int = Field(default=30, ge=1)
     patience: int = Field(default=5, ge=1)
     early_stopping_metric: str = "val_loss"
@@ -159,7 +164,8 @@ class Trainer:
         self.weights: torch.Tensor | None = None  # class weights, from the training split in fit()
         self.val_labels = None
         self.step, self.total_steps = 0, 0
-        self.augmenter = Rotations(model.config.grid, self.device, seed=config.seed) if config.augment == "rotations" else None
+        augmenter = AUGMENTERS.get(config.augment)
+        self.augmenter = augmenter(model.config.grid, self.device, seed=config.seed) if augmenter else None
 
     def _schedule_learning_rate(self) -> None:
         if self.config.lr_schedule == "constant":
@@ -236,6 +242,7 @@ class Trainer:
         metrics.update(scores.prefixed("val"))
         if per_epoch_latents:
             metrics.update(latent_scores(scores.latents, self.val_labels))
+            metrics.update({f"val_{k}": v for k, v in self._pose_scores(val).items()})
         metrics["val_time_s"] = time.perf_counter() - started
         metrics["beta"] = beta
         if not all(map(_finite, (metrics["val_loss"], metrics["val_kl"]))):
@@ -254,7 +261,12 @@ class Trainer:
         epoch = max(result.best_epoch, 0)
         final = self.validate(val, self.config.beta_at(epoch), keep_latents=True)
         final.scores.update({k.removeprefix("val_"): v for k, v in latent_scores(final.latents, self.val_labels).items()})
+        final.scores.update(self._pose_scores(val))
         return final
+
+    def _pose_scores(self, val: TensorData) -> dict[str, float]:
+        value = pose_invariance(self.model, val, precision=self.runtime.precision, seed=self.config.seed)
+        return {} if value is None else {"pose_invariance": value}
 
 
 def _finite(value: float) -> bool:

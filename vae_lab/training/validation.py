@@ -39,7 +39,7 @@ class ValidationResult:
     scores: dict[str, float]
     confusion: Tensor  # (5, 5) cells, rows true class, columns predicted
     kl_per_dim: np.ndarray  # (L,) mean KL of each latent dimension, nats
-    latents: np.ndarray | None = None  # (N, L) mu, when asked for
+    latents: np.ndarray | None = None  # (N, L) the model's metric_latent (mu), when asked for
     sample_errors: np.ndarray | None = field(default=None)  # (N,) wrongly classed cells per sample
 
     def prefixed(self, split: str) -> dict[str, float]:
@@ -81,7 +81,7 @@ def validate(
         mu_square_sum += mu.pow(2).sum(0)
         kl_dims += kl.sum(0)
         if keep_latents:
-            latents.append(mu)
+            latents.append(model.metric_latent(out).float())
             errors.append((pred.flatten(1) != batch.grid.flatten(1).long()).sum(1))
     n = max(len(data), 1)
     recon_sum, kl_sum, exact = sums.tolist()  # the one host sync of the pass

@@ -214,6 +214,7 @@ SUMMARY_METRICS = (
     "val_silhouette",
     "val_occupancy_iou",
     "val_exact_match",
+    "val_pose_invariance",
 )
 
 
