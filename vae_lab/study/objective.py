@@ -136,7 +136,7 @@ class TrialObjective:
             context.experiment_id,
             f"trial-{trial.number:03d}-{model_config.architecture}",
             parent_run_id=context.parent_run_id,
-            tags={"study": spec.name, "trial": trial.number, "architecture": model_config.architecture, "optuna_study": trial.study.study_name, "device": str(context.device)},
+            tags={"study": spec.name, "trial": trial.number, "architecture": model_config.architecture, "optuna_study": trial.study.study_name, "device": str(context.device), "compute_threads": torch.get_num_threads()},
             params=_run_params(model_config, train_config, spec),
         )
         trial.set_user_attr("mlflow_run_id", run_id)

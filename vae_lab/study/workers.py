@@ -43,6 +43,7 @@ from vae_lab.study.runner import (
 )
 from vae_lab.stores import check_stores
 from vae_lab.study.spec import StudySpec
+from vae_lab.threads import apply_threads, thread_environment, worker_threads
 from vae_lab.training import Callback, TrainConfig, Trainer
 
 
@@ -119,8 +120,9 @@ def split_budget(total: int | None, workers: int) -> list[int | None]:
     return [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
 
 
-def _worker_main(spec_json: dict, index: int, n_trials: int | None, data_path: str | None, parent_run_id: str, device: str, events: Any, where: str) -> None:
+def _worker_main(spec_json: dict, index: int, n_trials: int | None, data_path: str | None, parent_run_id: str, device: str, events: Any, where: str, threads: int = 1) -> None:
     """Entry point of a worker process (spawned: a fresh interpreter, its own CUDA context)."""
+    apply_threads(threads)
     interrupts.install()
     sink = QueueSink(events)
     try:
@@ -150,8 +152,10 @@ def run_study_workers(
     settings: Settings | None = None,
     where: str = "study",
     device: str | None = None,
+    threads: int | None = None,
 ) -> StudyReport:
-    """Run `spec` with `workers` processes on this machine; returns the study's report."""
+    """Run `spec` with `workers` processes on this machine (`threads` compute threads each, or a
+    share of the cores); returns the study's report."""
     settings = settings or get_settings()
     check_stores(settings)
     data = prepare_study_data(spec, data_path, settings, where)
@@ -166,7 +170,8 @@ def run_study_workers(
         parent_run_id = start_parent_run(tracker, session.experiment_id, spec, data, settings)
         invocation = Lease(settings.optuna_storage, spec.name, f"run-{parent_run_id}")
         tracker.set_tags(parent_run_id, {"workers": workers})
-        codes, interrupted = _run_processes(spec, workers, n_trials, data.source, parent_run_id, device_spec, sink, where)
+        threads = worker_threads(workers, threads)
+        codes, interrupted = _run_processes(spec, workers, n_trials, data.source, parent_run_id, device_spec, sink, where, threads)
         with session.lock:
             reap_dead_trials(study, settings.optuna_storage, tracker, session.stale)
         _summarise_parent(tracker, study, parent_run_id)
@@ -184,21 +189,22 @@ def run_study_workers(
         session.lock.close()
 
 
-def _run_processes(spec: StudySpec, workers: int, n_trials: int | None, data_path: Path, parent_run_id: str, device: str, sink: ProgressSink, where: str) -> tuple[list[int], bool]:
+def _run_processes(spec: StudySpec, workers: int, n_trials: int | None, data_path: Path, parent_run_id: str, device: str, sink: ProgressSink, where: str, threads: int = 1) -> tuple[list[int], bool]:
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
     budgets = split_budget(n_trials, workers)
     processes = {
         i: context.Process(
             target=_worker_main,
-            args=(spec.model_dump(mode="json"), i, budgets[i], str(data_path), parent_run_id, worker_device(device, i), events, where),
+            args=(spec.model_dump(mode="json"), i, budgets[i], str(data_path), parent_run_id, worker_device(device, i), events, where, threads),
             name=f"vae-lab-worker-{i}",
         )
         for i in range(workers)
         if budgets[i] is None or budgets[i] > 0
     }
-    for process in processes.values():
-        process.start()
+    with thread_environment(threads):  # sized before torch starts in the spawned interpreter
+        for process in processes.values():
+            process.start()
     interrupted = False
     reported: set[int] = set()
     deadline = None
