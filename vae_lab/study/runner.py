@@ -150,7 +150,7 @@ def preflight_study(spec: StudySpec, *, data_path: Path | None = None, device: s
     """Every check `run_study` makes before it writes anything, for the CLI to run before it
     prints the plan's estimate (so a bad input is one line, not an estimate and then a line)."""
     settings = settings or get_settings()
-    check_stores(settings)
+    check_stores(settings, experiment=spec.name, model=spec.model_name)
     data = prepare_study_data(spec, data_path, settings, where)
     resolve_device(device or spec.training.device, where="--device" if device else f"{where}: training.device")
     journal = settings.optuna_storage.removeprefix("journal:")
@@ -214,7 +214,7 @@ def run_study(
     settings = settings or get_settings()
     observer = observer or StudyObserver()
     worker = worker or WorkerOptions()
-    check_stores(settings)
+    check_stores(settings, experiment=spec.name, model=spec.model_name)
     data = prepare_study_data(spec, data_path, settings, where)
     torch_device = resolve_device(worker.device or device or spec.training.device, where="--device" if device else f"{where}: training.device")
     session = open_session(spec, data, settings, n_trials, allow_repeats=worker.parent_run_id is None)

@@ -157,7 +157,7 @@ def run_study_workers(
     """Run `spec` with `workers` processes on this machine (`threads` compute threads each, or a
     share of the cores); returns the study's report."""
     settings = settings or get_settings()
-    check_stores(settings)
+    check_stores(settings, experiment=spec.name, model=spec.model_name)
     data = prepare_study_data(spec, data_path, settings, where)
     device_spec = device or spec.training.device
     resolve_device(device_spec, where="--device" if device else f"{where}: training.device")
