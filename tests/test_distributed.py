@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -45,14 +46,13 @@ def stop_postgres(data: Path) -> None:
 def postgres(tmp_path_factory):
     if not shutil.which("initdb") or not shutil.which("pg_ctl"):
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    root = tmp_path_factory.mktemp("pg")
+    # Not under pytest's basetemp: another pytest run may chmod /tmp/pytest-of-<user> back to
+    # 0700 at any time, and the postgres user would lose its way to the cluster mid-test.
+    root = Path(tempfile.mkdtemp(prefix="vae-lab-pg-"))
     data = root / "data"
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
         os.chmod(root, 0o755)
-        for parent in root.parents:  # the postgres user must reach its data folder
-            if str(parent).startswith(("/tmp", str(tmp_path_factory.getbasetemp()))):
-                os.chmod(parent, os.stat(parent).st_mode | 0o755)
     port = free_port()
     as_postgres("initdb", "-D", str(data), "--auth=trust", "-U", "postgres")
     as_postgres("pg_ctl", "-D", str(data), "-l", str(root / "log"), "-w", "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start")
@@ -62,6 +62,7 @@ def postgres(tmp_path_factory):
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}"
     finally:
         stop_postgres(data)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # The accounts of the login, as docker-compose.yml makes them: an admin from the environment, the
