@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import free_port, wait_for_mlflow  # noqa: E402
-from tests.test_distributed import ADMIN, READER, WORKER, as_postgres, make_account, signed_in, stop_postgres  # noqa: E402, F401
+from tests.test_distributed import ADMIN, WORKER, as_postgres, make_account, signed_in, stop_postgres  # noqa: E402
 
 VAE_LAB = shutil.which("vae-lab", path=os.path.dirname(sys.executable)) or "vae-lab"
 EPOCHS = 3
@@ -66,7 +66,9 @@ def start_postgres(root: Path) -> tuple[str, Path]:
 def start_mlflow(postgres: str, root: Path) -> tuple[str, subprocess.Popen]:
     port = free_port()
     config = root / "auth.ini"
-    config.write_text((ROOT / "docker" / "mlflow-auth.ini").read_text().replace("sqlite:////mlauth/", f"sqlite:///{root}/"))
+    config.write_text(
+        (ROOT / "docker" / "mlflow-auth.ini").read_text().replace("sqlite:////mlauth/", f"sqlite:///{root}/")
+    )
     env = os.environ | {
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         "MLFLOW_AUTH_CONFIG_PATH": str(config),
@@ -76,9 +78,26 @@ def start_mlflow(postgres: str, root: Path) -> tuple[str, subprocess.Popen]:
     }
     log = open(root / "mlflow.log", "w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"{postgres}/mlflow", "--artifacts-destination", str(root / "artifacts"), "--serve-artifacts"],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--app-name",
+            "basic-auth",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"{postgres}/mlflow",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--serve-artifacts",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     url = f"http://127.0.0.1:{port}"
     wait_for_mlflow(url, seconds=600)
@@ -170,7 +189,9 @@ def check_stores(tracking_uri: str, storage: str) -> dict:
     numbers = [r.data.tags["trial"] for r in trial_runs if r.info.status == "FINISHED"]
     return {
         "trials_complete": len(complete),
-        "trials_by_state": {s: sum(t.state.name == s for t in study.trials) for s in {t.state.name for t in study.trials}},
+        "trials_by_state": {
+            s: sum(t.state.name == s for t in study.trials) for s in {t.state.name for t in study.trials}
+        },
         "grid_points_twice": len(points) - len(set(points)),
         "finished_runs_per_trial_max": max((numbers.count(n) for n in set(numbers)), default=0),
         "metric_points_counted": counted,
@@ -211,8 +232,11 @@ def measure(mode: str, workers: int, seconds: float) -> dict:
         if data is not None:
             stop_postgres(data)
     locked = load["output"].count("database is locked") + server_log.count("database is locked")
-    latencies = {name: {"n": len(v), "p50_ms": round(1000 * statistics.median(v), 1), "p95_ms": round(1000 * p95(v), 1)}
-                 for name, v in load["latencies"].items() if v}
+    latencies = {
+        name: {"n": len(v), "p50_ms": round(1000 * statistics.median(v), 1), "p95_ms": round(1000 * p95(v), 1)}
+        for name, v in load["latencies"].items()
+        if v
+    }
     result = {
         "mode": mode,
         "workers": workers,
@@ -234,7 +258,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=180, help="how long the workers run before SIGINT")
     parser.add_argument("--modes", default="shared,embedded")
     args = parser.parse_args()
-    print(f"# {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"# {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}", flush=True
+    )
     for mode in args.modes.split(","):
         print(json.dumps(measure(mode, args.workers, args.seconds)), flush=True)
 

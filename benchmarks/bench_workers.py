@@ -39,11 +39,20 @@ def measure(study: str, workers: int, data: Path) -> dict:
             "VAE_LAB_DATA": str(data),
         }
         flags = ["--workers", str(workers)]
-        planned = subprocess.run([VAE_LAB, "study", "plan", study, *flags, "--json"], cwd=root, env=env, capture_output=True, text=True, check=True)
+        planned = subprocess.run(
+            [VAE_LAB, "study", "plan", study, *flags, "--json"],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         plan = json.loads(planned.stdout)
         load_before = load_average()
         started = time.perf_counter()
-        done = subprocess.run([VAE_LAB, "study", "run", study, *flags, "--json"], cwd=root, env=env, capture_output=True, text=True)
+        done = subprocess.run(
+            [VAE_LAB, "study", "run", study, *flags, "--json"], cwd=root, env=env, capture_output=True, text=True
+        )
         wall = time.perf_counter() - started
         if done.returncode != 0:
             sys.exit(f"study run failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -76,9 +85,11 @@ def main() -> None:
         results.append(result)
         print(json.dumps(result), flush=True)
     for r in results:
-        print(f"| {r['workers']} | {r['device']} | {r['trials']} | {r['estimated_s']} s | {r['real_s']} s | {r['error']:+.0%} | {r['load_before']} -> {r['load_after']} |")
+        cells = [r["workers"], r["device"], r["trials"], f"{r['estimated_s']} s", f"{r['real_s']} s", f"{r['error']:+.0%}"]
+        print("| " + " | ".join(str(c) for c in cells) + f" | {r['load_before']} -> {r['load_after']} |")
     if len(results) > 1:
-        print(f"speed-up of {results[-1]['workers']} workers over {results[0]['workers']}: {results[0]['real_s'] / results[-1]['real_s']:.2f}x")
+        first, last = results[0], results[-1]
+        print(f"{last['workers']} workers vs {first['workers']}: {first['real_s'] / last['real_s']:.2f}x as fast")
 
 
 if __name__ == "__main__":

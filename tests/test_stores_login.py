@@ -21,7 +21,11 @@ from vae_lab.config import Settings
 from vae_lab.errors import VaeLabError
 from vae_lab.stores import check_stores
 
-USERS = {"admin": ("Admin-pw-0123456", True), "worker": ("Worker-pw-0123456", False), "reader": ("Reader-pw-0123456", False)}
+USERS = {
+    "admin": ("Admin-pw-0123456", True),
+    "worker": ("Worker-pw-0123456", False),
+    "reader": ("Reader-pw-0123456", False),
+}
 PERMISSIONS = {"worker": "EDIT", "reader": "READ"}
 
 
@@ -49,7 +53,11 @@ class FakeLoginServer(BaseHTTPRequestHandler):
             return self.answer(200, {"user": {"id": 1, "username": user, "is_admin": USERS[user][1]}})
         if path == "/api/2.0/mlflow/experiments/get-by-name":
             found = self.experiments.get(query["experiment_name"])
-            return self.answer(200, {"experiment": {"experiment_id": found}}) if found else self.answer(404, {"error_code": "RESOURCE_DOES_NOT_EXIST"})
+            return (
+                self.answer(200, {"experiment": {"experiment_id": found}})
+                if found
+                else self.answer(404, {"error_code": "RESOURCE_DOES_NOT_EXIST"})
+            )
         if path == "/api/2.0/mlflow/registered-models/get":
             return self.answer(200 if query["name"] in self.models else 404, {})
         if path == "/api/3.0/mlflow/users/permissions/get":
@@ -98,7 +106,11 @@ def preflight(url: str, monkeypatch, user: str | None, password: str | None = No
     [
         (None, None, "wants a login and none was given (HTTP 401)"),
         ("worker", "wrong-password", "refused the credentials of user 'worker' (HTTP 401)"),
-        ("reader", USERS["reader"][0], "would not allow user 'reader' to write runs to experiment 'shared' (HTTP 403: it may only READ)"),
+        (
+            "reader",
+            USERS["reader"][0],
+            "would not allow user 'reader' to write runs to experiment 'shared' (HTTP 403: it may only READ)",
+        ),
     ],
     ids=["no-credentials", "wrong-password", "read-only"],
 )

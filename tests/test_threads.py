@@ -21,7 +21,15 @@ from vae_lab.threads import THREAD_VARIABLES, apply_threads, thread_environment,
 
 @pytest.mark.parametrize(
     ("workers", "given", "cores", "expected"),
-    [(1, None, 2, 2), (2, None, 2, 1), (3, None, 2, 1), (4, None, 16, 4), (3, None, 16, 5), (2, 3, 2, 3), (8, 1, 64, 1)],
+    [
+        (1, None, 2, 2),
+        (2, None, 2, 1),
+        (3, None, 2, 1),
+        (4, None, 16, 4),
+        (3, None, 16, 5),
+        (2, 3, 2, 3),
+        (8, 1, 64, 1),
+    ],
 )
 def test_each_worker_gets_its_share_of_the_cores_unless_told(workers, given, cores, expected):
     assert worker_threads(workers, given, cores=cores) == expected
@@ -118,11 +126,15 @@ artifacts: {pca: false, reconstructions: 0, interpolation: false}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("flags", "workers"), [(["--workers", "2"], 2), (["--threads", "1"], 1)], ids=["workers-2", "threads-1"])
+@pytest.mark.parametrize(
+    ("flags", "workers"), [(["--workers", "2"], 2), (["--threads", "1"], 1)], ids=["workers-2", "threads-1"]
+)
 def test_trials_train_with_the_threads_their_worker_was_given(lab, flags, workers):
     write_dataset(synthesize(rows=800, seed=5), lab / "voxels.parquet")
     (lab / "studies" / "shares.yaml").write_text(STUDY)
-    done = subprocess.run([VAE_LAB, "study", "run", "shares", "--json", *flags], cwd=lab, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [VAE_LAB, "study", "run", "shares", "--json", *flags], cwd=lab, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr
     expected = worker_threads(workers, 1 if "--threads" in flags else None)
     assert f"({expected} thread" in done.stderr  # the plan's estimate was made at that count too

@@ -172,8 +172,10 @@ def _check_server(uri: str, where: str, experiment: str | None = None, model: st
     except requests.exceptions.SSLError:
         raise VaeLabError(where, "TLS handshake failed", "check the certificate, or use http:// if the server has no TLS") from None
     except requests.exceptions.ConnectionError as error:
-        unknown = isinstance(getattr(error.args[0], "reason", None), socket.gaierror) or "Name or service not known" in str(error)
-        raise VaeLabError(where, f"is not answering ({'unknown host' if unknown else 'connection refused'})", start_it) from None
+        reason = getattr(error.args[0], "reason", None) if error.args else None
+        unknown = isinstance(reason, socket.gaierror) or "Name or service not known" in str(error)
+        said = f"is not answering ({'unknown host' if unknown else 'connection refused'})"
+        raise VaeLabError(where, said, start_it) from None
 
 
 LOGIN_FIX = "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or a netrc entry for the host)"
@@ -183,12 +185,14 @@ WRITERS = ("EDIT", "MANAGE")
 def _check_answer(response: Any, where: str, host: str, user: str | None) -> None:
     if response.status_code == 403 and "host" in response.text.lower():
         said = f"refused the host name {host!r} (MLflow's DNS-rebinding guard)"
-        raise VaeLabError(where, said, "start the server with --allowed-hosts naming it (MLFLOW_ALLOWED_HOSTS in docker compose)")
+        fix = "start the server with --allowed-hosts naming it (MLFLOW_ALLOWED_HOSTS in docker compose)"
+        raise VaeLabError(where, said, fix)
     if response.status_code == 401 and user:
         said = f"refused the credentials of user {user!r} (HTTP 401)"
         raise VaeLabError(where, said, "check MLFLOW_TRACKING_PASSWORD (or the netrc entry) for that user")
     if response.status_code == 401:
-        raise VaeLabError(where, "wants a login and none was given (HTTP 401)", f"{LOGIN_FIX}, an account of the server")
+        said = "wants a login and none was given (HTTP 401)"
+        raise VaeLabError(where, said, f"{LOGIN_FIX}, an account of the server")
     if response.status_code == 403:
         said = f"does not allow user {user or '(netrc)'!r} to read experiments (HTTP 403)"
         raise VaeLabError(where, said, "ask the server's admin for a worker account (READ and EDIT)")

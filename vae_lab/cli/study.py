@@ -44,7 +44,7 @@ def trials_table(trials: list[dict[str, Any]], title: str, best: int | None) -> 
 DeviceOption = Annotated[Optional[str], typer.Option("--device", help="auto (CUDA if there is one), cpu, cuda or cuda:N; overrides the study's training.device.")]
 ThreadsOption = Annotated[
     Optional[int],
-    typer.Option("--threads", min=1, max=256, help="Compute threads of each worker (default: the cores divided among the workers)."),
+    typer.Option("--threads", min=1, max=256, help="Compute threads of each worker (default: the cores shared out)."),
 ]
 
 
@@ -87,7 +87,10 @@ def run(
             if workers > 1:
                 from vae_lab.study.workers import run_study_workers
 
-                report = run_study_workers(spec, workers, sink=progress, n_trials=n_trials, data_path=data, where=str(path), device=device, threads=threads)
+                report = run_study_workers(
+                    spec, workers, sink=progress, n_trials=n_trials, data_path=data, where=str(path), device=device,
+                    threads=threads,
+                )
             else:
                 from vae_lab.study.runner import run_study
                 from vae_lab.study.workers import EventObserver
@@ -124,12 +127,14 @@ def ui_link(report) -> str:
     return runs_link(base, report.experiment_id)
 
 
-def _print_plan_estimate(spec, data: Optional[Path], device: Optional[str], workers: int, threads: Optional[int] = None) -> None:
+def _print_plan_estimate(
+    spec, data: Optional[Path], device: Optional[str], workers: int, threads: Optional[int]
+) -> None:
     """The plan's one-line estimate before a run starts (never fatal: a run does not need it)."""
     try:
         from vae_lab.study.planner import plan_study
 
-        plan = plan_study(spec, data_path=data, device=device, workers=workers, calibrate_if_missing=True, threads=threads)
+        plan = plan_study(spec, data_path=data, device=device, workers=workers, threads=threads)
     except Exception as error:  # noqa: BLE001 - an estimate must never stop a study
         err.print(f"no estimate: {error}", style="dim", markup=False, highlight=False, soft_wrap=True)
         return

@@ -72,7 +72,8 @@ class Plan:
 
     def headline(self) -> str:
         where = self.device + (f" x {self.workers} workers" if self.workers > 1 else "")
-        text = f"plan: {self.trials} trials x <= {self.max_epochs} epochs x {self.rows_per_epoch:,} rows on {where}: about {duration(self.estimated_s)}"
+        work = f"{self.trials} trials x <= {self.max_epochs} epochs x {self.rows_per_epoch:,} rows"
+        text = f"plan: {work} on {where}: about {duration(self.estimated_s)}"
         if self.estimated_s_pruned is not None:
             low, high = self.estimated_s_pruned
             text += f" ({duration(low)} to {duration(high)} with pruning)"
@@ -107,7 +108,16 @@ def representative_points(spec: StudySpec) -> list[tuple[dict[str, Any], int]]:
     return [(p, spec.planned_trials / len(points)) for p in points]
 
 
-def plan_study(spec: StudySpec, *, data_path: Path | None = None, device: str | None = None, workers: int = 1, calibrate_if_missing: bool = True, settings: Settings | None = None, threads: int | None = None) -> Plan:
+def plan_study(
+    spec: StudySpec,
+    *,
+    data_path: Path | None = None,
+    device: str | None = None,
+    workers: int = 1,
+    calibrate_if_missing: bool = True,
+    settings: Settings | None = None,
+    threads: int | None = None,
+) -> Plan:
     """The plan of `spec` on this machine (calibrating what the cache does not know yet), each of
     `workers` workers on a CPU at the compute threads it will have (`vae_lab.threads`)."""
     from vae_lab.data import default_dataset, prepare_dataset
@@ -158,7 +168,8 @@ def plan_study(spec: StudySpec, *, data_path: Path | None = None, device: str | 
     parallel = float(min(workers, max(trials, 1)))
     if per_worker:  # more busy threads than cores: each worker runs that much slower
         parallel /= max(1.0, parallel * per_worker / available_cores())
-    fixed = STUDY_STARTUP_S + (WORKER_STARTUP_S if workers > 1 else 0) + (UMAP_FIRST_CALL_S if spec.artifacts.umap else 0)
+    fixed = STUDY_STARTUP_S + (UMAP_FIRST_CALL_S if spec.artifacts.umap else 0)
+    fixed += WORKER_STARTUP_S if workers > 1 else 0
     estimated = total_s / parallel + fixed
     plan = Plan(
         study=spec.name,
@@ -175,7 +186,9 @@ def plan_study(spec: StudySpec, *, data_path: Path | None = None, device: str | 
     )
     plan.warnings = advice(spec, plan, torch_device.type)
     if per_worker and workers * per_worker > available_cores():
-        plan.warnings.append(f"{workers} workers x {per_worker} threads exceed this machine's {available_cores()} cores: they slow each other down")
+        cores = available_cores()
+        busy = f"{workers} workers x {per_worker} threads"
+        plan.warnings.append(f"{busy} exceed the {cores} cores here: they slow each other down")
     return plan
 
 
