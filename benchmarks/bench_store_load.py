@@ -172,7 +172,9 @@ def check_stores(tracking_uri: str, storage: str) -> dict:
     import mlflow
     import optuna
 
-    study = optuna.load_study(study_name="load", storage=storage)
+    from vae_lab.study.storage import open_storage
+
+    study = optuna.load_study(study_name="load", storage=open_storage(storage))
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     points = [(t.params["latent_dim"], t.params["loss"]) for t in complete]
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)

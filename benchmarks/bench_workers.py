@@ -85,7 +85,8 @@ def main() -> None:
         results.append(result)
         print(json.dumps(result), flush=True)
     for r in results:
-        cells = [r["workers"], r["device"], r["trials"], f"{r['estimated_s']} s", f"{r['real_s']} s", f"{r['error']:+.0%}"]
+        cells = [r["workers"], r["device"], r["trials"], f"{r['estimated_s']} s", f"{r['real_s']} s"]
+        cells.append(f"{r['error']:+.0%}")
         print("| " + " | ".join(str(c) for c in cells) + f" | {r['load_before']} -> {r['load_after']} |")
     if len(results) > 1:
         first, last = results[0], results[-1]
