@@ -42,7 +42,7 @@ EPOCHS = 3
 STUDY = f"""
 name: load
 data: {{path: voxels.parquet}}
-training: {{epochs: {EPOCHS}, patience: {EPOCHS}, batch_size: 64}}
+training: {{epochs: {EPOCHS}, patience: {EPOCHS}}}
 space: {{architecture: [fc], latent_dim: [{", ".join(str(d) for d in range(2, 42))}], loss: [mse, bce]}}
 artifacts: {{pca: false, reconstructions: 0, interpolation: false, plotlyjs: cdn}}
 """
