@@ -9,6 +9,7 @@ installed, `docker compose config` checks the files' syntax as well.
 
 from __future__ import annotations
 
+import configparser
 import fnmatch
 import json
 import os
@@ -16,6 +17,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -323,6 +325,75 @@ def test_postgres_holds_both_databases():
         if script.suffix == ".sh":
             assert script.stat().st_mode & stat.S_IXUSR, f"{src} is not executable"
             subprocess.run(["sh", "-n", str(script)], check=True)
+
+
+# --- the login -------------------------------------------------------------------------------------
+
+
+def mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> source of each volume of `service`."""
+    return {str(v).split(":")[1]: str(v).split(":")[0] for v in service.get("volumes", [])}
+
+
+def test_mlflow_runs_with_its_login_and_the_admin_from_env(monkeypatch):
+    from mlflow.cli import cli as mlflow_cli
+    from mlflow.server.auth.config import read_auth_config
+
+    env = example_env()
+    mlflow = interpolated(load_yaml(COMPOSE)["services"]["mlflow"], env)
+    server = mlflow_cli.commands["server"]
+    ctx = server.make_context("server", mlflow["command"][1:], parent=click.Context(mlflow_cli, info_name="mlflow"), resilient_parsing=False)
+    assert ctx.params["app_name"] == "basic-auth"
+    menv = environment(mlflow)
+    assert menv["MLFLOW_AUTH_ADMIN_USERNAME"] == env["MLFLOW_ADMIN_USERNAME"]
+    assert menv["MLFLOW_AUTH_ADMIN_PASSWORD"] == TEST_PASSWORD and menv["MLFLOW_FLASK_SERVER_SECRET_KEY"] == TEST_PASSWORD
+
+    # The config file the server reads, as MLflow reads it: no password in it, users on a volume.
+    config_source = mounts(mlflow)[menv["MLFLOW_AUTH_CONFIG_PATH"]]
+    config_file = ROOT / config_source
+    assert config_file.is_file(), f"{config_source} does not exist"
+    parser = configparser.ConfigParser()
+    parser.read(config_file)
+    assert "admin_password" not in parser["mlflow"], f"{config_source} holds a password"
+    monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(config_file))
+    for name, value in menv.items():
+        if name.startswith("MLFLOW_AUTH_ADMIN_"):
+            monkeypatch.setenv(name, value)
+    config = read_auth_config()
+    assert config.admin_username == env["MLFLOW_ADMIN_USERNAME"] and config.admin_password == TEST_PASSWORD
+    assert config.default_permission == "READ"  # signed-in users read; writing needs a grant
+    assert config.database_uri.startswith("sqlite:////")
+    folder = str(Path(config.database_uri.removeprefix("sqlite:///")).parent)
+    assert mounts(mlflow).get(folder) in load_yaml(COMPOSE)["volumes"], "the users database is not on a named volume"
+
+
+def test_workers_sign_in_with_their_own_account_made_by_the_admin():
+    env = example_env()
+    services = interpolated(load_yaml(COMPOSE)["services"], env)
+    worker, accounts = environment(services["worker"]), services["mlflow-accounts"]
+    assert worker["MLFLOW_TRACKING_USERNAME"] == env["MLFLOW_WORKER_USERNAME"] != env["MLFLOW_ADMIN_USERNAME"]
+    assert worker["MLFLOW_TRACKING_PASSWORD"] == TEST_PASSWORD
+    assert "@" not in worker["MLFLOW_TRACKING_URI"]  # never in the URI
+    aenv = environment(accounts)
+    assert (aenv["MLFLOW_TRACKING_USERNAME"], aenv["MLFLOW_ACCOUNT_USERNAME"]) == (env["MLFLOW_ADMIN_USERNAME"], env["MLFLOW_WORKER_USERNAME"])
+    assert aenv["MLFLOW_ACCOUNT_PERMISSION"] == "EDIT"  # writes runs and models; administers nothing
+    assert aenv["MLFLOW_TRACKING_URI"] == f"http://{env['MLFLOW_ADDRESS']}"
+    script = accounts["entrypoint"] + accounts["command"]
+    assert script[0] == "python" and (ROOT / mounts(accounts)[script[1]]).is_file()
+    subprocess.run([sys.executable, "-m", "py_compile", str(ROOT / mounts(accounts)[script[1]])], check=True)
+    depends = load_yaml(COMPOSE)["services"]["worker"]["depends_on"]
+    assert depends["mlflow-accounts"]["condition"] == "service_completed_successfully"
+    assert load_yaml(COMPOSE)["services"]["mlflow-accounts"]["depends_on"]["mlflow"]["condition"] == "service_healthy"
+
+
+def test_postgres_is_local_by_default_and_checks_passwords_with_scram():
+    env = example_env()
+    postgres = interpolated(load_yaml(COMPOSE)["services"]["postgres"], env)
+    penv = environment(postgres)
+    assert penv["POSTGRES_HOST_AUTH_METHOD"] == "scram-sha-256"
+    assert "--auth-host=scram-sha-256" in penv["POSTGRES_INITDB_ARGS"]
+    assert all(str(port).startswith("127.0.0.1:") for port in postgres["ports"])
+    assert interpolated(environment(load_yaml(COMPOSE)["services"]["worker"]), env)["PGSSLMODE"] == "prefer"
 
 
 # --- scaling ---------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -45,14 +46,13 @@ def stop_postgres(data: Path) -> None:
 def postgres(tmp_path_factory):
     if not shutil.which("initdb") or not shutil.which("pg_ctl"):
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    root = tmp_path_factory.mktemp("pg")
+    # Not under pytest's basetemp: another pytest run may chmod /tmp/pytest-of-<user> back to
+    # 0700 at any time, and the postgres user would lose its way to the cluster mid-test.
+    root = Path(tempfile.mkdtemp(prefix="vae-lab-pg-"))
     data = root / "data"
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
         os.chmod(root, 0o755)
-        for parent in root.parents:  # the postgres user must reach its data folder
-            if str(parent).startswith(("/tmp", str(tmp_path_factory.getbasetemp()))):
-                os.chmod(parent, os.stat(parent).st_mode | 0o755)
     port = free_port()
     as_postgres("initdb", "-D", str(data), "--auth=trust", "-U", "postgres")
     as_postgres("pg_ctl", "-D", str(data), "-l", str(root / "log"), "-w", "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start")
@@ -62,21 +62,55 @@ def postgres(tmp_path_factory):
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}"
     finally:
         stop_postgres(data)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# The accounts of the login, as docker-compose.yml makes them: an admin from the environment, the
+# workers' account (EDIT) and, here, a read-only one, made by docker/mlflow-accounts.py.
+ADMIN = ("admin", "Admin-pw-for-the-test-1")
+WORKER = ("worker", "Worker-pw-for-the-test-2")
+READER = ("reader", "Reader-pw-for-the-test-3")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def signed_in(account: tuple[str, str]) -> dict[str, str]:
+    return {"MLFLOW_TRACKING_USERNAME": account[0], "MLFLOW_TRACKING_PASSWORD": account[1]}
+
+
+def make_account(url: str, account: tuple[str, str], permission: str) -> None:
+    env = os.environ | signed_in(ADMIN) | {"MLFLOW_TRACKING_URI": url, "MLFLOW_ACCOUNT_USERNAME": account[0], "MLFLOW_ACCOUNT_PASSWORD": account[1], "MLFLOW_ACCOUNT_PERMISSION": permission}
+    python = str(Path(VAE_LAB).with_name("python"))
+    done = subprocess.run([python, str(ROOT / "docker" / "mlflow-accounts.py")], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.fixture
-def mlflow_server(postgres, tmp_path):
+def mlflow_server(postgres, tmp_path, monkeypatch):
+    """`mlflow server --app-name basic-auth` on PostgreSQL, as docker-compose.yml runs it; this
+    process (and the workers it starts) signs in with the workers' account."""
     port = free_port()
-    env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    config = tmp_path / "auth.ini"
+    config.write_text((ROOT / "docker" / "mlflow-auth.ini").read_text().replace("sqlite:////mlauth/", f"sqlite:///{tmp_path}/"))
+    env = os.environ | {
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0],
+        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "a-key-for-the-test-only",
+    }
     python = str(Path(VAE_LAB).with_name("python"))
     server = subprocess.Popen(
-        [python, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--backend-store-uri", f"{postgres}/mlflow",
-         "--artifacts-destination", str(tmp_path / "artifacts"), "--serve-artifacts"],
+        [python, "-m", "mlflow", "server", "--app-name", "basic-auth", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"{postgres}/mlflow", "--artifacts-destination", str(tmp_path / "artifacts"), "--serve-artifacts"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_mlflow(url)
+        wait_for_mlflow(url, seconds=400)  # the login app's start is slow on a busy 2-core machine
+        make_account(url, WORKER, "EDIT")
+        make_account(url, READER, "READ")
+        for name, value in signed_in(WORKER).items():
+            monkeypatch.setenv(name, value)
         yield url
     finally:
         server.terminate()
@@ -135,3 +169,75 @@ def test_three_workers_on_postgres_and_a_tracking_server_survive_a_sigkill(lab, 
 
     result = json.loads(subprocess.run([VAE_LAB, "evaluate", "shared", "--json"], cwd=lab, capture_output=True, text=True, check=True).stdout)
     assert result["rows"] > 0 and 0.0 <= result["metrics"]["test_f1"] <= 1.0
+
+
+LOCKED_STUDY = """
+name: locked
+data: {path: voxels.parquet}
+training: {epochs: 1}
+space: {architecture: [fc], latent_dim: [2, 3]}
+artifacts: {pca: true, reconstructions: 0, interpolation: false, plotlyjs: cdn}
+"""
+
+
+def stores_snapshot(postgres: str, url: str) -> dict:
+    """Everything a study writes: its Optuna trials and every MLflow experiment, run and version."""
+    studies = optuna.get_all_study_summaries(storage=f"{postgres}/optuna")
+    trials = {s.study_name: [(t.number, t.state.name) for t in optuna.load_study(study_name=s.study_name, storage=f"{postgres}/optuna").trials] for s in studies}
+    client = mlflow.MlflowClient(tracking_uri=url, registry_uri=url)
+    experiments = client.search_experiments()
+    runs = sorted((r.info.run_id, r.info.status) for r in client.search_runs([e.experiment_id for e in experiments]))
+    versions = sorted((v.name, v.version) for v in client.search_model_versions())
+    return {"trials": trials, "experiments": sorted(e.name for e in experiments), "runs": runs, "versions": versions}
+
+
+def test_only_the_workers_account_writes_to_a_server_with_a_login(lab, postgres, mlflow_server, monkeypatch):
+    """With the workers' account a study runs; without credentials, with a wrong password or as a
+    read-only user the same study stops in one line and neither store changes; an anonymous
+    HTTP client is refused by the REST API and the artifact routes."""
+    import requests
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.setenv("VAE_LAB_OPTUNA_STORAGE", f"{postgres}/optuna")
+    get_settings.cache_clear()
+    write_dataset(synthesize(rows=800, seed=3), lab / "voxels.parquet")
+    (lab / "studies" / "locked.yaml").write_text(LOCKED_STUDY)
+    first = subprocess.run([VAE_LAB, "study", "run", "locked", "--n-trials", "1", "--json"], cwd=lab, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+
+    for name, value in signed_in(ADMIN).items():  # the snapshot sees everything
+        monkeypatch.setenv(name, value)
+    before = stores_snapshot(postgres, mlflow_server)
+    assert len(before["trials"]["locked"]) == 1 and before["runs"]
+    without = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+    attempts = {
+        "no credentials": (without | {"NETRC": "/nonexistent"}, "wants a login and none was given (HTTP 401)"),
+        "wrong password": (without | signed_in((WORKER[0], "not-" + WORKER[1])), "refused the credentials of user 'worker' (HTTP 401)"),
+        "read-only user": (without | signed_in(READER), "would not allow user 'reader' to write runs to experiment 'locked' (HTTP 403"),
+    }
+    for attempt, (env, said) in attempts.items():
+        done = subprocess.run([VAE_LAB, "study", "run", "locked"], cwd=lab, env=env, capture_output=True, text=True, timeout=600)
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert done.returncode == 2, f"{attempt}: exit {done.returncode}\n{done.stderr[-2000:]}"
+        assert len(lines) == 1 and said in lines[0], f"{attempt}: {done.stderr}"
+        assert WORKER[1] not in done.stderr and READER[1] not in done.stderr
+    assert stores_snapshot(postgres, mlflow_server) == before
+
+    client = mlflow.MlflowClient(tracking_uri=mlflow_server)
+    experiment_id = client.get_experiment_by_name("locked").experiment_id
+    run_id = client.search_runs([experiment_id], "tags.trial = '0'")[0].info.run_id
+    artifact = "latents_pca.html"
+    assert artifact in {a.path for a in client.list_artifacts(run_id)}  # the admin may read it
+    anonymous = requests.Session()
+    anonymous.trust_env = False  # no netrc, no proxy: a stranger on the network
+    for path, params in (
+        ("/api/2.0/mlflow/experiments/search", {"max_results": 1}),
+        ("/api/2.0/mlflow/runs/get", {"run_id": run_id}),
+        ("/get-artifact", {"path": artifact, "run_id": run_id}),
+        (f"/api/2.0/mlflow-artifacts/artifacts/{experiment_id}/{run_id}/artifacts/{artifact}", {}),
+        ("/ajax-api/2.0/mlflow/registered-models/search", {}),
+    ):
+        answer = anonymous.get(f"{mlflow_server}{path}", params=params, timeout=30)
+        assert answer.status_code == 401, (path, answer.status_code)
+    worker = requests.get(f"{mlflow_server}/api/2.0/mlflow/users/current", auth=WORKER, timeout=30).json()["user"]
+    assert worker["username"] == WORKER[0] and worker["is_admin"] is False

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -134,3 +135,65 @@ def test_no_password_is_printed_logged_or_stored(postgres, tmp_path):
     assert (lab / "mlruns").is_dir() and any((lab / "mlruns").rglob("*.html")), "the study logged no artifacts to grep"
     assert any((lab / ".vae-lab" / "cache").rglob("*.npz")), "the study cached no dataset to grep"
     assert not leaks, "the password leaked into: " + "; ".join(leaks)
+
+
+def test_no_mlflow_login_is_printed_logged_or_stored(postgres, tmp_path):
+    """The same with an MLflow server that has a login: the workers' password (given only as
+    MLFLOW_TRACKING_PASSWORD) is in no output, no database, no artifact and no lab file."""
+    from tests.conftest import wait_for_mlflow
+    from tests.test_distributed import ADMIN, ROOT, WORKER, make_account, signed_in
+
+    url, socket_dir, port = postgres
+    as_postgres("createdb", "-h", str(socket_dir), "-p", str(port), "-U", ROLE, "served")
+    served = tmp_path / "server"
+    served.mkdir()
+    config = served / "auth.ini"
+    config.write_text((ROOT / "docker" / "mlflow-auth.ini").read_text().replace("sqlite:////mlauth/", f"sqlite:///{served}/"))
+    server_env = os.environ | {
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0],
+        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "a-key-for-the-test-only",
+    }
+    server_port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth", "--host", "127.0.0.1",
+         "--port", str(server_port), "--backend-store-uri", f"{url}/served",
+         "--artifacts-destination", str(served / "artifacts"), "--serve-artifacts"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=server_env,
+    )
+    server_url = f"http://127.0.0.1:{server_port}"
+    try:
+        wait_for_mlflow(server_url, seconds=400)
+        make_account(server_url, WORKER, "EDIT")
+        lab = tmp_path / "lab"
+        (lab / "studies").mkdir(parents=True)
+        (lab / "studies" / "served.yaml").write_text(STUDY.replace("name: secret", "name: served"))
+        write_dataset(synthesize(rows=1500, seed=1), lab / "voxels.parquet")
+        env = lab_env(lab, MLFLOW_TRACKING_URI=server_url, VAE_LAB_OPTUNA_STORAGE=f"{url}/optuna") | signed_in(WORKER)
+        outputs = {}
+        for args, code in (
+            (["study", "run", "served"], 0),
+            (["study", "status", "served", "--json"], 0),
+            (["registry", "show", "served", "--json"], 0),
+            (["evaluate", "served", "--json"], 0),
+            (["study", "plan", "served"], 0),
+            (["ui", "--json"], 0),
+        ):
+            result = run_vae_lab(args, cwd=lab, env=env, timeout=600)
+            outputs[" ".join(args)] = result.stdout + result.stderr
+            assert result.returncode == code, f"vae-lab {' '.join(args)}: exit {result.returncode}\n{result.stderr[-3000:]}"
+        wrong = run_vae_lab(["study", "run", "served"], cwd=lab, env=env | {"MLFLOW_TRACKING_PASSWORD": "not-" + WORKER[1]})
+        assert wrong.returncode == 2 and "HTTP 401" in wrong.stderr, wrong.stderr
+        outputs["study run with a wrong password"] = wrong.stdout + wrong.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+    for secret in (WORKER[1], ADMIN[1]):
+        leaks = [f"output of `vae-lab {command}`" for command, text in outputs.items() if secret in text]
+        leaks += [f"pg_dump of {db}" for db in ("optuna", "served") if secret in pg_dump(socket_dir, port, db)]
+        leaks += files_holding(lab, secret) + files_holding(served / "artifacts", secret)
+        assert not leaks, "an MLflow password leaked into: " + "; ".join(leaks)
+    assert any((served / "artifacts").rglob("*.html")), "the study logged no artifacts to grep"

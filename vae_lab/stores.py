@@ -13,6 +13,7 @@ import importlib.util
 import os
 import socket
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from vae_lab.config import Settings, is_database_uri, mask_uri, uri_scheme
@@ -23,20 +24,29 @@ READ_TIMEOUT_S = 12
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-def check_stores(settings: Settings, *, optuna: bool = True, tracking: bool = True) -> None:
-    """Raise a VaeLabError if a store is unreachable or unusable; change nothing."""
+def check_stores(
+    settings: Settings,
+    *,
+    optuna: bool = True,
+    tracking: bool = True,
+    experiment: str | None = None,
+    model: str | None = None,
+) -> None:
+    """Raise a VaeLabError if a store is unreachable or unusable; change nothing. With `experiment`
+    (and `model`, the registered model, by default the same name), a tracking server with logins
+    must also let this user write them."""
     if tracking:
-        check_tracking_store(settings)
+        check_tracking_store(settings, experiment, model)
     if optuna:
         check_optuna_storage(settings.optuna_storage)
 
 
-def check_tracking_store(settings: Settings) -> None:
+def check_tracking_store(settings: Settings, experiment: str | None = None, model: str | None = None) -> None:
     uri = settings.mlflow_tracking_uri
     where = f"MLflow tracking store {mask_uri(uri)}"
     scheme = uri_scheme(uri)
     if scheme in ("http", "https"):
-        _check_server(uri, where)
+        _check_server(uri, where, experiment, model)
     elif scheme == "sqlite":
         _check_sqlite(_sqlite_path(uri), where)
     elif is_database_uri(uri):
@@ -129,31 +139,92 @@ def _database_reason(error: Exception) -> str:
     return mask_uri(first)[:160]
 
 
-def _check_server(uri: str, where: str) -> None:
-    """An MLflow tracking server: it must answer its REST API with the credentials given."""
+def _check_server(uri: str, where: str, experiment: str | None = None, model: str | None = None) -> None:
+    """An MLflow tracking server: it must answer its REST API with the credentials given and, when
+    it has MLflow's login (`--app-name basic-auth`), let this user write `experiment` and `model`."""
     import requests
 
     parts = urlsplit(uri)
-    auth = None
-    if parts.username or os.environ.get("MLFLOW_TRACKING_USERNAME"):
-        auth = (parts.username or os.environ.get("MLFLOW_TRACKING_USERNAME", ""), parts.password or os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
-    headers = {"Authorization": f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"} if os.environ.get("MLFLOW_TRACKING_TOKEN") else {}
-    netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
-    base = f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+    if parts.username or parts.password:
+        said = "holds a user name or password, which MLflow would show and log with the URI"
+        raise VaeLabError(where, said, f"remove it from MLFLOW_TRACKING_URI and {LOGIN_FIX}")
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    # With no user set, requests (like MLflow's client) falls back to a netrc entry for the host.
+    auth = (user, os.environ.get("MLFLOW_TRACKING_PASSWORD", "")) if user else None
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    base = uri.rstrip("/")
+
+    def get(path: str, **params: str) -> Any:
+        timeout = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
+        return requests.get(f"{base}{path}", params=params, auth=auth, headers=headers, timeout=timeout)
+
+    start_it = "start the server (docker compose up -d mlflow) or fix MLFLOW_TRACKING_URI"
     try:
-        response = requests.get(f"{base}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, auth=auth, headers=headers, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
+        _check_answer(get("/api/2.0/mlflow/experiments/search", max_results="1"), where, parts.hostname or "", user)
+        if experiment is not None:
+            _check_write_permission(get, where, user, experiment, model or experiment)
     except requests.exceptions.ConnectTimeout:
-        raise VaeLabError(where, f"does not answer (no connection within {CONNECT_TIMEOUT_S} s)", "start the server (docker compose up -d mlflow) or fix MLFLOW_TRACKING_URI") from None
+        raise VaeLabError(where, f"is not answering (no connection within {CONNECT_TIMEOUT_S} s)", start_it) from None
     except requests.exceptions.ReadTimeout:
-        raise VaeLabError(where, f"accepted the connection but sent no answer within {READ_TIMEOUT_S} s", "check that an MLflow server runs there") from None
+        said = f"accepted the connection but sent no answer within {READ_TIMEOUT_S} s"
+        raise VaeLabError(where, said, "check that an MLflow server runs there") from None
     except requests.exceptions.SSLError:
         raise VaeLabError(where, "TLS handshake failed", "check the certificate, or use http:// if the server has no TLS") from None
     except requests.exceptions.ConnectionError as error:
-        reason = "unknown host" if isinstance(getattr(error.args[0], "reason", None), socket.gaierror) or "Name or service not known" in str(error) else "connection refused"
-        raise VaeLabError(where, f"is not answering ({reason})", "start the server (docker compose up -d mlflow) or fix MLFLOW_TRACKING_URI") from None
+        reason = getattr(error.args[0], "reason", None) if error.args else None
+        unknown = isinstance(reason, socket.gaierror) or "Name or service not known" in str(error)
+        said = f"is not answering ({'unknown host' if unknown else 'connection refused'})"
+        raise VaeLabError(where, said, start_it) from None
+
+
+LOGIN_FIX = "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or a netrc entry for the host)"
+WRITERS = ("EDIT", "MANAGE")
+
+
+def _check_answer(response: Any, where: str, host: str, user: str | None) -> None:
     if response.status_code == 403 and "host" in response.text.lower():
-        raise VaeLabError(where, f"refused the host name {parts.hostname!r} (MLflow's DNS-rebinding guard)", "start the server with --allowed-hosts naming it (MLFLOW_ALLOWED_HOSTS in docker compose)")
-    if response.status_code in (401, 403):
-        raise VaeLabError(where, f"rejected the credentials (HTTP {response.status_code})", "set MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) to an account of the server")
+        said = f"refused the host name {host!r} (MLflow's DNS-rebinding guard)"
+        fix = "start the server with --allowed-hosts naming it (MLFLOW_ALLOWED_HOSTS in docker compose)"
+        raise VaeLabError(where, said, fix)
+    if response.status_code == 401 and user:
+        said = f"refused the credentials of user {user!r} (HTTP 401)"
+        raise VaeLabError(where, said, "check MLFLOW_TRACKING_PASSWORD (or the netrc entry) for that user")
+    if response.status_code == 401:
+        said = "wants a login and none was given (HTTP 401)"
+        raise VaeLabError(where, said, f"{LOGIN_FIX}, an account of the server")
+    if response.status_code == 403:
+        said = f"does not allow user {user or '(netrc)'!r} to read experiments (HTTP 403)"
+        raise VaeLabError(where, said, "ask the server's admin for a worker account (READ and EDIT)")
     if response.status_code != 200 or "json" not in response.headers.get("Content-Type", ""):
-        raise VaeLabError(where, f"answered HTTP {response.status_code}, not like an MLflow tracking server", "check the URL (host, port and path)")
+        said = f"answered HTTP {response.status_code}, not like an MLflow tracking server"
+        raise VaeLabError(where, said, "check the URL (host, port and path)")
+
+
+def _check_write_permission(get: Any, where: str, user: str | None, experiment: str, model: str) -> None:
+    """Refuse up front what the server would refuse (HTTP 403) after a study had started writing.
+
+    Only reads: who this user is, and their effective permission on the study's experiment and
+    registered model where those exist (any user may create new ones: MLflow's rule when its
+    workspaces are off)."""
+    me = get("/api/2.0/mlflow/users/current")
+    if me.status_code == 404:  # a server without MLflow's login: everyone may write
+        return
+    _check_answer(me, where, "", user)
+    account = me.json().get("user", {})
+    if account.get("is_admin"):
+        return
+    name = account.get("username", "")
+    targets = []
+    found = get("/api/2.0/mlflow/experiments/get-by-name", experiment_name=experiment)
+    if found.status_code == 200:
+        experiment_id = found.json()["experiment"]["experiment_id"]
+        targets.append(("experiment", experiment_id, f"experiment {experiment!r}", "write runs to"))
+    if get("/api/2.0/mlflow/registered-models/get", name=model).status_code == 200:
+        targets.append(("registered_model", model, f"registered model {model!r}", "register versions of"))
+    for kind, key, named, act in targets:
+        answer = get("/api/3.0/mlflow/users/permissions/get", username=name, resource_type=kind, resource_id=key)
+        permission = answer.json().get("permission", "?") if answer.status_code == 200 else f"HTTP {answer.status_code}"
+        if permission not in WRITERS:
+            said = f"would not allow user {name!r} to {act} {named} (HTTP 403: it may only {permission})"
+            raise VaeLabError(where, said, f"use a worker account, or have the admin grant it EDIT on {named}")

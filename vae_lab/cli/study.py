@@ -42,6 +42,10 @@ def trials_table(trials: list[dict[str, Any]], title: str, best: int | None) -> 
 
 
 DeviceOption = Annotated[Optional[str], typer.Option("--device", help="auto (CUDA if there is one), cpu, cuda or cuda:N; overrides the study's training.device.")]
+ThreadsOption = Annotated[
+    Optional[int],
+    typer.Option("--threads", min=1, max=256, help="Compute threads of each worker (default: the cores shared out)."),
+]
 
 
 @app.command("run")
@@ -53,6 +57,7 @@ def run(
     name: Annotated[Optional[str], typer.Option("--name", help="Run under another name: a separate study, experiment and registered model.")] = None,
     device: DeviceOption = None,
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes on this machine (one GPU each when there are several).")] = 1,
+    threads: ThreadsOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run a study, or resume it: trials already finished are kept and a grid is never restarted.
@@ -73,7 +78,7 @@ def run(
     from vae_lab.study.execution.admission import admit
 
     admission = admit(spec, data_path=data, device=device, where=str(path))
-    _print_plan_estimate(spec, data, device, workers)
+    _print_plan_estimate(spec, data, device, workers, threads)
     from vae_lab.study.execution import interrupts
 
     interrupts.install()  # Ctrl-C or SIGTERM: finish cleanly; a second one: stop at once
@@ -82,11 +87,15 @@ def run(
             if workers > 1:
                 from vae_lab.study.execution.workers import run_study_workers
 
-                report = run_study_workers(spec, workers, sink=progress, n_trials=n_trials, device=device, admission=admission)
+                report = run_study_workers(
+                    spec, workers, sink=progress, n_trials=n_trials, device=device, admission=admission, threads=threads
+                )
             else:
                 from vae_lab.study.execution.events import EventObserver
                 from vae_lab.study.execution.run import run_study
+                from vae_lab.threads import apply_threads, worker_threads
 
+                apply_threads(worker_threads(1, threads))
                 report = run_study(spec, n_trials=n_trials, observer=EventObserver(progress), admission=admission)
     except KeyboardInterrupt:
         err.print(f"interrupted: finished trials are kept; `{command_name()} study run {study}` resumes")
@@ -117,12 +126,14 @@ def ui_link(report) -> str:
     return runs_link(base, report.experiment_id)
 
 
-def _print_plan_estimate(spec, data: Optional[Path], device: Optional[str], workers: int) -> None:
+def _print_plan_estimate(
+    spec, data: Optional[Path], device: Optional[str], workers: int, threads: Optional[int]
+) -> None:
     """The plan's one-line estimate before a run starts (never fatal: a run does not need it)."""
     try:
         from vae_lab.study.design.planner import plan_study
 
-        plan = plan_study(spec, data_path=data, device=device, workers=workers, calibrate_if_missing=True)
+        plan = plan_study(spec, data_path=data, device=device, workers=workers, threads=threads)
     except Exception as error:  # noqa: BLE001 - an estimate must never stop a study
         err.print(f"no estimate: {error}", style="dim", markup=False, highlight=False, soft_wrap=True)
         return
@@ -174,6 +185,7 @@ def plan(
     data: Annotated[Optional[Path], typer.Option("--data", help="Dataset file, overriding the study's and VAE_LAB_DATA.")] = None,
     device: DeviceOption = None,
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes the run would use.")] = 1,
+    threads: ThreadsOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """What a study will cost here, before it spends anything: trials, epochs, rows, FLOPs per
@@ -186,7 +198,7 @@ def plan(
     if device:
         check_device_spec(device, "--device")
     with err.status(f"calibrating {spec.name} on this machine (cached after the first time)"):
-        result = plan_study(spec, data_path=data, device=device, workers=workers)
+        result = plan_study(spec, data_path=data, device=device, workers=workers, threads=threads)
     if as_json:
         emit_json(result.to_dict())
         return

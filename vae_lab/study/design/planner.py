@@ -10,6 +10,7 @@ to "it stops none". A plan longer than a working day comes with what would fit.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ TRIAL_OVERHEAD_S = 2.0
 STUDY_STARTUP_S = 10.0
 UMAP_FIRST_CALL_S = 25.0  # numba compiles UMAP once per process
 UMAP_PER_TRIAL_S = 4.0
+# Each `--workers` process is a fresh interpreter: imports and opening the stores again.
+WORKER_STARTUP_S = 6.0
 
 
 @dataclass
@@ -68,8 +71,9 @@ class Plan:
         return document
 
     def headline(self) -> str:
-        size = f"{self.trials} trials x <= {self.max_epochs} epochs x {self.rows_per_epoch:,} rows"
-        text = f"plan: {size} on {self.device}: about {duration(self.estimated_s)}"
+        where = self.device + (f" x {self.workers} workers" if self.workers > 1 else "")
+        work = f"{self.trials} trials x <= {self.max_epochs} epochs x {self.rows_per_epoch:,} rows"
+        text = f"plan: {work} on {where}: about {duration(self.estimated_s)}"
         if self.estimated_s_pruned is not None:
             low, high = self.estimated_s_pruned
             text += f" ({duration(low)} to {duration(high)} with pruning)"
@@ -112,12 +116,15 @@ def plan_study(
     workers: int = 1,
     calibrate_if_missing: bool = True,
     settings: Settings | None = None,
+    threads: int | None = None,
 ) -> Plan:
-    """The plan of `spec` on this machine (calibrating what the cache does not know yet)."""
+    """The plan of `spec` on this machine (calibrating what the cache does not know yet), each of
+    `workers` workers on a CPU at the compute threads it will have (`vae_lab.threads`)."""
     from vae_lab.data import default_dataset, prepare_dataset
     from vae_lab.data.sparse import max_occupied
     from vae_lab.models import build_model
     from vae_lab.models.flops import forward_flops_per_sample, training_flops_per_sample
+    from vae_lab.threads import available_cores, using_threads, worker_threads
     from vae_lab.training.calibrate import CalibrationCache, config_key, machine_key, measure_throughput
 
     settings = settings or get_settings()
@@ -133,49 +140,45 @@ def plan_study(
     train_rows, val_rows = len(data.train), len(data.val)
     max_points = max(1, max_occupied(data.train.grids), max_occupied(data.val.grids), max_occupied(data.test.grids))
     cache = CalibrationCache(Path(settings.cache_dir) / "calibration.json")
-    machine = machine_key(torch_device)
-    names = [name for name, _ in spec.space.items()]
-    costs: dict[str, ConfigCost] = {}
-    total_s = total_flops = trials = 0.0
-    for raw, count in representative_points(spec):
-        chosen = resolve(raw, names)
-        model_config, train_config = build_configs(chosen, spec, data.grid, max_points, seed=spec.training.seed)
-        key = config_key(model_config, train_config, runtime)
-        if key not in costs:
-            throughput = cache.get(machine, key)
-            if throughput is None:
-                if not calibrate_if_missing:
-                    raise LookupError(f"no calibration for {key}")
-                throughput = measure_throughput(model_config, train_config, runtime, data.train.grids)
-                cache.put(machine, key, throughput)
-            model = build_model(model_config)
-            flops = training_flops_per_sample(model) * train_rows + forward_flops_per_sample(model) * val_rows
-            costs[key] = ConfigCost(
-                model_config.architecture,
-                model_config.output,
-                train_config.loss,
-                train_config.batch_size,
-                0,
-                flops / max(train_rows, 1),
-                throughput.train_samples_per_s,
-                throughput.val_samples_per_s,
-                throughput.epoch_s(train_rows, val_rows),
-            )
-        cost = costs[key]
-        cost.trials += count
-        trial_s = (
-            spec.training.epochs * cost.epoch_s + TRIAL_OVERHEAD_S + (UMAP_PER_TRIAL_S if spec.artifacts.umap else 0)
-        )
-        total_s += count * trial_s
-        total_flops += count * spec.training.epochs * (cost.flops_per_sample * train_rows)
-        trials += count
+    per_worker = worker_threads(workers, threads) if torch_device.type == "cpu" else None
+    measuring = contextlib.ExitStack()
+    if per_worker:
+        measuring.enter_context(using_threads(per_worker))  # calibrate as each worker will run
+    with measuring:
+        machine, device_name = machine_key(torch_device), describe(torch_device)
+        names = [name for name, _ in spec.space.items()]
+        costs: dict[str, ConfigCost] = {}
+        total_s = total_flops = trials = 0.0
+        for raw, count in representative_points(spec):
+            chosen = resolve(raw, names)
+            model_config, train_config = build_configs(chosen, spec, data.grid, max_points, seed=spec.training.seed)
+            key = config_key(model_config, train_config, runtime)
+            if key not in costs:
+                throughput = cache.get(machine, key)
+                if throughput is None:
+                    if not calibrate_if_missing:
+                        raise LookupError(f"no calibration for {key}")
+                    throughput = measure_throughput(model_config, train_config, runtime, data.train.grids)
+                    cache.put(machine, key, throughput)
+                model = build_model(model_config)
+                flops = training_flops_per_sample(model) * train_rows + forward_flops_per_sample(model) * val_rows
+                costs[key] = ConfigCost(model_config.architecture, model_config.output, train_config.loss, train_config.batch_size, 0, flops / max(train_rows, 1), throughput.train_samples_per_s, throughput.val_samples_per_s, throughput.epoch_s(train_rows, val_rows))
+            cost = costs[key]
+            cost.trials += count
+            trial_s = spec.training.epochs * cost.epoch_s + TRIAL_OVERHEAD_S + (UMAP_PER_TRIAL_S if spec.artifacts.umap else 0)
+            total_s += count * trial_s
+            total_flops += count * spec.training.epochs * (cost.flops_per_sample * train_rows)
+            trials += count
     trials = int(round(trials))
-    parallel = min(workers, max(trials, 1)) if torch_device.type == "cuda" else 1
+    parallel = float(min(workers, max(trials, 1)))
+    if per_worker:  # more busy threads than cores: each worker runs that much slower
+        parallel /= max(1.0, parallel * per_worker / available_cores())
     fixed = STUDY_STARTUP_S + (UMAP_FIRST_CALL_S if spec.artifacts.umap else 0)
+    fixed += WORKER_STARTUP_S if workers > 1 else 0
     estimated = total_s / parallel + fixed
     plan = Plan(
         study=spec.name,
-        device=describe(torch_device),
+        device=device_name,
         workers=workers,
         trials=trials,
         max_epochs=spec.training.epochs,
@@ -187,11 +190,10 @@ def plan_study(
         configs=list(costs.values()),
     )
     plan.warnings = advice(spec, plan, torch_device.type)
-    if workers > 1 and torch_device.type == "cpu":
-        plan.warnings.append(
-            f"{workers} workers share this machine's {_cores()} CPU cores: "
-            "expect no speed-up over one worker on the CPU"
-        )
+    if per_worker and workers * per_worker > available_cores():
+        cores = available_cores()
+        busy = f"{workers} workers x {per_worker} threads"
+        plan.warnings.append(f"{busy} exceed the {cores} cores here: they slow each other down")
     return plan
 
 
@@ -247,8 +249,3 @@ def advice(spec: StudySpec, plan: Plan, device_type: str) -> list[str]:
         hints.append("a GPU (--device cuda): the deep families run 100-1000x faster there")
     return [f"this plan runs past a working day ({duration(plan.estimated_s)}); what would fit: " + "; ".join(hints)]
 
-
-def _cores() -> int:
-    import os
-
-    return os.cpu_count() or 1

@@ -52,7 +52,7 @@ def admit(
     """Every check `run_study` makes before it writes anything (a VaeLabError for the first one
     that fails)."""
     settings = settings or get_settings()
-    check_stores(settings)
+    check_stores(settings, experiment=spec.name, model=spec.model_name)
     data = prepare_study_data(spec, data_path, settings, where)
     torch_device = resolve_device(
         device or spec.training.device, where="--device" if device else f"{where}: training.device"

@@ -32,6 +32,7 @@ from vae_lab.study.execution.events import EventObserver, ProgressSink, QueueSin
 from vae_lab.study.execution.run import WorkerOptions, run_study
 from vae_lab.study.execution.session import StudyReport, StudySession
 from vae_lab.study.trial.provenance import RunTag
+from vae_lab.threads import apply_threads, thread_environment, worker_threads
 
 
 def split_budget(total: int | None, workers: int) -> list[int | None]:
@@ -50,8 +51,10 @@ def _worker_main(
     device: str,
     events: Any,
     where: str,
+    threads: int = 1,
 ) -> None:
     """Entry point of a worker process (spawned: a fresh interpreter, its own CUDA context)."""
+    apply_threads(threads)
     interrupts.install()
     sink = QueueSink(events)
     try:
@@ -89,8 +92,10 @@ def run_study_workers(
     where: str = "study",
     device: str | None = None,
     admission: Admission | None = None,
+    threads: int | None = None,
 ) -> StudyReport:
-    """Run `spec` with `workers` processes on this machine; returns the study's report."""
+    """Run `spec` with `workers` processes on this machine (`threads` compute threads each, or a
+    share of the cores); returns the study's report."""
     if admission is None:
         admission = admit(spec, data_path=data_path, device=device, where=where, settings=settings)
     spec, device_spec = admission.spec, device or admission.spec.training.device
@@ -101,7 +106,8 @@ def run_study_workers(
         parent_run_id = session.start_invocation({RunTag.WORKERS: workers})
         data_source = admission.data.source
         codes, interrupted = _run_processes(
-            spec, workers, n_trials, data_source, parent_run_id, device_spec, sink, admission.where
+            spec, workers, n_trials, data_source, parent_run_id, device_spec, sink, admission.where,
+            worker_threads(workers, threads),
         )
         session.reap()
         died = sum(code < 0 for code in codes)
@@ -128,6 +134,7 @@ def _run_processes(
     device: str,
     sink: ProgressSink,
     where: str,
+    threads: int = 1,
 ) -> tuple[list[int], bool]:
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
@@ -144,14 +151,16 @@ def _run_processes(
                 worker_device(device, i),
                 events,
                 where,
+                threads,
             ),
             name=f"vae-lab-worker-{i}",
         )
         for i in range(workers)
         if budgets[i] is None or budgets[i] > 0
     }
-    for process in processes.values():
-        process.start()
+    with thread_environment(threads):  # sized before torch starts in the spawned interpreter
+        for process in processes.values():
+            process.start()
     interrupted = False
     reported: set[int] = set()
     deadline = None

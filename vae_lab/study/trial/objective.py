@@ -132,6 +132,7 @@ class TrialObjective:
                 RunTag.ARCHITECTURE: model_config.architecture,
                 RunTag.OPTUNA_STUDY: trial.study.study_name,
                 RunTag.DEVICE: str(setup.device),
+                RunTag.COMPUTE_THREADS: torch.get_num_threads(),
             },
             params=_run_params(model_config, train_config, spec),
         )

@@ -60,6 +60,7 @@ class RunTag:
     ARCHITECTURE = "architecture"
     OPTUNA_STUDY = "optuna_study"
     DEVICE = "device"
+    COMPUTE_THREADS = "compute_threads"  # torch's intra-op threads in the trial's process
     PARAMETERS = "parameters"
     KIND = "kind"
     SAMPLER = "sampler"
