@@ -177,7 +177,7 @@ def test_pose_invariance_is_zero_for_a_pose_free_latent_and_not_for_one_that_tur
 def test_pose_invariance_is_a_trial_metric_an_objective_can_minimise(tmp_path: Path):
     from vae_lab.choices import direction_of
     from vae_lab.models import build_model
-    from vae_lab.study.spec import load_study_spec
+    from vae_lab.study.design.spec import load_study_spec
 
     grids = sparse_grids(40, edge=5, seed=1, max_cells=3)
     data = TensorData.from_arrays(grids, (grids.reshape(40, -1) > 0).sum(1) % 2)
