@@ -22,7 +22,7 @@ from mlflow.exceptions import MlflowException
 
 from vae_lab.config import Settings, is_database_uri
 from vae_lab.data.reference import SPLIT_CONTEXT, DataRef
-from vae_lab.tracking.plotly_html import PlotlyAssets, figure_html
+from vae_lab.tracking.plotly_html import PageParts, PlotlyAssets, figure_html
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -133,9 +133,10 @@ class Tracker:
             path = self.client.download_artifacts(run_id, artifact_file, folder)
             return Path(path).read_text()
 
-    def log_figure(self, run_id: str, figure: "go.Figure", artifact_file: str, assets: PlotlyAssets) -> None:
-        """A plotly figure as an HTML artifact that opens interactively in the MLflow UI."""
-        self.client.log_text(run_id, figure_html(figure, assets, title=artifact_file), artifact_file)
+    def log_figure(self, run_id: str, figure: "go.Figure", artifact_file: str, assets: PlotlyAssets, parts: PageParts | None = None) -> None:
+        """A plotly figure as an HTML artifact that opens interactively in the MLflow UI
+        (with `parts`: the page around it, e.g. the latent explorer's side panel)."""
+        self.client.log_text(run_id, figure_html(figure, assets, title=artifact_file, parts=parts), artifact_file)
 
     def log_plotly_library(self, run_id: str) -> None:
         """The one copy of plotly.js that the run's (and its children's) figures load."""
