@@ -128,7 +128,7 @@ def test_a_trial_run_shows_its_val_f1_chart(served, browser):
     browser.wait(by_xpath("//*[normalize-space()='trial-000-fc']"), "the trial run's page")
     search = browser.wait(by_xpath("//input[@placeholder='Search metric charts']"), "the metric chart search box")[0]
     search.send_keys("val_f1")
-    card = "//h4[normalize-space()='val_f1']/ancestor::*[.//*[contains(@class, 'js-plotly-plot')]][1]"
+    card = "//h4[normalize-space()='reconstruction/val_f1' or normalize-space()='val_f1']/ancestor::*[.//*[contains(@class, 'js-plotly-plot')]][1]"
     found = browser.wait(by_xpath(card), "a val_f1 chart card")[0]
     browser.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", found)
     browser.wait(by_xpath(f"{card}//*[contains(@class, 'main-svg')]//*[contains(@class, 'scatterlayer')]/*[contains(@class, 'trace')]"), "the val_f1 line drawn")
@@ -175,3 +175,24 @@ def test_the_link_vae_lab_prints_lands_on_the_training_runs(served, browser):
     assert "/runs" in driver.current_url and "workflowType=genai" not in driver.current_url, driver.current_url
     assert not by_xpath("//h2[normalize-space()='Traces' or normalize-space()='Overview']")(driver), "a GenAI view is open"
     browser.screenshot("landing")
+
+
+SECTION_TITLES = """
+return Array.from(document.querySelectorAll("h3, h4, [role=button], button")).map(e => e.textContent.trim())
+  .filter(t => /^(losses|reconstruction|latent|time|best|Metrics|Model metrics)( \\(\\d+\\))?$/.test(t));
+"""
+
+
+def test_a_trial_page_opens_on_its_curves_with_the_best_epoch_summaries_apart(served, browser):
+    """MLflow groups a run's charts by the part of a metric's name before "/": the trial page
+    shows the per-epoch curves by what they measure, and the once-logged summaries in "best"."""
+    base, report, lab = served
+    run = trial_run(report)
+    browser.driver.get(f"{base}/#/experiments/{report['experiment_id']}/runs/{run}/model-metrics")
+    browser.wait(by_xpath("//*[normalize-space()='trial-000-fc']"), "the trial run's page")
+    browser.wait(by_xpath("//*[starts-with(normalize-space(), 'losses')]"), "a losses section")
+    browser.screenshot("model-metrics")
+    titles = browser.driver.execute_script(SECTION_TITLES)
+    sections = [t.split(" ")[0] for t in titles]
+    assert {"losses", "reconstruction", "latent", "best"} <= set(sections), titles
+    assert sections.index("best") > max(sections.index(s) for s in ("losses", "reconstruction", "latent")), titles
