@@ -328,7 +328,7 @@ def crown(study: optuna.Study, spec: StudySpec, tracker: Tracker, lock: StudyLoc
             for t in trials
             if "model_id" in t.user_attrs and t.value is not None and math.isfinite(t.value)
         ]
-        return reconcile(tracker, spec.model_name, entries)
+        return reconcile(tracker, spec.model_name, entries).versions
 
 
 def _champion_or_none(tracker: Tracker, model_name: str) -> dict[str, Any] | None:
