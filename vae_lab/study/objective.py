@@ -123,7 +123,7 @@ class TrialObjective:
             )
         return self._tensors[key]
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         context, spec = self.context, self.context.spec
         context.lock.release()  # the trial is claimed: other workers may claim theirs
         context.leases[trial.number] = Lease(context.storage_url, trial.study.study_name, trial.number)
@@ -167,7 +167,7 @@ class TrialObjective:
         finally:
             context.tracker.end_run(run_id, status)
 
-    def _fit_and_log(self, trial: optuna.Trial, run_id: str, model_config: ModelConfig, train_config: TrainConfig, started: float) -> float:
+    def _fit_and_log(self, trial: optuna.Trial, run_id: str, model_config: ModelConfig, train_config: TrainConfig, started: float) -> float | tuple[float, ...]:
         context, spec, tracker = self.context, self.context.spec, self.context.tracker
         timings = TrialTimings()
         torch.manual_seed(train_config.seed)
@@ -179,7 +179,8 @@ class TrialObjective:
         tracker.log_dataset(run_id, reference, ("train", "val"))
         logger = TimedLogger(tracker, run_id)
         pruning = PruneOnEpoch(trial, spec.objective.metric)
-        callbacks: list[Callback] = [logger, pruning, StopOnSignal()]
+        # Optuna cannot prune a study of several objectives (its report() refuses them).
+        callbacks: list[Callback] = [logger, StopOnSignal()] if spec.objective.several else [logger, pruning, StopOnSignal()]
         if (progress := self.observer.training_callback()) is not None:
             callbacks.append(progress)
         timings.setup_s = time.perf_counter() - started
@@ -193,9 +194,11 @@ class TrialObjective:
         timings.val_s = sum(h["val_time_s"] for h in result.history)
         timings.tracking_s = logger.spent_s
         best = result.best_metrics
-        value = best.get(spec.objective.metric)
-        if value is None or not math.isfinite(value):
-            raise ValueError(f"objective {spec.objective.metric} is {value} (is the data labelled?)")
+        values = [best.get(name) for name in spec.objective.names]
+        for name, value in zip(spec.objective.names, values):
+            if value is None or not math.isfinite(value):
+                raise ValueError(f"objective {name} is {value} (is the data labelled?)")
+        value = values[0]
 
         step = time.perf_counter()
         title = f"trial {trial.number} ({model_config.architecture}/{model_config.output}, latent {model_config.latent_dim})"
@@ -219,7 +222,7 @@ class TrialObjective:
         for key, attr in attrs.items():
             trial.set_user_attr(key, attr)
         self.last_timings = timings
-        return value
+        return tuple(values) if spec.objective.several else value
 
 
 def _run_params(model: ModelConfig, train: TrainConfig, spec: StudySpec) -> dict:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import yaml
 from optuna.trial import TrialState
 
 from vae_lab.config import Settings, get_settings, mask_uri, uri_scheme
@@ -29,13 +31,14 @@ from vae_lab.data import PreparedDataset, default_dataset, prepare_dataset
 from vae_lab.device import resolve_device
 from vae_lab.errors import VaeLabError
 from vae_lab.models import ModelConfig, check_architecture
-from vae_lab.registry import CHAMPION, Entry, champion_info, reconcile
+from vae_lab.registry import CHAMPION, Crowning, Entry, champion_info, reconcile
 from vae_lab.stores import check_stores
 from vae_lab.study import interrupts
 from vae_lab.study.coordination import Lease, StudyLock, claim_and_run, owner_attrs, queue_grid, trial_point
 from vae_lab.study.reaper import StaleTrialCloser, reap_dead_invocations, reap_dead_trials
 from vae_lab.study.objective import StudyContext, StudyObserver, TrialObjective
 from vae_lab.study.report import ReportRefresher
+from vae_lab.study.story import StoryContext
 from vae_lab.study.space import grid_points, make_pruner, make_sampler
 from vae_lab.study.spec import StudySpec
 from vae_lab.study.storage import open_storage
@@ -44,6 +47,7 @@ from vae_lab.tracking import PlotlyAssets, Tracker
 # Optuna logs every failed trial with a traceback; vae-lab records the reason on the trial and
 # its run and shows it in the trials table, so only Optuna's errors reach the terminal.
 optuna.logging.set_verbosity(optuna.logging.ERROR)
+logger = logging.getLogger(__name__)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Trial failures that end one trial and let the study go on; anything else is a bug (or a
@@ -79,12 +83,13 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
     rows = []
     for t in study.get_trials(deepcopy=False):
         duration = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
-        value = t.value if t.value is not None and math.isfinite(t.value) else None
+        values = [v if v is not None and math.isfinite(v) else None for v in (t.values or [])]
         rows.append(
             {
                 "number": t.number,
                 "state": t.state.name,
-                "value": value,
+                "value": values[0] if values else None,  # the first objective's, with several
+                **({"values": values} if len(values) > 1 else {}),
                 "params": dict(t.params) or dict(t.system_attrs.get("fixed_params", {})),
                 "mlflow_run_id": t.user_attrs.get("mlflow_run_id"),
                 "best_epoch": t.user_attrs.get("best_epoch"),
@@ -133,14 +138,18 @@ def check_stored_study(storage: optuna.storages.BaseStorage, spec: StudySpec, da
     stored_space = study.user_attrs.get("search_space")
     if spec.sampler == "grid" and stored_space is not None and stored_space != _space_key(spec):
         raise VaeLabError(where, "the stored study was run with a different search space, so its grid cannot be resumed", "give the study a new name (--name) to start afresh")
-    if study.direction.name.lower() != spec.direction:
-        raise VaeLabError(where, f"the stored study is {study.direction.name.lower()}d, this one {spec.direction}s {spec.objective.metric}", "keep the objective, or pass --name NEW")
+    stored = [d.name.lower() for d in study.directions]
+    wanted = list(spec.objective.directions.values())
+    names = study.user_attrs.get("objectives", [study.user_attrs.get("objective", spec.objective.metric)])
+    if stored != wanted or (len(wanted) > 1 and names != spec.objective.names):
+        raise VaeLabError(where, f"the stored study optimises {', '.join(names)} ({', '.join(stored)}), this one {', '.join(spec.objective.names)} ({', '.join(wanted)})", "keep the objective, or pass --name NEW")
     return True
 
 
 def open_study(storage: optuna.storages.BaseStorage, spec: StudySpec, data: PreparedDataset) -> optuna.Study:
-    study = optuna.create_study(study_name=spec.name, storage=storage, sampler=make_sampler(spec), pruner=make_pruner(spec), direction=spec.direction, load_if_exists=True)
-    for key, value in (("data_key", _data_key(data)), ("data_path", str(data.source)), ("data_grid", data.grid), ("search_space", _space_key(spec)), ("sampler", spec.sampler), ("objective", spec.objective.metric)):
+    directions = list(spec.objective.directions.values())
+    study = optuna.create_study(study_name=spec.name, storage=storage, sampler=make_sampler(spec), pruner=make_pruner(spec), directions=directions, load_if_exists=True)
+    for key, value in (("data_key", _data_key(data)), ("data_path", str(data.source)), ("data_grid", data.grid), ("search_space", _space_key(spec)), ("sampler", spec.sampler), ("objective", spec.objective.metric), ("objectives", spec.objective.names)):
         if key not in study.user_attrs:
             study.set_user_attr(key, value)
     return study
@@ -220,15 +229,19 @@ def run_study(
     session = open_session(spec, data, settings, n_trials, allow_repeats=worker.parent_run_id is None)
     tracker, study = session.tracker, session.study
     try:
+        # The stored trials crowned by this spec's rule: a changed rule re-crowns without retraining.
+        crowning = crown(study, spec, tracker, session.lock)
         observer.on_study_start(spec, session.remaining, session.done)
         if session.remaining == 0:
+            if crowning is not None and crowning.unmet is not None:
+                raise crowning.unmet
             return session.report(spec, None, str(torch_device))
         parent_run_id = worker.parent_run_id or start_parent_run(tracker, session.experiment_id, spec, data, settings)
         invocation = None if worker.parent_run_id else Lease(settings.optuna_storage, spec.name, f"run-{parent_run_id}")
         assets = PlotlyAssets(spec.artifacts.plotlyjs, parent_run_id)
         context = StudyContext(spec, data, tracker, session.experiment_id, parent_run_id, settings.optuna_storage, session.lock, torch_device, assets, stale=session.stale)
         objective = TrialObjective(context, observer)
-        refresher = ReportRefresher(tracker, parent_run_id, study, spec.objective.metric, assets)
+        refresher = ReportRefresher(tracker, parent_run_id, study, spec.objective.metric, assets, story=StoryContext(spec, data))
         status = "FAILED"
         try:
             after_trial = _after_trial(context, refresher, observer)
@@ -245,6 +258,8 @@ def run_study(
                 _summarise_parent(tracker, study, parent_run_id)
                 tracker.end_run(parent_run_id, status)
                 invocation.release()
+        if (crowning := crown(study, spec, tracker, session.lock)) is not None and crowning.unmet is not None:
+            raise crowning.unmet  # the trials are kept, and the previous champion
         return session.report(spec, parent_run_id, str(torch_device))
     finally:
         session.lock.close()
@@ -255,10 +270,11 @@ def start_parent_run(tracker: Tracker, experiment_id: str, spec: StudySpec, data
     run_id = tracker.start_run(
         experiment_id,
         f"{spec.name} @ {time.strftime('%Y-%m-%d %H:%M:%S')}",
-        tags={"study": spec.name, "kind": "study-invocation", "sampler": spec.sampler, "objective": spec.objective.metric, **owner_attrs()},
+        tags={"study": spec.name, "kind": "study-invocation", "sampler": spec.sampler, "objective": ",".join(spec.objective.names), "champion_rule": spec.champion_rule().describe(), **owner_attrs()},
         params={"data": data.source, "toy_fraction": data.toy_fraction, "train_rows": len(data.train.grids), "val_rows": len(data.val.grids), "planned_trials": spec.planned_trials, "objective": spec.objective.metric, "direction": spec.direction, "pruner": spec.pruner.kind},
     )
     tracker.log_dataset(run_id, data.reference(), ("train", "val"))
+    tracker.log_text(run_id, yaml.safe_dump(spec.model_dump(mode="json", exclude_defaults=True), sort_keys=False), "study.yaml")
     if spec.artifacts.plotlyjs == "shared":
         tracker.log_plotly_library(run_id)
     return run_id
@@ -319,16 +335,24 @@ def _after_trial(context: StudyContext, refresher: ReportRefresher, observer: St
     return after
 
 
-def crown(study: optuna.Study, spec: StudySpec, tracker: Tracker, lock: StudyLock) -> dict[str, int]:
-    """Point champion and best-<family> at the study's best trials, as stored in Optuna."""
+def crown(study: optuna.Study, spec: StudySpec, tracker: Tracker, lock: StudyLock) -> Crowning | None:
+    """Point champion (by the study's rule), best-<family> and pareto-<k> at the study's trials as
+    stored in Optuna; None before any trial completes. A warning when the rule is unmet."""
+    names = spec.objective.names
     with lock:
         trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         entries = [
-            Entry(spec.name, t.number, t.params.get("architecture") or t.user_attrs.get("architecture", "?"), float(t.value), t.user_attrs["mlflow_run_id"], t.user_attrs["model_id"], spec.objective.metric, spec.direction)
+            Entry(spec.name, t.number, t.params.get("architecture") or t.user_attrs.get("architecture", "?"), float(t.values[0]), t.user_attrs["mlflow_run_id"], t.user_attrs["model_id"], spec.objective.metric, spec.direction,
+                  dict(zip(names, map(float, t.values))) if spec.objective.several else {})
             for t in trials
-            if "model_id" in t.user_attrs and t.value is not None and math.isfinite(t.value)
+            if "model_id" in t.user_attrs and t.values and len(t.values) == len(names) and all(map(math.isfinite, t.values))
         ]
-        return reconcile(tracker, spec.model_name, entries).versions
+        if not entries:
+            return None
+        crowning = reconcile(tracker, spec.model_name, entries, spec.champion_rule())
+    if crowning.unmet is not None:
+        logger.warning("%s", crowning.unmet)
+    return crowning
 
 
 def _champion_or_none(tracker: Tracker, model_name: str) -> dict[str, Any] | None:
@@ -343,7 +367,7 @@ def _summarise_parent(tracker: Tracker, study: optuna.Study, run_id: str) -> Non
     metrics = {f"trials_{s.name.lower()}": float(states.count(s)) for s in set(states)}
     try:
         metrics["best_value"] = study.best_value
-    except ValueError:
+    except (ValueError, RuntimeError):  # no trial finished, or several objectives (no one best)
         pass
     if metrics:
         tracker.log_metrics(run_id, metrics)
@@ -362,10 +386,14 @@ def study_status(name: str, settings: Settings | None = None) -> dict[str, Any]:
         raise VaeLabError(f"study {name}", "not found in the Optuna storage", fix) from None
     rows = trial_rows(study)
     best = None
+    directions = [d.name.lower() for d in study.directions]
+    if len(directions) > 1:
+        front = [{"number": t.number, "values": t.values, "params": t.params} for t in study.best_trials]
+        return {"study": name, "directions": directions, "trials": rows, "best": None, "pareto_front": sorted(front, key=lambda f: f["number"])}
     try:
         bt = study.best_trial
         best = {"number": bt.number, "value": bt.value, "params": bt.params}
     except ValueError:
         pass
-    return {"study": name, "direction": study.direction.name.lower(), "trials": rows, "best": best}
+    return {"study": name, "direction": directions[0], "trials": rows, "best": best}
 
