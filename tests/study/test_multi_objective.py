@@ -60,6 +60,22 @@ def test_a_two_objective_grid_crowns_by_its_rule_and_re_crowns_on_resume(lab):
     artifacts = {a.path for a in client.list_artifacts(report.parent_run_id)}
     assert {"report.html", "pareto.html", "study.yaml", "leaderboard.csv"} <= artifacts
 
+    # The report offline, and the comparison (here of the study with itself).
+    from typer.testing import CliRunner
+
+    from vae_lab.cli import app
+
+    made = CliRunner().invoke(app, ["study", "report", "two", "--out", str(lab / "report.html")])
+    assert made.exit_code == 0, made.output
+    page = (lab / "report.html").read_text()
+    assert "<h2>Pareto front</h2>" in page and "<h2>Champion</h2>" in page and f"trial {number} by rule knee" in page
+    assert 'id="vae-lab-page-data"' in page and '"ids":[0,1,2' in page  # the champion's explorer
+    compared = CliRunner().invoke(app, ["study", "compare", "two", "two", "--out", str(lab / "compare.html"), "--json"])
+    assert compared.exit_code == 0, compared.output
+    assert "<h1>two vs two</h1>" in (lab / "compare.html").read_text() and '"champion"' in compared.stdout
+    missing = CliRunner().invoke(app, ["study", "report", "nope"])
+    assert missing.exit_code == 2 and "study nope: not found" in missing.output
+
     # Resuming with another rule re-crowns from the stored trials: no trial runs again.
     loosest = max(p["val_kl"] for p in points.values())
     rule = {"rule": "constrained", "metric": "val_f1", "where": {"val_kl": f"<= {loosest}"}}

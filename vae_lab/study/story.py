@@ -158,3 +158,61 @@ def write_story(tracker: Tracker, run_id: str, study: optuna.Study, story: Story
     if len(view.objectives) > 1:
         tracker.log_figure(run_id, pareto_figure(view), PARETO_FILE, assets)
     tracker.log_text(run_id, study_report_html(view, assets), REPORT_FILE)
+
+
+def stored_view(name: str, settings=None, *, with_champion: bool = True) -> StudyView:
+    """The report's view of a stored study, by name, without running anything. The spec comes
+    from the study's last invocation (`study.yaml` on its parent run), else from its file."""
+    from vae_lab.config import get_settings
+    from vae_lab.data import prepare_dataset
+    from vae_lab.errors import VaeLabError
+    from vae_lab.stores import check_stores
+    from vae_lab.study.spec import load_study_spec, parse_study
+    from vae_lab.study.storage import open_storage
+
+    settings = settings or get_settings()
+    check_stores(settings)
+    storage = open_storage(settings.optuna_storage)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        known = optuna.study.get_all_study_names(storage)
+        raise VaeLabError(f"study {name}", "not found in the Optuna storage", f"known studies: {', '.join(known)}" if known else "run it first: vae-lab study run NAME") from None
+    tracker = Tracker(settings)
+    text = _logged_spec(tracker, name)
+    spec = parse_study(yaml.safe_load(text), f"study {name}: study.yaml") if text else load_study_spec(name)[0]
+    data = None
+    if with_champion and "data_path" in study.user_attrs and Path(study.user_attrs["data_path"]).is_file():
+        data = prepare_dataset(Path(study.user_attrs["data_path"]), toy_fraction=spec.data.toy_fraction, seed=spec.data.seed, grid=spec.data.grid, cache_dir=settings.cache_dir)
+    return study_view(study, tracker, StoryContext(spec, data))
+
+
+def _logged_spec(tracker: Tracker, name: str) -> str | None:
+    experiment = tracker.client.get_experiment_by_name(name)
+    if experiment is None:
+        return None
+    runs = tracker.client.search_runs([experiment.experiment_id], "tags.kind = 'study-invocation'", order_by=["attributes.start_time DESC"], max_results=5)
+    for run in runs:
+        try:
+            return tracker.read_text(run.info.run_id, "study.yaml")
+        except Exception:  # an invocation from before study.yaml was logged
+            continue
+    return None
+
+
+def write_report(name: str, out: Path, settings=None) -> Path:
+    """`vae-lab study report NAME --out FILE`: the study's report page, self-contained (plotly.js inside)."""
+    from vae_lab.viz.study_report import study_report_html
+
+    out.write_text(study_report_html(stored_view(name, settings), PlotlyAssets("embed")))
+    return out
+
+
+def compare_studies(first: str, second: str, out: Path | None = None, settings=None) -> list[tuple[str, str, str]]:
+    """`vae-lab study compare A B`: (what, A, B) rows, and the side-by-side page when `out` is given."""
+    from vae_lab.viz.study_report import compare_html, compare_rows
+
+    a, b = (stored_view(n, settings, with_champion=False) for n in (first, second))
+    if out is not None:
+        out.write_text(compare_html(a, b, PlotlyAssets("embed")))
+    return compare_rows(a, b)
