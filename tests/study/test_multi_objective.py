@@ -97,7 +97,7 @@ def test_a_two_objective_grid_crowns_by_its_rule_and_re_crowns_on_resume(lab):
         ({"pruner": {"kind": "median"}}, "pruner median needs one objective"),
         ({"champion": {"rule": "constrained", "metric": "val_f1", "where": {"val_kl": "below 3"}}}, "cannot read the condition 'below 3'"),
         ({"champion": {"rule": "best"}}, "rule best needs a metric"),
-        ({"objective": {"metric": "val_f1", "metrics": ["val_f1", "val_kl"]}}, "not both"),
+        ({"objective": {"metric": "val_kl", "metrics": ["val_f1", "val_kl"]}}, "not both"),
     ],
 )
 def test_bad_multi_objective_studies_are_one_line(extra, message):

@@ -120,7 +120,9 @@ class ObjectiveSpec(Strict):
     @classmethod
     def _first_is_primary(cls, raw: object) -> object:
         # With several objectives the first one is the primary (leaderboard order, best-<family>).
-        if isinstance(raw, dict) and raw.get("metrics") and "metric" in raw:
+        # (A dumped spec holds both, the first of metrics as metric: it reads back as it was.)
+        metrics = raw.get("metrics") if isinstance(raw, dict) else None
+        if isinstance(metrics, list) and metrics and raw.get("metric", metrics[0]) != metrics[0]:
             raise ValueError("give metric (one objective) or metrics (several), not both")
         if isinstance(raw, dict) and isinstance(raw.get("metrics"), list) and raw["metrics"]:
             return {**raw, "metric": raw["metrics"][0]}
