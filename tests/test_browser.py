@@ -203,3 +203,34 @@ def test_a_trial_page_opens_on_its_curves_with_the_best_epoch_summaries_apart(se
     browser.screenshot("model-metrics")
     sections = browser.driver.execute_script(SECTION_TITLES)
     assert sections == ["latent", "losses", "reconstruction", "speed", "summary"], sections
+
+
+def test_the_latent_explorer_draws_a_clicked_sample_inside_the_artifact_viewer(served, browser):
+    """The explorer's script runs in MLflow's sandboxed artifact iframe: a click on a point draws
+    that validation sample in the side panel's one 3-D scene."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    base, report, lab = served
+    driver = browser.driver
+    driver.get(f"{base}/#/experiments/{report['experiment_id']}/runs/{trial_run(report)}/artifacts")
+    browser.wait(by_xpath("//*[normalize-space(text())='latents_pca.html']"), "latents_pca.html in the artifact tree")[0].click()
+    frame = browser.wait(by_css("iframe[src^='blob:']"), "the HTML artifact's iframe")[0]
+    driver.switch_to.frame(frame)
+    try:
+        browser.wait(lambda d: d.execute_script(FIGURE_DRAWN), "the latent map drawn")
+        # The first point of the first label: its offset from the plot area's centre.
+        dx, dy, sample = driver.execute_script(
+            """const gd = document.getElementById("vae-lab-figure"), t = gd._fullData[0], L = gd._fullLayout;
+            const box = gd.querySelector(".nsewdrag").getBoundingClientRect();
+            return [L.xaxis.l2p(t.x[0]) - box.width / 2, L.yaxis.l2p(t.y[0]) - box.height / 2, t.customdata[0]];"""
+        )
+        area = driver.find_element(By.CSS_SELECTOR, "#vae-lab-figure .nsewdrag")
+        ActionChains(driver).move_to_element_with_offset(area, int(dx), int(dy)).click().perform()
+        data = driver.execute_script("return JSON.parse(document.getElementById('vae-lab-page-data').textContent)")
+        shown = str(data["ids"][sample])
+        browser.wait(lambda d: d.find_element(By.ID, "vae-lab-sample-info").get_attribute("data-sample") == shown, f"sample #{shown} drawn")
+        assert driver.execute_script("return document.getElementById('vae-lab-sample').data.some(t => t.name && t.name.startsWith('input class'))")
+    finally:
+        driver.switch_to.default_content()
+    browser.screenshot("explorer-in-mlflow")

@@ -45,10 +45,14 @@ class StoryContext:
     spec: StudySpec
     data: PreparedDataset | None = None
     cached: dict[str, ChampionView] = field(default_factory=dict)
+    # A finished trial's curves and reason never change: read once, not at every refresh.
+    finished: dict[int, tuple[dict, str | None]] = field(default_factory=dict)
 
 
-def trial_views(study: optuna.Study, tracker: Tracker, names: list[str]) -> list[TrialView]:
+def trial_views(study: optuna.Study, tracker: Tracker, names: list[str], finished: dict | None = None) -> list[TrialView]:
+    """Every trial as the report shows it; `finished` caches the curves of finished trials."""
     views = []
+    finished = {} if finished is None else finished
     for t in study.get_trials(deepcopy=False):
         values = {k: float(v) for k, v in t.user_attrs.get("summary", {}).items()}
         if t.values and len(t.values) == len(names):
@@ -56,13 +60,17 @@ def trial_views(study: optuna.Study, tracker: Tracker, names: list[str]) -> list
         run_id = t.user_attrs.get("mlflow_run_id")
         reason = t.user_attrs.get("failure_reason")
         curves = {}
-        if run_id:
+        if t.number in finished:
+            curves, reason = finished[t.number]
+        elif run_id:
             try:
                 curves = {name: tracker.metric_history(run_id, name) for name in CURVES}
                 if t.state == TrialState.PRUNED and reason is None:
                     reason = tracker.client.get_run(run_id).data.tags.get("pruned_reason")
             except Exception as error:  # a run removed from MLflow: the trial still tells its part
                 logger.debug("no MLflow run for trial %s: %s", t.number, error)
+            if t.state.is_finished():
+                finished[t.number] = (curves, reason)
         duration = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
         family = t.params.get("architecture") or t.user_attrs.get("architecture") or dict(t.system_attrs.get("fixed_params", {})).get("architecture", "?")
         views.append(TrialView(t.number, family, STATES.get(t.state, t.state.name.lower()), values, dict(t.params), duration, reason, curves))
@@ -95,7 +103,7 @@ def study_view(study: optuna.Study, tracker: Tracker, story: StoryContext) -> St
 
     spec = story.spec
     names = spec.objective.names
-    trials = trial_views(study, tracker, names)
+    trials = trial_views(study, tracker, names, story.finished)
     champion, rule, run_id = None, spec.champion_rule().describe(), None
     try:
         info = champion_info(tracker, spec.model_name)
