@@ -115,10 +115,11 @@ BODY = """<div id="vae-lab-explorer"><div id="vae-lab-map">{figure}</div>
 <div id="vae-lab-panel"><p class="hint">Click a point to draw its sample (open squares: input; filled: reconstruction);
 drag a box to list the samples in it.</p>
 <div id="vae-lab-sample-info"></div><div id="vae-lab-sample"></div><div id="vae-lab-selection"></div></div></div>"""
-STYLE = """#vae-lab-explorer{display:flex;gap:8px}#vae-lab-map{flex:3;min-width:0}
+STYLE = """#vae-lab-explorer{display:flex;flex-wrap:wrap;gap:8px}#vae-lab-map{flex:3;min-width:480px}
 #vae-lab-panel{flex:2;min-width:360px;padding:8px;font-size:14px}#vae-lab-sample{height:440px}
 #vae-lab-sample-info{font-weight:600;min-height:1.4em}.hint{color:#666;margin:4px 0}
 #vae-lab-selection{max-height:160px;overflow:auto;color:#333;word-break:break-word}"""
+# (In a narrow viewer, the MLflow artifact pane, the panel wraps below the map.)
 # The side panel: decode the cells once, then draw the clicked sample in the one 3-D scene.
 SCRIPT = r"""
 (function () {
