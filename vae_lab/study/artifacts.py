@@ -43,7 +43,7 @@ def log_trial_figures(
             projection = viz.project_latents(latents, method)
             if mapped is None:
                 shown = val.select(np.arange(len(latents)))
-                mapped = shown.grid.cpu().numpy(), _predict(model, shown)
+                mapped = shown.grid.cpu().numpy(), _predict(model, shown).astype(np.uint8)
             figure, parts = viz.latent_explorer(projection[0], labels, data.label_names, *mapped, title=f"{title}: validation latents, {method.upper()} {projection[1]} (click a point)", axis=method.upper())
             tracker.log_figure(run_id, figure, f"latents_{method}.html", assets, parts)
             if method == "umap" and (score := trustworthiness(latents, projection[0])) is not None:

@@ -29,28 +29,26 @@ def sample_f1(originals: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     """Each sample's macro F1 over the classes 1-4 in its input or reconstruction (1.0 for an
     empty grid reconstructed empty): the per-sample view of the study's val_f1."""
     n = len(originals)
-    truth = originals.reshape(n, -1)
-    guess = predicted.reshape(n, -1)
-    # Per-sample 5x5 confusions from the cells that are occupied in either grid (empty-empty
-    # cells count for no class), one bincount for all samples.
-    rows, cols = np.nonzero((truth > 0) | (guess > 0))
-    index = rows * 25 + truth[rows, cols].astype(np.int64) * 5 + guess[rows, cols]
-    confusion = np.bincount(index, minlength=n * 25).reshape(n, 5, 5)
-    tp = confusion[:, range(1, 5), range(1, 5)]
-    fp = confusion[:, :, 1:].sum(1) - tp
-    fn = confusion[:, 1:, :].sum(2) - tp
-    seen = tp + fp + fn > 0
-    f1 = np.where(seen, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
-    present = seen.sum(1)
-    return np.where(present > 0, f1.sum(1) / np.maximum(present, 1), 1.0)
+    truth = originals.reshape(n, -1).astype(np.uint8, copy=False)
+    guess = predicted.reshape(n, -1).astype(np.uint8, copy=False)
+    totals, present = np.zeros(n), np.zeros(n)
+    for cls in range(1, 5):
+        is_true, is_guess = truth == cls, guess == cls
+        hits = np.count_nonzero(is_true & is_guess, axis=1)
+        errors = np.count_nonzero(is_true ^ is_guess, axis=1)  # false positives + false negatives
+        seen = hits + errors > 0
+        totals += np.where(seen, 2 * hits / np.maximum(2 * hits + errors, 1), 0.0)
+        present += seen
+    return np.where(present > 0, totals / np.maximum(present, 1), 1.0)
 
 
 def encode_cells(grids: np.ndarray) -> tuple[list[int], np.ndarray]:
     """(occupied cells per grid, their codes in grid order): code = flat index * 8 + class."""
-    flat = grids.reshape(len(grids), -1)
-    rows, cols = np.nonzero(flat)
-    codes = (cols.astype(np.int64) << CELL_BITS) | flat[rows, cols].astype(np.int64)
-    return np.bincount(rows, minlength=len(grids)).tolist(), codes
+    cells = grids[0].size if len(grids) else 1
+    flat = grids.reshape(-1)
+    index = np.flatnonzero(flat)
+    codes = ((index % cells) << CELL_BITS).astype(np.uint16) | flat[index].astype(np.uint16)
+    return np.bincount(index // cells, minlength=len(grids)).tolist(), codes
 
 
 def explorer_data(ids: Sequence[int], names: Sequence[str], f1: np.ndarray, originals: np.ndarray, predicted: np.ndarray) -> dict:
@@ -60,7 +58,7 @@ def explorer_data(ids: Sequence[int], names: Sequence[str], f1: np.ndarray, orig
         raise ValueError(f"a {edge}^3 grid does not fit 16-bit cell codes")
     counts_in, codes_in = encode_cells(originals)
     counts_out, codes_out = encode_cells(predicted)
-    packed = zlib.compress(np.concatenate([codes_in, codes_out]).astype("<u2").tobytes(), 9)
+    packed = zlib.compress(np.concatenate([codes_in, codes_out]).astype("<u2", copy=False).tobytes(), 6)
     return {
         "edge": int(edge),
         "ids": [int(i) for i in ids],
