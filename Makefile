@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make quick   set up, then run the `quick` study on the bundled synthetic dataset
 #   make test    set up, then run the test suite (what CI runs)
+# For the edit loop: make test-fast (the unit tier, no end-to-end study runs) and make lint.
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
@@ -9,7 +10,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: setup quick test ui clean-state
+.PHONY: setup quick test test-fast lint ui clean-state
 
 setup: $(VENV)/.installed
 
@@ -24,6 +25,19 @@ quick: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# The unit tier: the folders that mirror the package, without the tests marked slow. Left to
+# `make test`: slow tests (real studies, workers, servers, browsers) and tests/test_*.py (the CLI
+# through real console processes, compose files, bad-input corpus, secrets).
+UNIT_TESTS ?= tests/data tests/models tests/training tests/tracking tests/study tests/viz
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow" $(UNIT_TESTS)
+
+# ruff covers the study runtime and its tests for now; the rest of the tree follows after merging.
+LINT_PATHS ?= vae_lab/study tests/study
+lint: setup
+	$(PY) -m ruff format --check $(LINT_PATHS)
+	$(PY) -m ruff check $(LINT_PATHS)
 
 ui: setup
 	$(VENV)/bin/vae-lab ui

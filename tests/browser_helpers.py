@@ -20,7 +20,7 @@ def missing_browser() -> str | None:
     """Why the browser test cannot run here, or None when it can."""
     absent = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
     if absent:
-        return f"needs Debian's chromium and chromium-driver ({', '.join(absent)} missing): apt-get install chromium chromium-driver"
+        return f"needs Debian's chromium and chromium-driver ({', '.join(absent)} missing): apt-get install -y chromium chromium-driver"
     return None
 
 

@@ -240,7 +240,7 @@ def test_the_parser_used_here_rejects_what_vae_lab_would(args):
 
 @pytest.mark.parametrize("files", [(COMPOSE,), (COMPOSE, GPU_OVERRIDE)], ids=["cpu", "gpu"])
 def test_worker_command_parses_with_the_cli(files, monkeypatch):
-    from vae_lab.study.spec import load_study_spec
+    from vae_lab.study.design.spec import load_study_spec
 
     worker = interpolated(merged_worker(*files), example_env())
     assert worker.get("entrypoint", dockerfile_entrypoint()) == ["vae-lab"]

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from vae_lab.cli import app
 from vae_lab.config import get_settings
 from vae_lab.data import synthesize, write_dataset
-from vae_lab.study.storage import open_storage
+from vae_lab.study.execution.storage import open_storage
 from vae_lab.tracking import mlflow_key, plain_metrics, plain_name
 from vae_lab.training.record import TrialRecord
 

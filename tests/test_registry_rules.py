@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vae_lab.config import get_settings
-from vae_lab.registry import CHAMPION, Entry, reconcile
+from vae_lab.registry import CHAMPION, Candidate, reconcile
 from vae_lab.selection import make_rule
 from vae_lab.tracking import Tracker
 
@@ -21,7 +21,7 @@ def entries(lab):
     for number, (f1, kl) in enumerate(VALUES):
         run_id = tracker.start_run(experiment, f"trial-{number}")
         model = tracker.client.create_logged_model(experiment, name="model", source_run_id=run_id)
-        made.append(Entry("two", number, ("fc", "conv")[number % 2], f1, run_id, model.model_id, "val_f1", "maximize", {"val_f1": f1, "val_kl": kl}))
+        made.append(Candidate("two", number, ("fc", "conv")[number % 2], f1, run_id, model.model_id, "val_f1", "maximize", {"val_f1": f1, "val_kl": kl}))
     return tracker, made
 
 
@@ -58,7 +58,7 @@ def test_a_changed_rule_re_crowns_without_new_runs_and_an_unmet_one_keeps_the_ch
 def test_the_front_shrinking_drops_stale_pareto_aliases(entries):
     tracker, made = entries
     reconcile(tracker, "two", made, make_rule("knee", None, None, OBJECTIVES))
-    dominating = Entry("two", 9, "fc", 0.95, made[3].run_id, made[3].model_id, "val_f1", "maximize", {"val_f1": 0.95, "val_kl": 1.0})
+    dominating = Candidate("two", 9, "fc", 0.95, made[3].run_id, made[3].model_id, "val_f1", "maximize", {"val_f1": 0.95, "val_kl": 1.0})
     reconcile(tracker, "two", [*made[:3], dominating], make_rule("knee", None, None, OBJECTIVES))
     aliases = tracker.client.get_registered_model("two").aliases
     assert {a for a in aliases if a.startswith("pareto-")} == {"pareto-1"}

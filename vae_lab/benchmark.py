@@ -140,9 +140,10 @@ def bench_trial(grids_path: Path, device: torch.device, epochs: int = 5, trials:
     import optuna
 
     from vae_lab.config import Settings
-    from vae_lab.study.runner import run_study
-    from vae_lab.study.spec import StudySpec
-    from vae_lab.study.storage import open_storage
+    from vae_lab.study.design.spec import StudySpec
+    from vae_lab.study.execution.run import run_study
+    from vae_lab.study.execution.storage import open_storage
+    from vae_lab.study.trial.provenance import TrialAttr
 
     with tempfile.TemporaryDirectory(prefix="vae-lab-bench-") as folder:
         root = Path(folder)
@@ -155,9 +156,9 @@ def bench_trial(grids_path: Path, device: torch.device, epochs: int = 5, trials:
         done = optuna.load_study(study_name="bench-trial", storage=open_storage(settings.optuna_storage)).trials
     rows = []
     for trial in done:
-        timings = trial.user_attrs["timings"]  # TrialTimings of the objective
+        timings = trial.user_attrs[TrialAttr.TIMINGS]  # TrialTimings of the objective
         wall = (trial.datetime_complete - trial.datetime_start).total_seconds()
-        rows.append({"wall_s": wall, "overhead_s": wall - timings["train_s"] - timings["val_s"], **timings, "epochs": trial.user_attrs.get("epochs_run", epochs)})
+        rows.append({"wall_s": wall, "overhead_s": wall - timings["train_s"] - timings["val_s"], **timings, "epochs": trial.user_attrs.get(TrialAttr.EPOCHS_RUN, epochs)})
     rows.sort(key=lambda r: r["overhead_s"])
     return {**rows[len(rows) // 2], "overhead_s_all": [round(r["overhead_s"], 3) for r in rows]}
 

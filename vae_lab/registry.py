@@ -38,8 +38,8 @@ def family_alias(architecture: str) -> str:
 
 
 @dataclass(frozen=True)
-class Entry:
-    """A finished trial with a logged model: what the registry can crown."""
+class Candidate:
+    """A finished trial with a logged model: a candidate the registry can crown."""
 
     study: str
     trial: int
@@ -64,7 +64,7 @@ class Entry:
         }
 
 
-def best(entries: Iterable[Entry]) -> Entry | None:
+def best(entries: Iterable[Candidate]) -> Candidate | None:
     """The best entry by value in its study's direction; ties go to the earlier trial."""
     entries = list(entries)
     if not entries:
@@ -87,7 +87,7 @@ class Crowning:
     unmet: VaeLabError | None = None
 
 
-def _objectives(entries: list[Entry]) -> dict[str, str]:
+def _objectives(entries: list[Candidate]) -> dict[str, str]:
     """metric -> direction of the study's objectives (several when the entries carry values)."""
     first = entries[0]
     if not first.values:
@@ -97,11 +97,11 @@ def _objectives(entries: list[Entry]) -> dict[str, str]:
     return {metric: direction_of(metric) for metric in first.values}
 
 
-def wanted_aliases(entries: list[Entry], rule: ChampionRule | None = None) -> tuple[dict[str, Entry], dict[int, int], VaeLabError | None]:
+def wanted_aliases(entries: list[Candidate], rule: ChampionRule | None = None) -> tuple[dict[str, Candidate], dict[int, int], VaeLabError | None]:
     """(alias -> entry, Pareto rank by trial, an unmet rule's error): champion by `rule` (default:
     the best value), best-<family> by value, and pareto-<k> for each Pareto-optimal entry when
     the study has several objectives."""
-    wanted: dict[str, Entry] = {}
+    wanted: dict[str, Candidate] = {}
     if not entries:
         return wanted, {}, None
     objectives = _objectives(entries)
@@ -124,7 +124,7 @@ def wanted_aliases(entries: list[Entry], rule: ChampionRule | None = None) -> tu
     return wanted, ranks, unmet
 
 
-def reconcile(tracker: Tracker, name: str, entries: list[Entry], rule: ChampionRule | None = None) -> Crowning:
+def reconcile(tracker: Tracker, name: str, entries: list[Candidate], rule: ChampionRule | None = None) -> Crowning:
     """Point every alias at its wanted entry, registering a version where one is missing, and
     drop pareto-<k> aliases past the current front. Call it under the study's lock."""
     client = tracker.client
@@ -155,7 +155,7 @@ def reconcile(tracker: Tracker, name: str, entries: list[Entry], rule: ChampionR
     return crowning
 
 
-def _tag_versions(client, name: str, wanted: dict[str, Entry], crowning: Crowning, rule: ChampionRule | None) -> None:
+def _tag_versions(client, name: str, wanted: dict[str, Candidate], crowning: Crowning, rule: ChampionRule | None) -> None:
     """Each aliased version's Pareto rank, and the champion's rule, as of now."""
     for alias, entry in wanted.items():
         version = str(crowning.versions[alias])
@@ -165,7 +165,7 @@ def _tag_versions(client, name: str, wanted: dict[str, Entry], crowning: Crownin
             client.set_model_version_tag(name, version, "champion_rule", rule.describe() if rule else f"best {entry.objective}")
 
 
-def _current_champion(client, name: str, entries: list[Entry]) -> Entry | None:
+def _current_champion(client, name: str, entries: list[Candidate]) -> Candidate | None:
     current = _version_by_alias(client, name, CHAMPION)
     return next((e for e in entries if current is not None and e.run_id == current.run_id), None)
 
@@ -187,7 +187,7 @@ def _version_by_alias(client, name: str, alias: str):
         return None
 
 
-def _version_of(client, name: str, entry: Entry) -> str:
+def _version_of(client, name: str, entry: Candidate) -> str:
     """The version registered for `entry`'s run, registered now if there is none."""
     existing = client.search_model_versions(f"name='{name}' and run_id='{entry.run_id}'")
     if existing:

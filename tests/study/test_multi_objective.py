@@ -11,9 +11,9 @@ from vae_lab.config import get_settings
 from vae_lab.data import synthesize, write_dataset
 from vae_lab.errors import VaeLabError
 from vae_lab.selection import choose_champion, knee, make_rule, pareto_front
-from vae_lab.study.runner import run_study
-from vae_lab.study.spec import StudySpec, parse_study
-from vae_lab.study.storage import open_storage
+from vae_lab.study.execution.run import run_study
+from vae_lab.study.design.spec import StudySpec, parse_study
+from vae_lab.study.execution.storage import open_storage
 
 pytestmark = pytest.mark.slow
 OBJECTIVES = {"val_f1": "maximize", "val_kl": "minimize"}

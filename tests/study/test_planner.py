@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from typer.testing import CliRunner
 
 from vae_lab.cli import app
 from vae_lab.data import synthesize, write_dataset
-from vae_lab.study.planner import halving_share, plan_study, pruned_range
-from vae_lab.study.runner import run_study
-from vae_lab.study.spec import StudySpec
+from vae_lab.study.design.planner import STUDY_STARTUP_S, TRIAL_OVERHEAD_S, halving_share, plan_study, pruned_range
+from vae_lab.study.design.spec import StudySpec
 
 
 def tiny(lab, **overrides) -> StudySpec:
@@ -32,29 +30,39 @@ def data(lab):
     return lab
 
 
-@pytest.mark.slow
-def test_the_estimate_is_within_a_factor_of_two_of_the_real_run(data):
+def test_the_estimate_adds_up_calibrated_epochs_overheads_and_start_up(data, monkeypatch):
+    # The mechanism, with a known throughput; how close it comes to a real run is a benchmark
+    # (benchmarks/RESULTS.md), not a test: on a loaded machine the ratio says nothing.
+    from vae_lab.training import calibrate
+
+    monkeypatch.setattr(calibrate, "measure_throughput", lambda *a, **k: calibrate.Throughput(1000.0, 4000.0))
     spec = tiny(data)
     plan = plan_study(spec)
     assert plan.trials == 2 and plan.max_epochs == 8 and plan.rows_per_epoch > 1000
     assert plan.flops_per_trial > 0 and plan.estimated_s_pruned is None
-    started = time.perf_counter()
-    run_study(spec)
-    real = time.perf_counter() - started
-    assert 0.5 <= plan.estimated_s / real <= 2.0, (plan.estimated_s, real)
+    epoch_s = plan.rows_per_epoch / 1000.0 + plan.val_rows / 4000.0
+    assert plan.estimated_s == pytest.approx(2 * (8 * epoch_s + TRIAL_OVERHEAD_S) + STUDY_STARTUP_S)
+    assert [c.trials for c in plan.configs] == [2]  # latent_dim does not change the throughput key
 
 
-def test_plan_json_has_the_documented_keys_and_calibrates_once(data):
-    (data / "studies" / "p.yaml").write_text(tiny(data).model_copy(update={"name": "p"}).model_dump_json(exclude_none=True))
+def test_plan_json_has_the_documented_keys_and_calibrates_once(data, monkeypatch):
+    from vae_lab.training import calibrate
+
+    calls = []
+    real = calibrate.measure_throughput
+    monkeypatch.setattr(calibrate, "measure_throughput", lambda *a, **k: calls.append(a) or real(*a, **k))
+    (data / "studies" / "p.yaml").write_text(
+        tiny(data).model_copy(update={"name": "p"}).model_dump_json(exclude_none=True)
+    )
     first = CliRunner().invoke(app, ["study", "plan", "p", "--json"])
     assert first.exit_code == 0, first.output
     plan = json.loads(first.stdout)
     assert {"trials", "max_epochs", "rows_per_epoch", "flops_per_trial", "estimated_s"} <= set(plan)
     assert "estimated_s_pruned" not in plan  # no pruner set
-    started = time.perf_counter()
-    CliRunner().invoke(app, ["study", "plan", "p", "--json"])
-    assert time.perf_counter() - started < 10  # the calibration is cached per machine
-    assert (data / ".vae-lab" / "cache" / "calibration.json").exists()
+    assert len(calls) == 1  # one (architecture, head, loss, batch) in this study
+    second = CliRunner().invoke(app, ["study", "plan", "p", "--json"])
+    assert second.exit_code == 0 and json.loads(second.stdout)["estimated_s"] == plan["estimated_s"]
+    assert len(calls) == 1  # the calibration is cached per machine: not measured again
 
 
 def test_pruning_gives_a_range_below_the_full_estimate(data):
@@ -75,7 +83,9 @@ def test_a_plan_past_a_working_day_warns_with_what_would_fit(data, monkeypatch):
     from vae_lab.training import calibrate
 
     monkeypatch.setattr(calibrate, "measure_throughput", lambda *a, **k: calibrate.Throughput(1.0, 10.0))
-    spec = tiny(data, training={"epochs": 30, "device": "cpu"}, space={"architecture": ["fc"], "latent_dim": [2, 4, 8, 16]})
+    spec = tiny(
+        data, training={"epochs": 30, "device": "cpu"}, space={"architecture": ["fc"], "latent_dim": [2, 4, 8, 16]}
+    )
     plan = plan_study(spec)
     assert plan.estimated_s > 8 * 3600
     [warning] = plan.warnings

@@ -12,9 +12,9 @@ import pytest
 
 from vae_lab.config import get_settings
 from vae_lab.data import synthesize, write_dataset
-from vae_lab.study.runner import run_study
-from vae_lab.study.spec import StudySpec
-from vae_lab.study.storage import open_storage
+from vae_lab.study.design.spec import StudySpec
+from vae_lab.study.execution.run import run_study
+from vae_lab.study.execution.storage import open_storage
 from vae_lab.tracking import plain_metrics
 from vae_lab.training import Trainer
 
@@ -127,8 +127,8 @@ def test_a_trial_of_a_dead_worker_is_failed_its_run_killed_and_its_point_rerun(s
     script = f"""
 import os, signal, sys
 sys.path.insert(0, {str(lab)!r})
-from vae_lab.study.spec import StudySpec
-from vae_lab.study.runner import run_study
+from vae_lab.study.design.spec import StudySpec
+from vae_lab.study.execution.run import run_study
 from vae_lab.training import Trainer
 real = Trainer.fit
 def fit_then_die(self, train, val):
@@ -136,7 +136,9 @@ def fit_then_die(self, train, val):
 Trainer.fit = fit_then_die
 run_study(StudySpec.model_validate({spec.model_dump(mode="json")!r}), n_trials=1)
 """
-    killed = subprocess.run([sys.executable, "-c", script], cwd=lab, env=os.environ.copy(), capture_output=True, text=True, timeout=300)
+    killed = subprocess.run(
+        [sys.executable, "-c", script], cwd=lab, env=os.environ.copy(), capture_output=True, text=True, timeout=300
+    )
     assert killed.returncode == -9, killed.stderr
     [orphan] = stored_trials("ends")
     assert orphan.state.name == "RUNNING"
@@ -186,7 +188,12 @@ def test_n_trials_past_the_end_of_a_grid_runs_exactly_that_many(spec):
 
 def test_a_grid_point_is_trained_once_with_conditional_hyperparameters(spec):
     raw = spec.model_dump(mode="json") | {"name": "cond"}
-    raw["space"] = {"architecture": ["fc"], "loss": ["weighted_ce", "focal_ce"], "focal_gamma": [1.0, 2.0], "latent_dim": [2]}
+    raw["space"] = {
+        "architecture": ["fc"],
+        "loss": ["weighted_ce", "focal_ce"],
+        "focal_gamma": [1.0, 2.0],
+        "latent_dim": [2],
+    }
     report = run_study(StudySpec.model_validate(raw))
     params = sorted((t["params"]["loss"], t["params"].get("focal_gamma")) for t in report.trials)
     assert params == [("focal_ce", 1.0), ("focal_ce", 2.0), ("weighted_ce", None)]
@@ -194,7 +201,7 @@ def test_a_grid_point_is_trained_once_with_conditional_hyperparameters(spec):
 
 def test_a_study_resumes_only_on_its_own_data(spec, lab):
     from vae_lab.errors import VaeLabError
-    from vae_lab.study.spec import renamed
+    from vae_lab.study.design.spec import renamed
 
     run_study(spec, n_trials=1)
     write_dataset(synthesize(rows=1500, seed=4), lab / "other.parquet")

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from vae_lab.errors import VaeLabError
-from vae_lab.study.spec import load_study_spec
+from vae_lab.study.design.spec import load_study_spec
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "vae_lab" / "studies"
@@ -46,14 +46,26 @@ def test_deep_sweep_is_latent_by_beta():
         ("name: x\nepochs: 3\n", "epochs", "unknown key"),
         ("name: x\ntraining: {epochs: many}\n", "training.epochs", "integer"),
         ("name: x\nspace: {architecture: [resnet]}\n", "space.architecture", "unknown architecture 'resnet'"),
-        ("name: x\nspace: {learning_rate: {low: 0.1, high: 0.01}}\nsampler: tpe\n", "space.learning_rate", "low must be below high"),
+        (
+            "name: x\nspace: {learning_rate: {low: 0.1, high: 0.01}}\nsampler: tpe\n",
+            "space.learning_rate",
+            "low must be below high",
+        ),
         ("name: x\nspace: {learning_rate: {low: 0.001, high: 0.01}}\n", "(top level)", "needs lists"),
         ("name: x\nspace: {loss: [huber]}\n", "space.loss", "'weighted_ce', 'focal_ce' or 'set'"),
         ("name: x\nobjective: {metric: val_acc}\n", "objective.metric", "'val_knn_accuracy'"),
         ("name: x\ntraining: {device: tpu}\n", "training.device", "use auto, cpu, cuda or cuda:N"),
         ("name: x\nobjective: {metric: val_loss, direction: maximize}\n", "objective", "val_loss is minimized"),
-        ("name: x\nspace: {output: [categorical], loss: [mse]}\n", "space.loss", "trains the scalar head, not the categorical head"),
-        ("name: x\nspace: {architecture: [fc, pointnet], loss: [mse]}\n", "space.loss", "does not fit architecture 'pointnet'"),
+        (
+            "name: x\nspace: {output: [categorical], loss: [mse]}\n",
+            "space.loss",
+            "trains the scalar head, not the categorical head",
+        ),
+        (
+            "name: x\nspace: {architecture: [fc, pointnet], loss: [mse]}\n",
+            "space.loss",
+            "does not fit architecture 'pointnet'",
+        ),
         ("name: x\nspace: {loss: [mse], focal_gamma: [2.0]}\n", "space.focal_gamma", "never used"),
         ("name: x\nspace: {loss: [ce], class_weighting: [log]}\n", "space.class_weighting", "never used"),
         ("name: x\nspace: {architecture: [pointnet], output: [categorical]}\n", "space.output", "never used"),
@@ -88,6 +100,14 @@ def test_a_grid_is_its_distinct_configurations(tmp_path):
 
 
 def test_tpe_accepts_ranges_and_defaults_to_twenty_trials(tmp_path):
-    spec, _ = load_study_spec(str(write(tmp_path, "name: t\nsampler: tpe\nspace: {learning_rate: {low: 1.0e-4, high: 1.0e-2, log: true}, latent_dim: {low: 2, high: 16}}\n")))
+    spec, _ = load_study_spec(
+        str(
+            write(
+                tmp_path,
+                "name: t\nsampler: tpe\n"
+                "space: {learning_rate: {low: 1.0e-4, high: 1.0e-2, log: true}, latent_dim: {low: 2, high: 16}}\n",
+            )
+        )
+    )
     assert spec.planned_trials == 20
     assert spec.space.ranges() == ["latent_dim", "learning_rate"]

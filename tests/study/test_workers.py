@@ -15,7 +15,7 @@ import pytest
 from tests.test_cli import VAE_LAB
 from vae_lab.config import get_settings
 from vae_lab.data import synthesize, write_dataset
-from vae_lab.study.storage import open_storage
+from vae_lab.study.execution.storage import open_storage
 
 pytestmark = pytest.mark.slow
 
@@ -37,24 +37,39 @@ artifacts: {pca: false, reconstructions: 0, interpolation: false}
 
 
 def status(lab, name: str) -> dict:
-    return json.loads(subprocess.run([VAE_LAB, "study", "status", name, "--json"], cwd=lab, capture_output=True, text=True, check=True).stdout)
+    return json.loads(
+        subprocess.run(
+            [VAE_LAB, "study", "status", name, "--json"], cwd=lab, capture_output=True, text=True, check=True
+        ).stdout
+    )
 
 
 def test_two_local_workers_share_a_study_and_agree_on_the_champion(lab):
     write_dataset(synthesize(rows=1500, seed=5), lab / "voxels.parquet")
     (lab / "studies" / "pair.yaml").write_text(STUDY)
     workers = [
-        subprocess.Popen([VAE_LAB, "study", "run", "pair", "--json"], cwd=lab, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+        subprocess.Popen(
+            [VAE_LAB, "study", "run", "pair", "--json"],
+            cwd=lab,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ.copy(),
+        )
         for _ in range(2)
     ]
     outputs = [w.communicate(timeout=300) for w in workers]
-    for worker, (stdout, stderr) in zip(workers, outputs):
+    for worker, (_, stderr) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, stderr
         assert "Traceback" not in stderr
     complete = [t for t in status(lab, "pair")["trials"] if t["state"] == "COMPLETE"]
     assert sorted(t["params"]["latent_dim"] for t in complete) == [2, 3, 4, 5]  # each point once
     best = max(complete, key=lambda t: t["value"])
-    shown = json.loads(subprocess.run([VAE_LAB, "registry", "show", "pair", "--json"], cwd=lab, capture_output=True, text=True, check=True).stdout)
+    shown = json.loads(
+        subprocess.run(
+            [VAE_LAB, "registry", "show", "pair", "--json"], cwd=lab, capture_output=True, text=True, check=True
+        ).stdout
+    )
     assert float(shown["tags"]["value"]) == pytest.approx(best["value"])
 
 
@@ -105,7 +120,9 @@ def test_ctrl_c_stops_every_worker_cleanly_and_the_same_command_resumes(lab):
     write_dataset(synthesize(rows=3000, seed=8), lab / "voxels.parquet")
     (lab / "studies" / "kill.yaml").write_text(LONG_STUDY)
     command = [VAE_LAB, "study", "run", "kill", "--workers", "2", "--json"]
-    parent = subprocess.Popen(command, cwd=lab, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    parent = subprocess.Popen(
+        command, cwd=lab, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     running_trial_of_a_worker(lab, "kill", parent.pid)
     os.killpg(parent.pid, signal.SIGINT)  # what Ctrl-C does: every process of the terminal's group
     _, stderr = parent.communicate(timeout=300)

@@ -8,6 +8,7 @@ import mlflow
 import mlflow.pytorch
 import pytest
 import torch
+from mlflow.entities import LoggedModelStatus
 
 from tests.models.model_helpers import VARIANTS, make_batch
 from vae_lab.config import get_settings
@@ -62,6 +63,6 @@ def test_the_logged_model_is_an_output_of_its_run(tracked):
     model = build_model(ModelConfig(architecture="fc", grid=7, latent_dim=2))
     ref = log_model(tracker, run_id, experiment, model, step=4)
     logged = tracker.client.get_logged_model(ref.model_id)
-    assert logged.source_run_id == run_id and logged.status.to_proto() is not None
+    assert logged.source_run_id == run_id and logged.status == LoggedModelStatus.READY
     outputs = tracker.client.get_run(run_id).outputs.model_outputs
     assert [(o.model_id, o.step) for o in outputs] == [(ref.model_id, 4)]

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from vae_lab.cli.common import JsonFlag, emit_json, err, fmt, out, user_errors
-from vae_lab.study.spec import known_studies, load_study_spec, renamed
+from vae_lab.study.design.spec import known_studies, load_study_spec, renamed
 
 app = typer.Typer(help="Run and inspect studies (Optuna searches whose trials are logged to MLflow).", no_args_is_help=True)
 
@@ -70,24 +70,24 @@ def run(
         spec = renamed(spec, name)
     if device:
         check_device_spec(device, "--device")
-    from vae_lab.study.runner import preflight_study
+    from vae_lab.study.execution.admission import admit
 
-    preflight_study(spec, data_path=data, device=device, where=str(path))
+    admission = admit(spec, data_path=data, device=device, where=str(path))
     _print_plan_estimate(spec, data, device, workers)
-    from vae_lab.study import interrupts
+    from vae_lab.study.execution import interrupts
 
     interrupts.install()  # Ctrl-C or SIGTERM: finish cleanly; a second one: stop at once
     try:
         with RichStudyProgress() as progress:
             if workers > 1:
-                from vae_lab.study.workers import run_study_workers
+                from vae_lab.study.execution.workers import run_study_workers
 
-                report = run_study_workers(spec, workers, sink=progress, n_trials=n_trials, data_path=data, where=str(path), device=device)
+                report = run_study_workers(spec, workers, sink=progress, n_trials=n_trials, device=device, admission=admission)
             else:
-                from vae_lab.study.runner import run_study
-                from vae_lab.study.workers import EventObserver
+                from vae_lab.study.execution.events import EventObserver
+                from vae_lab.study.execution.run import run_study
 
-                report = run_study(spec, n_trials=n_trials, data_path=data, observer=EventObserver(progress), where=str(path), device=device)
+                report = run_study(spec, n_trials=n_trials, observer=EventObserver(progress), admission=admission)
     except KeyboardInterrupt:
         err.print(f"interrupted: finished trials are kept; `{command_name()} study run {study}` resumes")
         raise typer.Exit(130) from None
@@ -120,7 +120,7 @@ def ui_link(report) -> str:
 def _print_plan_estimate(spec, data: Optional[Path], device: Optional[str], workers: int) -> None:
     """The plan's one-line estimate before a run starts (never fatal: a run does not need it)."""
     try:
-        from vae_lab.study.planner import plan_study
+        from vae_lab.study.design.planner import plan_study
 
         plan = plan_study(spec, data_path=data, device=device, workers=workers, calibrate_if_missing=True)
     except Exception as error:  # noqa: BLE001 - an estimate must never stop a study
@@ -138,7 +138,7 @@ def status(
     as_json: JsonFlag = False,
 ) -> None:
     """Trials of a study so far (states, values, params), without running anything."""
-    from vae_lab.study.runner import study_status
+    from vae_lab.study.execution.status import study_status
 
     report = study_status(study)
     if as_json:
@@ -220,7 +220,7 @@ def plan(
     trial and the wall time from a few seconds of calibration (cached per machine), with the
     range pruning allows and a warning when it runs past a working day."""
     from vae_lab.runtime import check_device_spec
-    from vae_lab.study.planner import duration, plan_study
+    from vae_lab.study.design.planner import duration, plan_study
 
     spec, _ = load_study_spec(study)
     if device:

@@ -15,6 +15,7 @@ from vae_lab.models.base import (
 
 # Registration side effect; the order here is the journal's, which `vae-lab models list` keeps.
 from vae_lab.models import fc, conv, conv_pool, conv_skip, deep, batch_norm, pointnet  # noqa: F401, I001
+from vae_lab.models import pose  # noqa: F401, E402  (after the journal's seven)
 
 __all__ = [
     "ARCHITECTURES",

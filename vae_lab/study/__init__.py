@@ -1,1 +1,5 @@
-"""Studies: YAML specs, the search space, the per-trial objective and the runner that resumes."""
+"""Studies: what a study is (`design`), one trial (`trial`), and running them (`execution`).
+
+Imports run one way: design <- trial <- execution. Nothing here is imported eagerly, so
+`vae_lab.study.design.spec` loads without Optuna's storages or MLflow.
+"""

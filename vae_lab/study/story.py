@@ -22,8 +22,8 @@ from optuna.trial import TrialState
 from vae_lab.data import PreparedDataset
 from vae_lab.data.sparse import max_occupied
 from vae_lab.models import BaseVAE
-from vae_lab.study.artifacts import gallery_samples
-from vae_lab.study.spec import StudySpec
+from vae_lab.study.trial.artifacts import gallery_samples
+from vae_lab.study.design.spec import StudySpec
 from vae_lab.tracking import PlotlyAssets, Tracker
 from vae_lab.training import TensorData
 from vae_lab.training.metrics import confusion_matrix, per_class_f1
@@ -88,7 +88,7 @@ def wall_time(study: optuna.Study) -> float | None:
 def planned_time(spec: StudySpec, data_path: Path | None) -> float | None:
     """The planner's estimate from this machine's cached calibration (None when there is none)."""
     try:
-        from vae_lab.study.planner import plan_study
+        from vae_lab.study.design.planner import plan_study
 
         return plan_study(spec, data_path=data_path, calibrate_if_missing=False).estimated_s
     except Exception as error:  # an estimate is a nicety: never fatal
@@ -175,8 +175,8 @@ def stored_view(name: str, settings=None, *, with_champion: bool = True) -> Stud
     from vae_lab.data import prepare_dataset
     from vae_lab.errors import VaeLabError
     from vae_lab.stores import check_stores
-    from vae_lab.study.spec import load_study_spec, parse_study
-    from vae_lab.study.storage import open_storage
+    from vae_lab.study.design.spec import load_study_spec, parse_study
+    from vae_lab.study.execution.storage import open_storage
 
     settings = settings or get_settings()
     check_stores(settings)

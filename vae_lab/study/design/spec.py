@@ -2,7 +2,7 @@
 
 A study file is data, not code. Unknown keys and wrong types are errors that name the file and
 the field, so a typo never silently falls back to a default; so is a hyperparameter that no
-trial of the study could use (see `vae_lab.study.space`). `vae_lab/studies/quick.yaml` shows
+trial of the study could use (see `vae_lab.study.design.space`). `vae_lab/studies/quick.yaml` shows
 every section with a comment.
 
 Where studies are found: a name (`quick`) is looked up in `./studies/` first, then among the
@@ -13,92 +13,18 @@ studies shipped with vae-lab, so a local file adds to or overrides a shipped one
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from vae_lab.choices import Augment, ClassWeighting, LrSchedule, ObjectiveMetric, OptimizerName, OutputHead, Precision, PrunerKind, ReconLoss, direction_of
+from vae_lab.choices import WEIGHTED_LOSSES, ObjectiveMetric, Precision, PrunerKind, direction_of
 from vae_lab.errors import VaeLabError
 from vae_lab.runtime import Runtime
+from vae_lab.study.design.space import MODEL_FIELDS, SearchSpace, Strict, check_space, grid_points, head_and_loss
 
 STUDIES_DIR = Path("studies")  # the local folder, relative to where vae-lab runs
-SHIPPED_STUDIES = Path(__file__).resolve().parent.parent / "studies"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class FloatRange(Strict):
-    """A continuous range for TPE; `log: true` samples on a log scale (learning rates)."""
-
-    low: float
-    high: float
-    log: bool = False
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "FloatRange":
-        if not self.low < self.high:
-            raise ValueError("low must be below high")
-        if self.log and self.low <= 0:
-            raise ValueError("a log range needs low > 0")
-        return self
-
-
-class IntRange(Strict):
-    low: int
-    high: int
-    step: int = 1
-    log: bool = False
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "IntRange":
-        if not self.low <= self.high:
-            raise ValueError("low must not be above high")
-        return self
-
-
-IntChoices = Optional[Union[list[int], IntRange]]
-FloatChoices = Optional[Union[list[float], FloatRange]]
-
-
-class SearchSpace(Strict):
-    """Each hyperparameter is a list of choices (grid or TPE) or a range (TPE only).
-
-    A hyperparameter left out is not searched: each trial takes the default that fits it (the
-    loss follows the head, the head follows the loss, the options take the papers' values).
-    """
-
-    architecture: list[str] = Field(default=["fc"], min_length=1)
-    output: Optional[list[OutputHead]] = Field(default=None, min_length=1)
-    loss: Optional[list[ReconLoss]] = Field(default=None, min_length=1)
-    latent_dim: IntChoices = None
-    batch_size: IntChoices = None
-    optimizer: Optional[list[OptimizerName]] = Field(default=None, min_length=1)
-    learning_rate: FloatChoices = None
-    lr_schedule: Optional[list[LrSchedule]] = Field(default=None, min_length=1)
-    width: IntChoices = None
-    weight_decay: FloatChoices = None
-    beta: FloatChoices = None
-    class_weighting: Optional[list[ClassWeighting]] = Field(default=None, min_length=1)
-    kl_warmup_epochs: IntChoices = None
-    kl_cycles: IntChoices = None
-    kl_cycle_ratio: FloatChoices = None
-    free_bits: FloatChoices = None
-    augment: Optional[list[Augment]] = Field(default=None, min_length=1)
-    focal_alpha: FloatChoices = None
-    focal_gamma: FloatChoices = None
-    brock_gamma: FloatChoices = None
-    tversky_alpha: FloatChoices = None
-    tversky_beta: FloatChoices = None
-
-    def items(self) -> list[tuple[str, list | FloatRange | IntRange]]:
-        """The hyperparameters the study sets, in definition order (architecture first)."""
-        return [(name, value) for name, value in self if value is not None]
-
-    def ranges(self) -> list[str]:
-        return [name for name, value in self.items() if not isinstance(value, list)]
+SHIPPED_STUDIES = Path(__file__).resolve().parents[2] / "studies"
 
 
 class DataSpec(Strict):
@@ -136,7 +62,10 @@ class ObjectiveSpec(Strict):
         if self.metrics and len(set(self.metrics)) < len(self.metrics):
             raise ValueError("a metric is listed twice in objective.metrics")
         if self.direction is not None and self.direction != natural:
-            raise ValueError(f"{self.metric} is {natural[:-1]}ed, not {self.direction[:-1]}ed: drop objective.direction (it follows the metric)")
+            raise ValueError(
+                f"{self.metric} is {natural[:-1]}ed, not {self.direction[:-1]}ed: "
+                "drop objective.direction (it follows the metric)"
+            )
         return self
 
     @property
@@ -170,7 +99,9 @@ class ChampionSpec(Strict):
 class TrainingSpec(Strict):
     epochs: int = Field(default=30, ge=1)
     patience: int = Field(default=5, ge=1)
-    early_stopping_metric: ObjectiveMetric = Field(default="val_loss", description="the journal stopped on val_loss")
+    early_stopping_metric: ObjectiveMetric = Field(
+        default="val_loss", description="the research journal stopped on val_loss"
+    )
     seed: int = 0
     kl_scale: float = Field(default=10.0, gt=0)
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda|cuda:\d+)$", description="auto, cpu, cuda or cuda:N")
@@ -185,17 +116,28 @@ class PrunerSpec(Strict):
     kind: PrunerKind = "none"
     warmup_epochs: int = Field(default=3, ge=0, description="median: epochs before a trial may be pruned")
     startup_trials: int = Field(default=2, ge=0, description="median: trials that run in full before pruning starts")
-    min_epochs: int = Field(default=1, ge=1, description="hyperband / successive_halving: the smallest budget, in epochs")
-    reduction_factor: int = Field(default=3, ge=2, description="hyperband / successive_halving: 1/eta of trials go on at each rung")
+    min_epochs: int = Field(
+        default=1, ge=1, description="hyperband / successive_halving: the smallest budget, in epochs"
+    )
+    reduction_factor: int = Field(
+        default=3, ge=2, description="hyperband / successive_halving: 1/eta of trials go on at each rung"
+    )
 
 
 class ArtifactSpec(Strict):
     pca: bool = True
     umap: bool = Field(default=False, description="adds ~20 s per process and ~1-9 s per 2,000 points")
-    reconstructions: int = Field(default=2, ge=0, le=6, description="gallery: samples per label, plus as many of the worst")
-    interpolation: bool = Field(default=True, description="decode the path between two validation samples of different labels")
+    reconstructions: int = Field(
+        default=2, ge=0, le=6, description="gallery: samples per label, plus as many of the worst"
+    )
+    interpolation: bool = Field(
+        default=True, description="decode the path between two validation samples of different labels"
+    )
     max_points: int = Field(default=2000, ge=10, description="validation samples projected")
-    plotlyjs: Literal["shared", "embed", "cdn"] = Field(default="shared", description="shared: one plotly.js per study run; embed: +3.5 MB per figure; cdn: needs internet")
+    plotlyjs: Literal["shared", "embed", "cdn"] = Field(
+        default="shared",
+        description="shared: one plotly.js per study run; embed: +3.5 MB per figure; cdn: needs internet",
+    )
 
 
 class RegistrySpec(Strict):
@@ -242,8 +184,6 @@ class StudySpec(Strict):
     @property
     def grid_size(self) -> int:
         """Distinct configurations of a grid study (see `space.grid_points`)."""
-        from vae_lab.study.space import grid_points
-
         return len(grid_points(self.space))
 
     @property
@@ -297,11 +237,21 @@ def find_study_file(name_or_path: str, studies_dir: Path = STUDIES_DIR) -> Path:
 
 def _field(loc: tuple) -> str:
     # Drop pydantic's union-branch markers ("list[float]", "FloatRange") from the location.
-    return ".".join(str(p) for p in loc if not (isinstance(p, str) and (p[:1].isupper() or "[" in p or p.startswith("function-"))))
+    return ".".join(
+        str(p) for p in loc if not (isinstance(p, str) and (p[:1].isupper() or "[" in p or p.startswith("function-")))
+    )
 
 
 PATTERN_HINTS = {"device": "use auto, cpu, cuda or cuda:N", "name": "use letters, digits, '-', '_' or '.'"}
-SHAPE_ERRORS = {"list_type", "model_type", "dict_type", "model_attributes_type", "float_type", "int_type", "none_required"}
+SHAPE_ERRORS = {
+    "list_type",
+    "model_type",
+    "dict_type",
+    "model_attributes_type",
+    "float_type",
+    "int_type",
+    "none_required",
+}
 
 
 def _most_specific(errors: list[dict]) -> dict:
@@ -322,11 +272,13 @@ def parse_study(raw: object, where: str) -> StudySpec:
         if error["type"] == "extra_forbidden":
             problem = "unknown key"
         elif error["type"] == "string_pattern_mismatch":
-            problem = f"{error.get('input')!r} is not allowed here: " + PATTERN_HINTS.get(field.rsplit(".", 1)[-1], "see the schema")
+            problem = f"{error.get('input')!r} is not allowed here: " + PATTERN_HINTS.get(
+                field.rsplit(".", 1)[-1], "see the schema"
+            )
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise VaeLabError(f"{where}: {field}", problem + more, "see `vae-lab study show quick` for every field") from None
-    from vae_lab.study.space import check_space
-
+        raise VaeLabError(
+            f"{where}: {field}", problem + more, "see `vae-lab study show quick` for every field"
+        ) from None
     check_space(spec.space, where)
     spec.champion_rule(where)
     return spec
@@ -344,3 +296,28 @@ def load_study_spec(name_or_path: str, studies_dir: Path = STUDIES_DIR) -> tuple
     except (OSError, UnicodeDecodeError) as exc:
         raise VaeLabError(str(path), f"cannot be read ({exc.__class__.__name__})", "check the file") from None
     return parse_study(raw, str(path)), path
+
+
+def build_configs(chosen: dict[str, Any], spec: StudySpec, grid: int, max_points: int, seed: int):
+    """(ModelConfig, TrainConfig) of a trial from its chosen hyperparameters and the study's defaults."""
+    from vae_lab.models import ModelConfig
+    from vae_lab.training import TrainConfig
+
+    head, loss = head_and_loss(chosen)
+    sizes = {k: chosen[k] for k in ("latent_dim", "width") if k in chosen}
+    model = ModelConfig(architecture=chosen["architecture"], output=head, grid=grid, max_points=max_points, **sizes)
+    options = {k: v for k, v in chosen.items() if k not in (*MODEL_FIELDS, "output", "loss")}
+    if loss not in WEIGHTED_LOSSES:
+        options["class_weighting"] = "none"
+    train = TrainConfig(
+        loss=loss,
+        epochs=spec.training.epochs,
+        patience=spec.training.patience,
+        early_stopping_metric=spec.training.early_stopping_metric,
+        seed=seed,
+        kl_scale=spec.training.kl_scale,
+        select_metric=spec.objective.metric,
+        select_mode="max" if spec.direction == "maximize" else "min",
+        **options,
+    )
+    return model, train

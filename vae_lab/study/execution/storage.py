@@ -1,6 +1,7 @@
 """Where Optuna keeps studies: a journal file on one machine, a database for many.
 
-The default journal file is append-only with a file lock, so several local worker processes
+(A "journal file" here is Optuna's `JournalStorage` log, not the research journal.) The default
+journal file is append-only with a file lock, so several local worker processes
 can share one study safely (a single SQLite file is not safe for that). `sqlite:///` and
 `postgresql://` URLs go to Optuna's RDB storage, with Optuna's heartbeats switched on: a worker
 that stops beating (killed, or its machine gone) has its trial failed by the next worker that
@@ -71,7 +72,25 @@ def open_storage(url: str, on_stale_trial: StaleTrialCallback | None = None) -> 
             engine_kwargs["connect_args"] = {"connect_timeout": 10}
         with schema_lock(url), warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
-            return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=HEARTBEAT_GRACE_S, failed_trial_callback=on_stale_trial)
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                grace_period=HEARTBEAT_GRACE_S,
+                failed_trial_callback=on_stale_trial,
+            )
     path = Path(url.removeprefix("journal:"))
     path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(path)))
+
+
+def trial_id_of(storage: optuna.storages.BaseStorage, study_name: str, number: int) -> int:
+    """The storage's id of trial `number` (the public storage API's key for writing to a trial)."""
+    study_id = storage.get_study_id_from_name(study_name)
+    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
+
+
+def storage_exists(url: str) -> bool:
+    """Whether `url` may hold studies already: a database, or a journal file that exists."""
+    path = url.removeprefix("journal:")
+    return bool(uri_scheme(path)) or Path(path).is_file()

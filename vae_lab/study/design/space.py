@@ -1,4 +1,4 @@
-"""From a search space to the configurations trials train with.
+"""The search space: its types, its grid points, and the checks that every value listed is used.
 
 The space is data (`SearchSpace`); this module is the only code that turns it into Optuna
 `suggest_*` calls and grid points, so grid and TPE studies share one objective.
@@ -19,13 +19,100 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import Any
+from typing import Any, Optional, Union
 
 import optuna
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vae_lab.choices import DEFAULT_LOSS, LOSS_HEAD, LOSS_OPTIONS, WEIGHTED_LOSSES
+from vae_lab.choices import (
+    DEFAULT_LOSS,
+    LOSS_HEAD,
+    LOSS_OPTIONS,
+    WEIGHTED_LOSSES,
+    Augment,
+    ClassWeighting,
+    LrSchedule,
+    OptimizerName,
+    OutputHead,
+    ReconLoss,
+)
 from vae_lab.errors import VaeLabError
-from vae_lab.study.spec import FloatRange, IntRange, SearchSpace, StudySpec
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FloatRange(Strict):
+    """A continuous range for TPE; `log: true` samples on a log scale (learning rates)."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "FloatRange":
+        if not self.low < self.high:
+            raise ValueError("low must be below high")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+
+class IntRange(Strict):
+    low: int
+    high: int
+    step: int = 1
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "IntRange":
+        if not self.low <= self.high:
+            raise ValueError("low must not be above high")
+        return self
+
+
+IntChoices = Optional[Union[list[int], IntRange]]
+FloatChoices = Optional[Union[list[float], FloatRange]]
+
+
+class SearchSpace(Strict):
+    """Each hyperparameter is a list of choices (grid or TPE) or a range (TPE only).
+
+    A hyperparameter left out is not searched: each trial takes the default that fits it (the
+    loss follows the head, the head follows the loss, the options take the papers' values).
+    """
+
+    architecture: list[str] = Field(default=["fc"], min_length=1)
+    output: Optional[list[OutputHead]] = Field(default=None, min_length=1)
+    loss: Optional[list[ReconLoss]] = Field(default=None, min_length=1)
+    latent_dim: IntChoices = None
+    batch_size: IntChoices = None
+    optimizer: Optional[list[OptimizerName]] = Field(default=None, min_length=1)
+    learning_rate: FloatChoices = None
+    lr_schedule: Optional[list[LrSchedule]] = Field(default=None, min_length=1)
+    width: IntChoices = None
+    weight_decay: FloatChoices = None
+    beta: FloatChoices = None
+    class_weighting: Optional[list[ClassWeighting]] = Field(default=None, min_length=1)
+    kl_warmup_epochs: IntChoices = None
+    kl_cycles: IntChoices = None
+    kl_cycle_ratio: FloatChoices = None
+    free_bits: FloatChoices = None
+    augment: Optional[list[Augment]] = Field(default=None, min_length=1)
+    focal_alpha: FloatChoices = None
+    focal_gamma: FloatChoices = None
+    brock_gamma: FloatChoices = None
+    tversky_alpha: FloatChoices = None
+    tversky_beta: FloatChoices = None
+
+    def items(self) -> list[tuple[str, list | FloatRange | IntRange]]:
+        """The hyperparameters the study sets, in definition order (architecture first)."""
+        return [(name, value) for name, value in self if value is not None]
+
+    def ranges(self) -> list[str]:
+        return [name for name, value in self.items() if not isinstance(value, list)]
+
 
 LOSS_OPTION_NAMES = frozenset(name for options in LOSS_OPTIONS.values() for name in options)
 MODEL_FIELDS = ("architecture", "latent_dim", "width")
@@ -86,7 +173,7 @@ def grid_points(space: SearchSpace) -> list[dict[str, Any]]:
     names = [name for name, _ in items]
     seen: dict[str, dict[str, Any]] = {}
     for combination in itertools.product(*(_values(choice) for _, choice in items)):
-        point = resolve(dict(zip(names, combination)), names)
+        point = resolve(dict(zip(names, combination, strict=True)), names)
         seen.setdefault(json.dumps(point, sort_keys=True, default=str), point)
     return list(seen.values())
 
@@ -97,10 +184,23 @@ def check_space(space: SearchSpace, where: str) -> None:
 
     unknown = [a for a in space.architecture if a not in ARCHITECTURES]
     if unknown:
-        raise VaeLabError(f"{where}: space.architecture", f"unknown architecture {unknown[0]!r}", f"use any of: {', '.join(sorted(ARCHITECTURES))}")
+        raise VaeLabError(
+            f"{where}: space.architecture",
+            f"unknown architecture {unknown[0]!r}",
+            f"use any of: {', '.join(sorted(ARCHITECTURES))}",
+        )
     _check_heads_and_losses(space, where)
-    if any(w and c for w in _values(space.kl_warmup_epochs or [0]) for c in _values(space.kl_cycles or [0]) if isinstance(w, int) and isinstance(c, int)):
-        raise VaeLabError(f"{where}: space.kl_cycles", "kl_warmup_epochs and kl_cycles are two KL schedules and a trial uses one", "search them in separate studies")
+    if any(
+        w and c
+        for w in _values(space.kl_warmup_epochs or [0])
+        for c in _values(space.kl_cycles or [0])
+        if isinstance(w, int) and isinstance(c, int)
+    ):
+        raise VaeLabError(
+            f"{where}: space.kl_cycles",
+            "kl_warmup_epochs and kl_cycles are two KL schedules and a trial uses one",
+            "search them in separate studies",
+        )
     used: dict[str, set[str]] = {}
     for point in grid_points(space):
         for name, value in point.items():
@@ -109,7 +209,11 @@ def check_space(space: SearchSpace, where: str) -> None:
         for value in _values(choice):
             if json.dumps(value, default=str) not in used.get(name, set()):
                 shown = value if isinstance(value, (list, int, float, str)) else "the range"
-                raise VaeLabError(f"{where}: space.{name}", f"{shown} is never used: {_why_unused(name)}", "remove it, or add what it needs to the space")
+                raise VaeLabError(
+                    f"{where}: space.{name}",
+                    f"{shown} is never used: {_why_unused(name)}",
+                    "remove it, or add what it needs to the space",
+                )
 
 
 def _check_heads_and_losses(space: SearchSpace, where: str) -> None:
@@ -120,7 +224,11 @@ def _check_heads_and_losses(space: SearchSpace, where: str) -> None:
         outputs = space.output if space.output and len(family.heads) > 1 else [None]
         for output in outputs:
             if output is not None and output not in family.heads:
-                raise VaeLabError(f"{where}: space.output", f"architecture {architecture!r} has no {output!r} output", f"use {' or '.join(family.heads)}")
+                raise VaeLabError(
+                    f"{where}: space.output",
+                    f"architecture {architecture!r} has no {output!r} output",
+                    f"use {' or '.join(family.heads)}",
+                )
             for loss in space.loss or []:
                 check_loss(architecture, output or LOSS_HEAD[loss], loss, where=f"{where}: space.loss")
 
@@ -129,7 +237,7 @@ def _why_unused(name: str) -> str:
     if name == "output":
         return "only families with a head to choose (not pointnet) take an output"
     if name == "width":
-        return "only families whose width is a knob (pointnet) take a width; the journal's have fixed layers"
+        return "only families whose width is a knob (pointnet) take a width; the research journal's have fixed layers"
     if name == "class_weighting":
         return f"class weights apply only to the losses {', '.join(sorted(WEIGHTED_LOSSES))}"
     if name in LOSS_OPTION_NAMES:
@@ -155,50 +263,3 @@ def suggest_params(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
         if applies(name, chosen):
             chosen[name] = _suggest(trial, name, choice)
     return chosen
-
-
-def build_configs(chosen: dict[str, Any], spec: StudySpec, grid: int, max_points: int, seed: int):
-    """(ModelConfig, TrainConfig) of a trial from its chosen hyperparameters and the study's defaults."""
-    from vae_lab.models import ModelConfig
-    from vae_lab.training import TrainConfig
-
-    head, loss = head_and_loss(chosen)
-    sizes = {k: chosen[k] for k in ("latent_dim", "width") if k in chosen}
-    model = ModelConfig(architecture=chosen["architecture"], output=head, grid=grid, max_points=max_points, **sizes)
-    options = {k: v for k, v in chosen.items() if k not in (*MODEL_FIELDS, "output", "loss")}
-    if loss not in WEIGHTED_LOSSES:
-        options["class_weighting"] = "none"
-    train = TrainConfig(
-        loss=loss,
-        epochs=spec.training.epochs,
-        patience=spec.training.patience,
-        early_stopping_metric=spec.training.early_stopping_metric,
-        seed=seed,
-        kl_scale=spec.training.kl_scale,
-        select_metric=spec.objective.metric,
-        select_mode="max" if spec.direction == "maximize" else "min",
-        **options,
-    )
-    return model, train
-
-
-def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
-    """TPE for tpe studies. A grid study's points are all queued up front (see the runner), so
-    its sampler only ever picks repeats past the end of the grid."""
-    if spec.sampler == "grid":
-        return optuna.samplers.RandomSampler(seed=spec.training.seed)
-    if spec.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=spec.training.seed, population_size=max(4, min(50, spec.planned_trials // 4)))
-    return optuna.samplers.TPESampler(seed=spec.training.seed, n_startup_trials=min(10, max(2, spec.planned_trials // 3)))
-
-
-def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
-    """The study's pruner; every one reads the objective reported at each epoch."""
-    p = spec.pruner
-    if p.kind == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=p.warmup_epochs)
-    if p.kind == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=p.min_epochs, max_resource=spec.training.epochs, reduction_factor=p.reduction_factor)
-    if p.kind == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=p.min_epochs, reduction_factor=p.reduction_factor)
-    return optuna.pruners.NopPruner()

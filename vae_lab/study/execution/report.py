@@ -9,7 +9,6 @@ history, parameter importances, parallel coordinates and intermediate values.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -17,22 +16,13 @@ from typing import TYPE_CHECKING, Any
 import optuna
 import pandas as pd
 
+from vae_lab.study.trial.provenance import TrialAttr
 from vae_lab.tracking import PlotlyAssets, Tracker
 
 if TYPE_CHECKING:
     from vae_lab.study.story import StoryContext
 
 logger = logging.getLogger(__name__)
-
-# What each trial keeps (as the user attr "summary") for the leaderboard, from its best metrics.
-SUMMARY_METRICS = (
-    "val_f1", "val_f1_c1", "val_f1_c2", "val_f1_c3", "val_f1_c4", "val_kl", "val_active_units",
-    "val_knn_accuracy", "val_silhouette", "val_occupancy_iou", "val_exact_match",
-)
-
-
-def summary_of(best: dict[str, float]) -> dict[str, float]:
-    return {name: float(best[name]) for name in SUMMARY_METRICS if name in best and math.isfinite(best[name])}
 
 
 def leaderboard(study: optuna.Study, objective: str) -> pd.DataFrame:
@@ -41,10 +31,20 @@ def leaderboard(study: optuna.Study, objective: str) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     names = study.user_attrs.get("objectives") or [objective]
     for t in study.get_trials(deepcopy=False):
-        duration = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
+        duration = (
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete and t.datetime_start
+            else None
+        )
         row: dict[str, Any] = {"trial": t.number, "state": t.state.name.lower(), **dict(zip(names, t.values or [None] * len(names)))}
-        row.update(t.user_attrs.get("summary", {}))
-        row.update({"time_s": duration, "epochs": t.user_attrs.get("epochs_run"), "best_epoch": t.user_attrs.get("best_epoch")})
+        row.update(t.user_attrs.get(TrialAttr.SUMMARY, {}))
+        row.update(
+            {
+                "time_s": duration,
+                "epochs": t.user_attrs.get(TrialAttr.EPOCHS_RUN),
+                "best_epoch": t.user_attrs.get(TrialAttr.BEST_EPOCH),
+            }
+        )
         row.update(t.params)
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -63,7 +63,9 @@ def study_figures(study: optuna.Study, objective: str) -> dict[str, Any]:
         return {}
     if len(study.directions) > 1:
         return {}  # several objectives: the Pareto figure and report.html tell it (see study.story)
-    figures: dict[str, Any] = {"optimization_history.html": lambda: vis.plot_optimization_history(study, target_name=objective)}
+    figures: dict[str, Any] = {
+        "optimization_history.html": lambda: vis.plot_optimization_history(study, target_name=objective)
+    }
     figures["intermediate_values.html"] = lambda: vis.plot_intermediate_values(study)
     varying = {name for name in complete[0].params if len({repr(t.params.get(name)) for t in complete}) > 1}
     if len(complete) >= 2 and varying:

@@ -14,7 +14,7 @@ import torch
 from vae_lab import viz
 from vae_lab.data import PreparedDataset
 from vae_lab.models import BaseVAE, VAEOutput
-from vae_lab.study.spec import ArtifactSpec
+from vae_lab.study.design.spec import ArtifactSpec
 from vae_lab.tracking import PlotlyAssets, Tracker
 from vae_lab.training import TensorData, ValidationResult
 from vae_lab.training.latent_metrics import trustworthiness
@@ -29,42 +29,63 @@ def log_trial_figures(
     val: TensorData,
     final: ValidationResult,
     data: PreparedDataset,
-    art: ArtifactSpec,
+    wanted: ArtifactSpec,
     assets: PlotlyAssets,
     title: str,
 ) -> dict[str, float]:
     """Log every figure the study asks for; returns metrics found on the way (UMAP trustworthiness)."""
     extra: dict[str, float] = {}
-    latents = final.latents[: art.max_points]
-    labels = val.labels[: art.max_points].cpu().numpy()
+    latents = final.latents[: wanted.max_points]
+    labels = val.labels[: wanted.max_points].cpu().numpy()
     mapped = None  # the mapped samples' grids and reconstructions, for the explorer's side panel
-    for method, wanted in (("pca", art.pca), ("umap", art.umap)):
-        if wanted and len(latents) >= 3:
+    for method, asked in (("pca", wanted.pca), ("umap", wanted.umap)):
+        if asked and len(latents) >= 3:
             projection = viz.project_latents(latents, method)
             if mapped is None:
                 shown = val.select(np.arange(len(latents)))
                 mapped = shown.grid.cpu().numpy(), _predict(model, shown).astype(np.uint8)
-            figure, parts = viz.latent_explorer(projection[0], labels, data.label_names, *mapped, title=f"{title}: validation latents, {method.upper()} {projection[1]} (click a point)", axis=method.upper())
+            figure, parts = viz.latent_explorer(
+                projection[0], labels, data.label_names, *mapped, axis=method.upper(),
+                title=f"{title}: validation latents, {method.upper()} {projection[1]} (click a point)",
+            )
             tracker.log_figure(run_id, figure, f"latents_{method}.html", assets, parts)
             if method == "umap" and (score := trustworthiness(latents, projection[0])) is not None:
                 extra["val_trustworthiness_umap"] = score
-    tracker.log_figure(run_id, viz.confusion_figure(final.confusion.numpy(), title=f"{title}: cell classes, true vs reconstructed"), "confusion_matrix.html", assets)
-    tracker.log_figure(run_id, viz.kl_per_dimension_figure(final.kl_per_dim, title=f"{title}: KL per latent dimension"), "kl_per_dimension.html", assets)
-    if art.reconstructions:
-        indices, names = gallery_samples(val.labels.cpu().numpy(), final.sample_errors, data.label_names, art.reconstructions)
+    tracker.log_figure(
+        run_id,
+        viz.confusion_figure(final.confusion.numpy(), title=f"{title}: cell classes, true vs reconstructed"),
+        "confusion_matrix.html",
+        assets,
+    )
+    tracker.log_figure(
+        run_id,
+        viz.kl_per_dimension_figure(final.kl_per_dim, title=f"{title}: KL per latent dimension"),
+        "kl_per_dimension.html",
+        assets,
+    )
+    if wanted.reconstructions:
+        indices, names = gallery_samples(
+            val.labels.cpu().numpy(), final.sample_errors, data.label_names, wanted.reconstructions
+        )
         shown = val.select(np.asarray(indices))
         predicted = _predict(model, shown)
-        figure = viz.gallery_figure(shown.grid.cpu().numpy(), predicted, names, title=f"{title}: validation reconstructions")
+        figure = viz.gallery_figure(
+            shown.grid.cpu().numpy(), predicted, names, title=f"{title}: validation reconstructions"
+        )
         tracker.log_figure(run_id, figure, "reconstructions.html", assets)
-    if art.interpolation and (pair := interpolation_pair(val.labels.cpu().numpy())) is not None:
+    if wanted.interpolation and (pair := interpolation_pair(val.labels.cpu().numpy())) is not None:
         path = _interpolate(model, final.latents, *pair)
         a, b = (data.label_names[int(val.labels[i])] if data.label_names else f"sample {i}" for i in pair)
-        figure = viz.interpolation_figure(path, start_name=f"{a} (#{pair[0]})", end_name=f"{b} (#{pair[1]})", title=f"{title}: latent interpolation")
+        figure = viz.interpolation_figure(
+            path, start_name=f"{a} (#{pair[0]})", end_name=f"{b} (#{pair[1]})", title=f"{title}: latent interpolation"
+        )
         tracker.log_figure(run_id, figure, "interpolation.html", assets)
     return extra
 
 
-def gallery_samples(labels: np.ndarray, errors: np.ndarray | None, label_names: list[str], per_label: int) -> tuple[list[int], list[str]]:
+def gallery_samples(
+    labels: np.ndarray, errors: np.ndarray | None, label_names: list[str], per_label: int
+) -> tuple[list[int], list[str]]:
     """Indices and column names: the first `per_label` samples of each label, then the
     `per_label` worst-reconstructed samples not already shown."""
     chosen: list[int] = []
@@ -74,7 +95,9 @@ def gallery_samples(labels: np.ndarray, errors: np.ndarray | None, label_names: 
             chosen.append(int(index))
             names.append(label_names[code] if 0 <= code < len(label_names) else f"sample {index}")
     if errors is not None:
-        worst = [int(i) for i in np.argsort(-errors, kind="stable") if int(i) not in chosen and errors[i] > 0][:per_label]
+        worst = [int(i) for i in np.argsort(-errors, kind="stable") if int(i) not in chosen and errors[i] > 0][
+            :per_label
+        ]
         chosen += worst
         names += [f"worst #{i} ({int(errors[i])} wrong)" for i in worst]
     return chosen, names

@@ -17,8 +17,8 @@ from typing import Any
 
 from vae_lab.config import Settings, get_settings
 from vae_lab.device import describe, resolve_device
-from vae_lab.study.space import build_configs, grid_points
-from vae_lab.study.spec import FloatRange, IntRange, StudySpec
+from vae_lab.study.design.space import FloatRange, IntRange, grid_points, resolve
+from vae_lab.study.design.spec import StudySpec, build_configs
 
 WORKING_DAY_S = 8 * 3600
 # Per-trial work outside the epochs (building the model, figures, logging the model): the median
@@ -68,7 +68,8 @@ class Plan:
         return document
 
     def headline(self) -> str:
-        text = f"plan: {self.trials} trials x <= {self.max_epochs} epochs x {self.rows_per_epoch:,} rows on {self.device}: about {duration(self.estimated_s)}"
+        size = f"{self.trials} trials x <= {self.max_epochs} epochs x {self.rows_per_epoch:,} rows"
+        text = f"plan: {size} on {self.device}: about {duration(self.estimated_s)}"
         if self.estimated_s_pruned is not None:
             low, high = self.estimated_s_pruned
             text += f" ({duration(low)} to {duration(high)} with pruning)"
@@ -103,19 +104,32 @@ def representative_points(spec: StudySpec) -> list[tuple[dict[str, Any], int]]:
     return [(p, spec.planned_trials / len(points)) for p in points]
 
 
-def plan_study(spec: StudySpec, *, data_path: Path | None = None, device: str | None = None, workers: int = 1, calibrate_if_missing: bool = True, settings: Settings | None = None) -> Plan:
+def plan_study(
+    spec: StudySpec,
+    *,
+    data_path: Path | None = None,
+    device: str | None = None,
+    workers: int = 1,
+    calibrate_if_missing: bool = True,
+    settings: Settings | None = None,
+) -> Plan:
     """The plan of `spec` on this machine (calibrating what the cache does not know yet)."""
     from vae_lab.data import default_dataset, prepare_dataset
     from vae_lab.data.sparse import max_occupied
     from vae_lab.models import build_model
     from vae_lab.models.flops import forward_flops_per_sample, training_flops_per_sample
-    from vae_lab.study.space import resolve
     from vae_lab.training.calibrate import CalibrationCache, config_key, machine_key, measure_throughput
 
     settings = settings or get_settings()
     torch_device = resolve_device(device or spec.training.device, where="--device" if device else "training.device")
     runtime = spec.training.runtime().model_copy(update={"device": str(torch_device)})
-    data = prepare_dataset(default_dataset(data_path or spec.data.path), toy_fraction=spec.data.toy_fraction, seed=spec.data.seed, grid=spec.data.grid, cache_dir=settings.cache_dir)
+    data = prepare_dataset(
+        default_dataset(data_path or spec.data.path),
+        toy_fraction=spec.data.toy_fraction,
+        seed=spec.data.seed,
+        grid=spec.data.grid,
+        cache_dir=settings.cache_dir,
+    )
     train_rows, val_rows = len(data.train), len(data.val)
     max_points = max(1, max_occupied(data.train.grids), max_occupied(data.val.grids), max_occupied(data.test.grids))
     cache = CalibrationCache(Path(settings.cache_dir) / "calibration.json")
@@ -136,10 +150,22 @@ def plan_study(spec: StudySpec, *, data_path: Path | None = None, device: str | 
                 cache.put(machine, key, throughput)
             model = build_model(model_config)
             flops = training_flops_per_sample(model) * train_rows + forward_flops_per_sample(model) * val_rows
-            costs[key] = ConfigCost(model_config.architecture, model_config.output, train_config.loss, train_config.batch_size, 0, flops / max(train_rows, 1), throughput.train_samples_per_s, throughput.val_samples_per_s, throughput.epoch_s(train_rows, val_rows))
+            costs[key] = ConfigCost(
+                model_config.architecture,
+                model_config.output,
+                train_config.loss,
+                train_config.batch_size,
+                0,
+                flops / max(train_rows, 1),
+                throughput.train_samples_per_s,
+                throughput.val_samples_per_s,
+                throughput.epoch_s(train_rows, val_rows),
+            )
         cost = costs[key]
         cost.trials += count
-        trial_s = spec.training.epochs * cost.epoch_s + TRIAL_OVERHEAD_S + (UMAP_PER_TRIAL_S if spec.artifacts.umap else 0)
+        trial_s = (
+            spec.training.epochs * cost.epoch_s + TRIAL_OVERHEAD_S + (UMAP_PER_TRIAL_S if spec.artifacts.umap else 0)
+        )
         total_s += count * trial_s
         total_flops += count * spec.training.epochs * (cost.flops_per_sample * train_rows)
         trials += count
@@ -162,7 +188,10 @@ def plan_study(spec: StudySpec, *, data_path: Path | None = None, device: str | 
     )
     plan.warnings = advice(spec, plan, torch_device.type)
     if workers > 1 and torch_device.type == "cpu":
-        plan.warnings.append(f"{workers} workers share this machine's {_cores()} CPU cores: expect no speed-up over one worker on the CPU")
+        plan.warnings.append(
+            f"{workers} workers share this machine's {_cores()} CPU cores: "
+            "expect no speed-up over one worker on the CPU"
+        )
     return plan
 
 
@@ -207,7 +236,11 @@ def advice(spec: StudySpec, plan: Plan, device_type: str) -> list[str]:
         hints.append("sampler: tpe with n_trials: 20 and pruner: {kind: hyperband}")
     elif spec.pruner.kind == "none":
         hints.append("pruner: {kind: hyperband}")
-    widest = max(((name, len(v)) for name, v in spec.space.items() if isinstance(v, list) and name != "architecture"), key=lambda x: x[1], default=None)
+    widest = max(
+        ((name, len(v)) for name, v in spec.space.items() if isinstance(v, list) and name != "architecture"),
+        key=lambda x: x[1],
+        default=None,
+    )
     if widest and widest[1] > 2:
         hints.append(f"fewer values of {widest[0]} (it has {widest[1]})")
     if device_type == "cpu":

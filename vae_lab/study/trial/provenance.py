@@ -1,0 +1,223 @@
+"""What a study writes about itself: every attribute and tag name, and every value they take.
+
+Three readers look a trial up long after it ran: the next worker (who owns this trial? is it
+alive? which grid point did it run?), the report and the benchmark (its summary, its timings),
+and a researcher in the MLflow UI (why did it stop?). So the names live here and nowhere else,
+and a trial's ending is one `TrialEnding`: the Optuna state, the MLflow run status and the
+`trial_state` tag always move together.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+HOST = socket.gethostname()
+
+
+class TrialAttr:
+    """Names of the user attributes of an Optuna trial."""
+
+    RUN_ID = "mlflow_run_id"
+    WORKER_HOST = "worker_host"
+    WORKER_PID = "worker_pid"
+    FAILURE_REASON = "failure_reason"
+    GRID_POINT = "grid_point"  # index into the study's grid points
+    REPEAT = "repeat"  # a grid point run again past the end of the grid
+    REQUEUED_FROM = "requeued_from"  # the dead trial whose point this one reruns
+    BEST_EPOCH = "best_epoch"
+    EPOCHS_RUN = "epochs_run"
+    MODEL_ID = "model_id"
+    MODEL_URI = "model_uri"
+    ARCHITECTURE = "architecture"
+    SUMMARY = "summary"  # best metrics for the leaderboard (SUMMARY_METRICS)
+    TIMINGS = "timings"  # TrialTimings of the objective, for the benchmark
+
+
+class StudyAttr:
+    """Names of the user attributes of an Optuna study: what a resumed study must agree with."""
+
+    DATA_KEY = "data_key"
+    DATA_PATH = "data_path"
+    DATA_GRID = "data_grid"
+    SEARCH_SPACE = "search_space"
+    SAMPLER = "sampler"
+    OBJECTIVE = "objective"
+    OBJECTIVES = "objectives"  # every objective, in order (the first is OBJECTIVE)
+
+
+class RunTag:
+    """Names of the MLflow tags of trial runs and invocation (parent) runs."""
+
+    STUDY = "study"
+    TRIAL = "trial"
+    ARCHITECTURE = "architecture"
+    OPTUNA_STUDY = "optuna_study"
+    DEVICE = "device"
+    PARAMETERS = "parameters"
+    KIND = "kind"
+    SAMPLER = "sampler"
+    OBJECTIVE = "objective"
+    OBJECTIVES = "objectives"  # every objective, in order (the first is OBJECTIVE)
+    WORKERS = "workers"
+    WORKERS_DIED = "workers_died"
+    TRIAL_STATE = "trial_state"  # a TrialOutcome; absent on a trial that completed
+    FAILURE_REASON = "failure_reason"
+    PRUNED_REASON = "pruned_reason"
+    FAILED_EPOCH = "failed_epoch"
+
+
+INVOCATION_KIND = "study-invocation"  # RunTag.KIND of a `study run` invocation's parent run
+
+
+class TrialOutcome(str, enum.Enum):
+    """The `trial_state` tag of a trial run that did not complete."""
+
+    PRUNED = "PRUNED"
+    FAILED = "FAILED"
+    INTERRUPTED = "INTERRUPTED"
+    WORKER_DIED = "WORKER_DIED"
+
+
+INTERRUPTED_REASON = "interrupted (Ctrl-C or SIGTERM)"
+
+
+@dataclass(frozen=True)
+class TrialEnding:
+    """How one trial ended, as both stores record it (see `execution.settle`)."""
+
+    state: TrialState  # written to Optuna
+    run_status: str  # MLflow: FINISHED, FAILED or KILLED
+    outcome: TrialOutcome | None = None  # the run's trial_state tag
+    reason: str | None = None
+    value: float | tuple[float, ...] | None = None  # a tuple with several objectives
+    extra_tags: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def complete(cls, value: float | tuple[float, ...]) -> TrialEnding:
+        return cls(TrialState.COMPLETE, "FINISHED", value=value)
+
+    @classmethod
+    def pruned(cls, reason: str) -> TrialEnding:
+        return cls(TrialState.PRUNED, "KILLED", TrialOutcome.PRUNED, reason)
+
+    @classmethod
+    def failed(cls, reason: str, failed_epoch: int | None = None) -> TrialEnding:
+        extra = {RunTag.FAILED_EPOCH: failed_epoch} if failed_epoch is not None else {}
+        return cls(TrialState.FAIL, "FAILED", TrialOutcome.FAILED, reason[:500], extra_tags=extra)
+
+    @classmethod
+    def interrupted(cls) -> TrialEnding:
+        return cls(TrialState.FAIL, "KILLED", TrialOutcome.INTERRUPTED, INTERRUPTED_REASON)
+
+    @classmethod
+    def worker_died(cls, reason: str) -> TrialEnding:
+        return cls(TrialState.FAIL, "KILLED", TrialOutcome.WORKER_DIED, reason)
+
+    def run_tags(self) -> dict[str, Any]:
+        """The tags the trial's MLflow run gets (none for a completed trial)."""
+        if self.outcome is None:
+            return {}
+        reason_tag = RunTag.PRUNED_REASON if self.outcome is TrialOutcome.PRUNED else RunTag.FAILURE_REASON
+        tags: dict[str, Any] = {RunTag.TRIAL_STATE: self.outcome.value}
+        if self.reason is not None:
+            tags[reason_tag] = self.reason
+        return tags | self.extra_tags
+
+    @property
+    def trial_reason(self) -> str | None:
+        """The failure reason the Optuna trial keeps (a pruned trial is not a failure)."""
+        return self.reason if self.state == TrialState.FAIL else None
+
+
+# --- who owns a trial ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The worker process that runs a trial (or an invocation)."""
+
+    host: str | None
+    pid: int | None
+
+    @classmethod
+    def this_process(cls) -> Owner:
+        return cls(HOST, os.getpid())
+
+    @classmethod
+    def of(cls, attrs: dict[str, Any]) -> Owner:
+        """The owner recorded in a trial's user attrs or a run's tags (either may be missing)."""
+        return cls(attrs.get(TrialAttr.WORKER_HOST), _as_int(attrs.get(TrialAttr.WORKER_PID)))
+
+    def attrs(self) -> dict[str, Any]:
+        return {TrialAttr.WORKER_HOST: self.host, TrialAttr.WORKER_PID: self.pid}
+
+    @property
+    def is_local(self) -> bool:
+        return self.host == HOST
+
+    def describe(self) -> str:
+        return f"pid {self.pid if self.pid is not None else '?'} on {self.host or '?'}"
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# --- lease keys ------------------------------------------------------------------------------------
+
+
+def trial_lease_key(number: int) -> str:
+    return str(number)
+
+
+def invocation_lease_key(parent_run_id: str) -> str:
+    return f"run-{parent_run_id}"
+
+
+# --- reading a trial back ----------------------------------------------------------------------------
+
+
+def run_id_of(trial: optuna.trial.FrozenTrial) -> str | None:
+    return trial.user_attrs.get(TrialAttr.RUN_ID)
+
+
+def failure_reason_of(trial: optuna.trial.FrozenTrial) -> str | None:
+    return trial.user_attrs.get(TrialAttr.FAILURE_REASON)
+
+
+def planned_params(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The configuration a trial runs: the point it was queued with (complete even before the
+    trial suggested it), else its params. Optuna keeps an enqueued point in the "fixed_params"
+    system attr and has no public reader for it; this is the one place that reads it."""
+    return dict(trial.system_attrs.get("fixed_params") or trial.params)
+
+
+# What each trial keeps (as TrialAttr.SUMMARY) for the leaderboard, from its best metrics.
+SUMMARY_METRICS = (
+    "val_f1",
+    "val_f1_c1",
+    "val_f1_c2",
+    "val_f1_c3",
+    "val_f1_c4",
+    "val_kl",
+    "val_active_units",
+    "val_knn_accuracy",
+    "val_silhouette",
+    "val_occupancy_iou",
+    "val_exact_match",
+)
+
+
+def summary_of(best: dict[str, float]) -> dict[str, float]:
+    return {name: float(best[name]) for name in SUMMARY_METRICS if name in best and math.isfinite(best[name])}
