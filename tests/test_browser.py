@@ -236,7 +236,7 @@ def test_the_latent_explorer_draws_a_clicked_sample_inside_the_artifact_viewer(s
         dx, dy, sample = driver.execute_script(
             """const gd = document.getElementById("vae-lab-figure"), t = gd._fullData[0], L = gd._fullLayout;
             const box = gd.querySelector(".nsewdrag").getBoundingClientRect();
-            return [L.xaxis.l2p(t.x[0]) - box.width / 2, L.yaxis.l2p(t.y[0]) - box.height / 2, t.customdata[0]];"""
+            return [L.xaxis.l2p(t.x[0]) - box.width / 2, L.yaxis.l2p(t.y[0]) - box.height / 2, t.customdata[0][0]];"""
         )
         area = driver.find_element(By.CSS_SELECTOR, "#vae-lab-figure .nsewdrag")
         ActionChains(driver).move_to_element_with_offset(area, int(dx), int(dy)).click().perform()

@@ -21,7 +21,19 @@ def entries(lab):
     for number, (f1, kl) in enumerate(VALUES):
         run_id = tracker.start_run(experiment, f"trial-{number}")
         model = tracker.client.create_logged_model(experiment, name="model", source_run_id=run_id)
-        made.append(Candidate("two", number, ("fc", "conv")[number % 2], f1, run_id, model.model_id, "val_f1", "maximize", {"val_f1": f1, "val_kl": kl}))
+        made.append(
+            Candidate(
+                "two",
+                number,
+                ("fc", "conv")[number % 2],
+                f1,
+                run_id,
+                model.model_id,
+                "val_f1",
+                "maximize",
+                {"val_f1": f1, "val_kl": kl},
+            )
+        )
     return tracker, made
 
 
@@ -38,7 +50,14 @@ def test_knee_champion_pareto_aliases_and_tags(entries):
     assert run == made[1].run_id and tags["champion_rule"] == "knee" and tags["pareto_rank"] == "1"
     # pareto-1 is the front's best val_f1, then down the front.
     assert [aliased(tracker, f"pareto-{k}")[0] for k in (1, 2, 3)] == [made[2].run_id, made[1].run_id, made[0].run_id]
-    assert set(tracker.client.get_registered_model("two").aliases) == {"champion", "best-fc", "best-conv", "pareto-1", "pareto-2", "pareto-3"}
+    assert set(tracker.client.get_registered_model("two").aliases) == {
+        "champion",
+        "best-fc",
+        "best-conv",
+        "pareto-1",
+        "pareto-2",
+        "pareto-3",
+    }
 
 
 def test_a_changed_rule_re_crowns_without_new_runs_and_an_unmet_one_keeps_the_champion(entries):
@@ -58,7 +77,9 @@ def test_a_changed_rule_re_crowns_without_new_runs_and_an_unmet_one_keeps_the_ch
 def test_the_front_shrinking_drops_stale_pareto_aliases(entries):
     tracker, made = entries
     reconcile(tracker, "two", made, make_rule("knee", None, None, OBJECTIVES))
-    dominating = Candidate("two", 9, "fc", 0.95, made[3].run_id, made[3].model_id, "val_f1", "maximize", {"val_f1": 0.95, "val_kl": 1.0})
+    dominating = Candidate(
+        "two", 9, "fc", 0.95, made[3].run_id, made[3].model_id, "val_f1", "maximize", {"val_f1": 0.95, "val_kl": 1.0}
+    )
     reconcile(tracker, "two", [*made[:3], dominating], make_rule("knee", None, None, OBJECTIVES))
     aliases = tracker.client.get_registered_model("two").aliases
     assert {a for a in aliases if a.startswith("pareto-")} == {"pareto-1"}

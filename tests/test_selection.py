@@ -43,7 +43,12 @@ def test_ranks_go_deeper_and_skip_trials_missing_an_objective():
 
 def test_three_objectives_and_directions():
     directions = {"x": "maximize", "y": "maximize", "z": "minimize"}
-    points = {0: {"x": 1, "y": 0, "z": 0}, 1: {"x": 0, "y": 1, "z": 0}, 2: {"x": 1, "y": 1, "z": 1}, 3: {"x": 0, "y": 0, "z": 1}}
+    points = {
+        0: {"x": 1, "y": 0, "z": 0},
+        1: {"x": 0, "y": 1, "z": 0},
+        2: {"x": 1, "y": 1, "z": 1},
+        3: {"x": 0, "y": 0, "z": 1},
+    }
     assert pareto_front(points, directions) == [0, 1, 2]
     assert dominates(points[0], points[3], directions) and not dominates(points[3], points[0], directions)
     assert not dominates(points[0], points[0], directions)  # equal is not better
@@ -89,7 +94,10 @@ def test_malformed_conditions_are_one_line_errors(text):
     assert "\n" not in str(error.value) and "val_kl" in str(error.value) and "<= 25" in str(error.value)
 
 
-@pytest.mark.parametrize(("text", "op", "bound"), [("<= 25", "<=", 25.0), (">=0.8", ">=", 0.8), ("< -1e-3", "<", -0.001), (" > .5 ", ">", 0.5)])
+@pytest.mark.parametrize(
+    ("text", "op", "bound"),
+    [("<= 25", "<=", 25.0), (">=0.8", ">=", 0.8), ("< -1e-3", "<", -0.001), (" > .5 ", ">", 0.5)],
+)
 def test_conditions_parse(text, op, bound):
     condition = parse_condition("m", text)
     assert (condition.op, condition.bound) == (op, bound)

@@ -30,7 +30,11 @@ Points = Mapping[K, Mapping[str, float]]
 RuleName = Literal["best", "constrained", "knee"]
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    "<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt, "==": operator.eq,
+    "<=": operator.le,
+    ">=": operator.ge,
+    "<": operator.lt,
+    ">": operator.gt,
+    "==": operator.eq,
 }
 CONDITION = re.compile(r"^\s*(<=|>=|==|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 
@@ -55,7 +59,11 @@ def parse_condition(metric: str, text: str | float, where: str = "champion.where
     """`"<= 25"` for `metric` as a Condition; anything else is a one-line VaeLabError."""
     match = CONDITION.match(str(text))
     if match is None:
-        raise VaeLabError(f"{where}.{metric}", f"cannot read the condition {str(text)!r}", 'write an operator and a number, e.g. "<= 25" or ">= 0.8"')
+        raise VaeLabError(
+            f"{where}.{metric}",
+            f"cannot read the condition {str(text)!r}",
+            'write an operator and a number, e.g. "<= 25" or ">= 0.8"',
+        )
     return Condition(metric, match.group(1), float(match.group(2)))
 
 
@@ -74,7 +82,13 @@ class ChampionRule:
         return f"{self.rule} {self.metric}" + (f" where {conditions}" if conditions else "")
 
 
-def make_rule(rule: str, metric: str | None, where: Mapping[str, str | float] | None, objectives: Mapping[str, Direction], place: str = "champion") -> ChampionRule:
+def make_rule(
+    rule: str,
+    metric: str | None,
+    where: Mapping[str, str | float] | None,
+    objectives: Mapping[str, Direction],
+    place: str = "champion",
+) -> ChampionRule:
     """A checked ChampionRule: `best` and `constrained` need a metric (default: the only objective),
     `constrained` needs conditions, `knee` needs at least two objectives."""
     if rule not in ("best", "constrained", "knee"):
@@ -82,14 +96,24 @@ def make_rule(rule: str, metric: str | None, where: Mapping[str, str | float] | 
     conditions = tuple(parse_condition(name, text, f"{place}.where") for name, text in (where or {}).items())
     if rule == "knee":
         if len(objectives) < 2:
-            raise VaeLabError(f"{place}.rule", "knee needs several objectives", "list them in objective.metrics, or use rule: best")
+            raise VaeLabError(
+                f"{place}.rule", "knee needs several objectives", "list them in objective.metrics, or use rule: best"
+            )
         return ChampionRule("knee")
     if metric is None:
         if len(objectives) != 1:
-            raise VaeLabError(f"{place}.metric", f"rule {rule} needs a metric when the study has {len(objectives)} objectives", f"add metric: one of {', '.join(objectives)}")
+            raise VaeLabError(
+                f"{place}.metric",
+                f"rule {rule} needs a metric when the study has {len(objectives)} objectives",
+                f"add metric: one of {', '.join(objectives)}",
+            )
         metric = next(iter(objectives))
     if rule == "constrained" and not conditions:
-        raise VaeLabError(f"{place}.where", "rule constrained needs at least one condition", 'add where: {val_kl: "<= 25"}, or use rule: best')
+        raise VaeLabError(
+            f"{place}.where",
+            "rule constrained needs at least one condition",
+            'add where: {val_kl: "<= 25"}, or use rule: best',
+        )
     return ChampionRule(rule, metric, conditions)  # type: ignore[arg-type]
 
 
@@ -106,7 +130,9 @@ def dominates(a: Mapping[str, float], b: Mapping[str, float], directions: Mappin
 
 def _usable(points: Points, directions: Mapping[str, Direction]) -> dict:
     """The trials with a finite value for every objective (others cannot be ranked)."""
-    return {k: v for k, v in points.items() if all(m in v and v[m] is not None and math.isfinite(v[m]) for m in directions)}
+    return {
+        k: v for k, v in points.items() if all(m in v and v[m] is not None and math.isfinite(v[m]) for m in directions)
+    }
 
 
 def pareto_ranks(points: Points, directions: Mapping[str, Direction]) -> dict:
@@ -170,7 +196,11 @@ def choose_champion(rule: ChampionRule, points: Points, directions: Mapping[str,
     meeting = {k: v for k, v in points.items() if all(c.holds(v) for c in rule.where)}
     if rule.where and not meeting:
         conditions = " and ".join(map(str, rule.where))
-        raise VaeLabError(where, f"no trial meets {conditions} ({_closest(points, rule.where)})", "relax champion.where or run more trials")
+        raise VaeLabError(
+            where,
+            f"no trial meets {conditions} ({_closest(points, rule.where)})",
+            "relax champion.where or run more trials",
+        )
     return best(meeting, rule.metric, direction)
 
 
@@ -182,7 +212,12 @@ def _closest(points: Points, conditions: tuple[Condition, ...]) -> str:
         if not seen:
             parts.append(f"no trial has {c.metric}")
         else:
-            nearest = min(seen) if c.op in ("<", "<=") else max(seen) if c.op in (">", ">=") else min(seen, key=lambda x: abs(x - c.bound))
+            nearest = (
+                min(seen)
+                if c.op in ("<", "<=")
+                else max(seen)
+                if c.op in (">", ">=")
+                else min(seen, key=lambda x: abs(x - c.bound))
+            )
             parts.append(f"closest {c.metric} {nearest:.4g}")
     return ", ".join(parts)
-

@@ -11,8 +11,8 @@ from vae_lab.config import get_settings
 from vae_lab.data import synthesize, write_dataset
 from vae_lab.errors import VaeLabError
 from vae_lab.selection import choose_champion, knee, make_rule, pareto_front
-from vae_lab.study.execution.run import run_study
 from vae_lab.study.design.spec import StudySpec, parse_study
+from vae_lab.study.execution.run import run_study
 from vae_lab.study.execution.storage import open_storage
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,11 @@ def two_objectives(lab, **champion) -> StudySpec:
 
 def stored_points() -> dict[int, dict[str, float]]:
     study = optuna.load_study(study_name="two", storage=open_storage(get_settings().optuna_storage))
-    return {t.number: dict(zip(OBJECTIVES, t.values)) for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE}
+    return {
+        t.number: dict(zip(OBJECTIVES, t.values, strict=True))
+        for t in study.trials
+        if t.state == optuna.trial.TrialState.COMPLETE
+    }
 
 
 def champion() -> tuple[int, dict[str, str]]:
@@ -55,7 +59,9 @@ def test_a_two_objective_grid_crowns_by_its_rule_and_re_crowns_on_resume(lab):
     client = mlflow.MlflowClient(get_settings().mlflow_tracking_uri)
     aliases = client.get_registered_model("two").aliases
     assert {a for a in aliases if a.startswith("pareto-")} == {f"pareto-{k}" for k in range(1, len(front) + 1)}
-    pareto_trials = {int(client.get_model_version("two", v).tags["trial"]) for a, v in aliases.items() if a.startswith("pareto-")}
+    pareto_trials = {
+        int(client.get_model_version("two", v).tags["trial"]) for a, v in aliases.items() if a.startswith("pareto-")
+    }
     assert pareto_trials == set(front)
     artifacts = {a.path for a in client.list_artifacts(report.parent_run_id)}
     assert {"report.html", "pareto.html", "study.yaml", "leaderboard.csv"} <= artifacts
@@ -81,7 +87,9 @@ def test_a_two_objective_grid_crowns_by_its_rule_and_re_crowns_on_resume(lab):
     rule = {"rule": "constrained", "metric": "val_f1", "where": {"val_kl": f"<= {loosest}"}}
     again = run_study(two_objectives(lab, **rule))
     assert again.parent_run_id is None and len(again.trials) == 6
-    expected = choose_champion(make_rule("constrained", "val_f1", {"val_kl": f"<= {loosest}"}, OBJECTIVES), points, OBJECTIVES)
+    expected = choose_champion(
+        make_rule("constrained", "val_f1", {"val_kl": f"<= {loosest}"}, OBJECTIVES), points, OBJECTIVES
+    )
     assert champion()[0] == expected
 
     # A constraint no trial meets: one line, and the champion stays.
@@ -95,7 +103,10 @@ def test_a_two_objective_grid_crowns_by_its_rule_and_re_crowns_on_resume(lab):
     ("extra", "message"),
     [
         ({"pruner": {"kind": "median"}}, "pruner median needs one objective"),
-        ({"champion": {"rule": "constrained", "metric": "val_f1", "where": {"val_kl": "below 3"}}}, "cannot read the condition 'below 3'"),
+        (
+            {"champion": {"rule": "constrained", "metric": "val_f1", "where": {"val_kl": "below 3"}}},
+            "cannot read the condition 'below 3'",
+        ),
         ({"champion": {"rule": "best"}}, "rule best needs a metric"),
         ({"objective": {"metric": "val_kl", "metrics": ["val_f1", "val_kl"]}}, "not both"),
     ],
@@ -104,4 +115,6 @@ def test_bad_multi_objective_studies_are_one_line(extra, message):
     raw = {"name": "bad", "objective": {"metrics": ["val_f1", "val_kl"]}, "space": {"architecture": ["fc"]}} | extra
     with pytest.raises(VaeLabError) as error:
         parse_study(raw, "studies/bad.yaml")
-    assert message in str(error.value) and "\n" not in str(error.value) and str(error.value).startswith("studies/bad.yaml")
+    assert (
+        message in str(error.value) and "\n" not in str(error.value) and str(error.value).startswith("studies/bad.yaml")
+    )

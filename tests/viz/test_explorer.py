@@ -21,7 +21,9 @@ def decode(data: dict) -> list[tuple[set, set]]:
     edge, at, grids = data["edge"], 0, []
     for counts in (data["countsIn"], data["countsOut"]):
         for n in counts:
-            grids.append({((c >> 3) // edge**2, (c >> 3) // edge % edge, (c >> 3) % edge, c & 7) for c in codes[at : at + n]})
+            grids.append(
+                {((c >> 3) // edge**2, (c >> 3) // edge % edge, (c >> 3) % edge, c & 7) for c in codes[at : at + n]}
+            )
             at += n
     half = len(grids) // 2
     return list(zip(grids[:half], grids[half:]))
@@ -37,7 +39,12 @@ def explorer(n: int = 60, seed: int = 0):
     predicted[1::2, 0, 0, 0] = 3  # every other reconstruction adds a wrong cell
     labels = np.arange(n) % 3
     xy = np.random.default_rng(seed).normal(size=(n, 2)) + labels[:, None] * 4
-    return originals, predicted, labels, latent_explorer(xy, labels, ["C", "N", "O"], originals, predicted, title="explorer", ids=np.arange(n) + 100)
+    return (
+        originals,
+        predicted,
+        labels,
+        latent_explorer(xy, labels, ["C", "N", "O"], originals, predicted, title="explorer", ids=np.arange(n) + 100),
+    )
 
 
 def test_sample_f1_per_row():
@@ -62,15 +69,16 @@ def test_the_page_data_holds_every_samples_cells_exactly_and_compactly():
     # 2,000 samples in well under the ~21 MB of their raw grids (about 3.5 cells each, twice).
     assert len(json.dumps(data)) < 120_000
     assert {t.type for t in figure.data} == {"scatter"}  # SVG: the side panel is the page's one WebGL scene
-    assert [list(t.customdata) for t in figure.data][0][:2] == [0, 3]
+    assert [list(row) for row in figure.data[0].customdata[:2]] == [[0, 100], [3, 103]]  # (row, id)
 
 
 pytestmark_browser = pytest.mark.skipif(missing_browser() is not None, reason=missing_browser() or "")
 
 POINT_AT = """
 const gd = document.getElementById("vae-lab-figure"), k = arguments[0];
-const trace = gd._fullData.findIndex(t => Array.from(t.customdata).includes(k));
-const i = Array.from(gd._fullData[trace].customdata).indexOf(k), size = gd._fullLayout._size;
+const rows = t => Array.from(t.customdata, c => c[0]);
+const trace = gd._fullData.findIndex(t => rows(t).includes(k));
+const i = rows(gd._fullData[trace]).indexOf(k);
 const box = gd.querySelector(".nsewdrag").getBoundingClientRect();
 return [box.left + gd._fullLayout.xaxis.l2p(gd._fullData[trace].x[i]), box.top + gd._fullLayout.yaxis.l2p(gd._fullData[trace].y[i])];
 """
@@ -89,7 +97,9 @@ def test_clicking_a_point_draws_that_sample_and_a_box_lists_its_ids(tmp_path):
     browser = Browser(driver, tmp_path / "screens")
     try:
         driver.get(page.as_uri())
-        browser.wait(lambda d: d.execute_script("return !!document.querySelector('#vae-lab-figure .nsewdrag')"), "the map drawn")
+        browser.wait(
+            lambda d: d.execute_script("return !!document.querySelector('#vae-lab-figure .nsewdrag')"), "the map drawn"
+        )
         browser.screenshot("explorer-loaded")
         for k in (7, 32):
             x, y = driver.execute_script(POINT_AT, k)
@@ -99,17 +109,27 @@ def test_clicking_a_point_draws_that_sample_and_a_box_lists_its_ids(tmp_path):
             click = ActionChains(driver)
             click.w3c_actions.pointer_action.move_to_location(int(x), int(y)).click()
             click.perform()
-            browser.wait(lambda d: d.find_element(By.ID, "vae-lab-sample-info").get_attribute("data-sample") == str(100 + k), f"sample #{100 + k} shown")
+            browser.wait(
+                lambda d: d.find_element(By.ID, "vae-lab-sample-info").get_attribute("data-sample") == str(100 + k),
+                f"sample #{100 + k} shown",
+            )
             info = driver.find_element(By.ID, "vae-lab-sample-info").text
-            assert info.startswith(f"#{100 + k} · {['C', 'N', 'O'][k % 3]} · F1 {sample_f1(originals[k:k + 1], predicted[k:k + 1])[0]:.2f}")
+            assert info.startswith(
+                f"#{100 + k} · {['C', 'N', 'O'][k % 3]} · F1 {sample_f1(originals[k : k + 1], predicted[k : k + 1])[0]:.2f}"
+            )
             drawn = driver.execute_script(
                 "return document.getElementById('vae-lab-sample').data.filter(t => t.name).map(t => [t.name, t.x.length])"
             )
-            expected = {f"input class {c}": int((originals[k] == c).sum()) for c in range(1, 5) if (originals[k] == c).any()}
+            expected = {
+                f"input class {c}": int((originals[k] == c).sum()) for c in range(1, 5) if (originals[k] == c).any()
+            }
             expected |= {f"class {c}": int((predicted[k] == c).sum()) for c in range(1, 5) if (predicted[k] == c).any()}
             assert dict(drawn) == expected
             browser.screenshot(f"explorer-sample-{100 + k}")
-        assert driver.execute_script("return document.querySelectorAll('canvas.gl-canvas, .gl-container canvas').length") <= 2
+        assert (
+            driver.execute_script("return document.querySelectorAll('canvas.gl-canvas, .gl-container canvas').length")
+            <= 2
+        )
 
         # A box over the whole plot area selects every sample.
         left, top, width, height = driver.execute_script(
@@ -120,7 +140,9 @@ def test_clicking_a_point_draws_that_sample_and_a_box_lists_its_ids(tmp_path):
         actions.w3c_actions.pointer_action.move_to_location(int(left + width / 2), int(top + height / 2))
         actions.w3c_actions.pointer_action.move_to_location(int(left + width - 3), int(top + height - 3)).pointer_up()
         actions.perform()
-        browser.wait(lambda d: d.find_element(By.ID, "vae-lab-selection").get_attribute("data-ids"), "the selected ids listed")
+        browser.wait(
+            lambda d: d.find_element(By.ID, "vae-lab-selection").get_attribute("data-ids"), "the selected ids listed"
+        )
         ids = driver.find_element(By.ID, "vae-lab-selection").get_attribute("data-ids").split(",")
         assert sorted(map(int, ids)) == list(range(100, 160))
         browser.screenshot("explorer-selection")

@@ -11,7 +11,15 @@ import pytest
 from tests.browser_helpers import Browser, missing_browser, start_chromium
 from tests.conftest import sparse_grids
 from vae_lab.tracking.plotly_html import PlotlyAssets
-from vae_lab.viz.study_report import ChampionView, StudyView, TrialView, compare_html, compare_rows, pareto_figure, study_report_html
+from vae_lab.viz.study_report import (
+    ChampionView,
+    StudyView,
+    TrialView,
+    compare_html,
+    compare_rows,
+    pareto_figure,
+    study_report_html,
+)
 
 OBJECTIVES = {"val_f1": "maximize", "val_kl": "minimize"}
 YAML = "name: two\nobjective: {metrics: [val_f1, val_kl]}\nchampion: {rule: knee}\n"
@@ -20,8 +28,17 @@ YAML = "name: two\nobjective: {metrics: [val_f1, val_kl]}\nchampion: {rule: knee
 def view(name: str = "two", champion_view: bool = True) -> StudyView:
     values = [(0.5, 5.0), (0.8, 20.0), (0.9, 40.0), (0.7, 30.0)]
     trials = [
-        TrialView(i, ("fc", "conv")[i % 2], "complete", {"val_f1": f1, "val_kl": kl}, duration_s=10.0 + i,
-                  curves={"val_f1": [(e, f1 * (e + 1) / 3) for e in range(3)], "val_kl": [(e, kl / (e + 1)) for e in range(3)]})
+        TrialView(
+            i,
+            ("fc", "conv")[i % 2],
+            "complete",
+            {"val_f1": f1, "val_kl": kl},
+            duration_s=10.0 + i,
+            curves={
+                "val_f1": [(e, f1 * (e + 1) / 3) for e in range(3)],
+                "val_kl": [(e, kl / (e + 1)) for e in range(3)],
+            },
+        )
         for i, (f1, kl) in enumerate(values)
     ]
     trials.append(TrialView(4, "pointnet", "failed", reason="RuntimeError: out of memory"))
@@ -29,9 +46,20 @@ def view(name: str = "two", champion_view: bool = True) -> StudyView:
     champ = None
     if champion_view:
         grids = sparse_grids(30)
-        champ = ChampionView(grids[:4], grids[:4], [f"s{i}" for i in range(4)], np.random.default_rng(0).normal(size=(30, 2)),
-                             np.arange(30) % 2, ["C", "N"], grids, grids, {"c1": 0.9, "c2": 0.5})
-    return StudyView(name, YAML, OBJECTIVES, trials, champion=1, rule="knee", planned_s=60.0, real_s=75.0, champion_view=champ)
+        champ = ChampionView(
+            grids[:4],
+            grids[:4],
+            [f"s{i}" for i in range(4)],
+            np.random.default_rng(0).normal(size=(30, 2)),
+            np.arange(30) % 2,
+            ["C", "N"],
+            grids,
+            grids,
+            {"c1": 0.9, "c2": 0.5},
+        )
+    return StudyView(
+        name, YAML, OBJECTIVES, trials, champion=1, rule="knee", planned_s=60.0, real_s=75.0, champion_view=champ
+    )
 
 
 def figure_blocks(page: str) -> dict[str, dict]:
@@ -41,17 +69,30 @@ def figure_blocks(page: str) -> dict[str, dict]:
 
 def test_the_report_tells_the_study_in_one_page():
     page = study_report_html(view(), PlotlyAssets("cdn"))
-    for heading in ("Study", "Wall time", "Leaderboard", "Pareto front", "Best trial per family", "Validation curves", "Champion", "Failed and pruned trials"):
+    for heading in (
+        "Study",
+        "Wall time",
+        "Leaderboard",
+        "Pareto front",
+        "Best trial per family",
+        "Validation curves",
+        "Champion",
+        "Failed and pruned trials",
+    ):
         assert f"<h2>{heading}</h2>" in page, heading
     assert "objective: {metrics: [val_f1, val_kl]}" in page and "60 s planned, 75 s real (1.25x the plan)" in page
     assert "RuntimeError: out of memory" in page and "pruned at epoch 1" in page
     blocks = figure_blocks(page)
     assert set(blocks) == {"report-front", "report-curves", "report-gallery", "vae-lab-figure", "report-classes"}
     curves = blocks["report-curves"]["data"]
-    assert len(curves) == 8 and sum(t["showlegend"] is not False for t in curves) == 2  # 4 trials x 2 curves, a legend entry per family
+    assert (
+        len(curves) == 8 and sum(t["showlegend"] is not False for t in curves) == 2
+    )  # 4 trials x 2 curves, a legend entry per family
     scenes = [k for k in blocks["report-gallery"]["layout"] if k.startswith("scene")]
     assert len(scenes) == 4  # the gallery, plus the explorer's one scene: far below 16 WebGL contexts
-    assert json.loads(re.search(r'id="vae-lab-page-data">(.*?)</script>', page, re.S).group(1))["ids"] == list(range(30))
+    assert json.loads(re.search(r'id="vae-lab-page-data">(.*?)</script>', page, re.S).group(1))["ids"] == list(
+        range(30)
+    )
 
 
 def test_the_pareto_figure_highlights_the_front_and_stars_the_champion():
@@ -89,7 +130,12 @@ def test_the_report_opens_offline_in_chromium(tmp_path):
         drawn = "return ['report-front', 'report-curves', 'report-gallery', 'vae-lab-figure'].every(id => document.getElementById(id).querySelector('.main-svg'))"
         browser.wait(lambda d: d.execute_script(drawn), "every figure drawn")
         driver.execute_script("window.vaeLabExplorerShow(3)")
-        browser.wait(lambda d: d.execute_script("return document.getElementById('vae-lab-sample-info').textContent.startsWith('#3 ')"), "the explorer's sample")
+        browser.wait(
+            lambda d: d.execute_script(
+                "return document.getElementById('vae-lab-sample-info').textContent.startsWith('#3 ')"
+            ),
+            "the explorer's sample",
+        )
         browser.screenshot("report-top")
         driver.execute_script("document.getElementById('vae-lab-figure').scrollIntoView()")
         browser.screenshot("report-champion")

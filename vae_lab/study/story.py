@@ -22,8 +22,8 @@ from optuna.trial import TrialState
 from vae_lab.data import PreparedDataset
 from vae_lab.data.sparse import max_occupied
 from vae_lab.models import BaseVAE
-from vae_lab.study.trial.artifacts import gallery_samples
 from vae_lab.study.design.spec import StudySpec
+from vae_lab.study.trial.artifacts import gallery_samples
 from vae_lab.tracking import PlotlyAssets, Tracker
 from vae_lab.training import TensorData
 from vae_lab.training.metrics import confusion_matrix, per_class_f1
@@ -32,7 +32,13 @@ from vae_lab.viz.study_report import CURVES, ChampionView, StudyView, TrialView
 
 logger = logging.getLogger(__name__)
 
-STATES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed", TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
+STATES = {
+    TrialState.COMPLETE: "complete",
+    TrialState.PRUNED: "pruned",
+    TrialState.FAIL: "failed",
+    TrialState.RUNNING: "running",
+    TrialState.WAITING: "waiting",
+}
 REPORT_FILE = "report.html"
 PARETO_FILE = "pareto.html"
 
@@ -49,14 +55,16 @@ class StoryContext:
     finished: dict[int, tuple[dict, str | None]] = field(default_factory=dict)
 
 
-def trial_views(study: optuna.Study, tracker: Tracker, names: list[str], finished: dict | None = None) -> list[TrialView]:
+def trial_views(
+    study: optuna.Study, tracker: Tracker, names: list[str], finished: dict | None = None
+) -> list[TrialView]:
     """Every trial as the report shows it; `finished` caches the curves of finished trials."""
     views = []
     finished = {} if finished is None else finished
     for t in study.get_trials(deepcopy=False):
         values = {k: float(v) for k, v in t.user_attrs.get("summary", {}).items()}
         if t.values and len(t.values) == len(names):
-            values.update(zip(names, map(float, t.values)))
+            values.update(zip(names, map(float, t.values), strict=True))
         run_id = t.user_attrs.get("mlflow_run_id")
         reason = t.user_attrs.get("failure_reason")
         curves = {}
@@ -71,9 +79,28 @@ def trial_views(study: optuna.Study, tracker: Tracker, names: list[str], finishe
                 logger.debug("no MLflow run for trial %s: %s", t.number, error)
             if t.state.is_finished():
                 finished[t.number] = (curves, reason)
-        duration = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
-        family = t.params.get("architecture") or t.user_attrs.get("architecture") or dict(t.system_attrs.get("fixed_params", {})).get("architecture", "?")
-        views.append(TrialView(t.number, family, STATES.get(t.state, t.state.name.lower()), values, dict(t.params), duration, reason, curves))
+        duration = (
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete and t.datetime_start
+            else None
+        )
+        family = (
+            t.params.get("architecture")
+            or t.user_attrs.get("architecture")
+            or dict(t.system_attrs.get("fixed_params", {})).get("architecture", "?")
+        )
+        views.append(
+            TrialView(
+                t.number,
+                family,
+                STATES.get(t.state, t.state.name.lower()),
+                values,
+                dict(t.params),
+                duration,
+                reason,
+                curves,
+            )
+        )
     return views
 
 
@@ -98,8 +125,8 @@ def planned_time(spec: StudySpec, data_path: Path | None) -> float | None:
 
 def study_view(study: optuna.Study, tracker: Tracker, story: StoryContext) -> StudyView:
     """Everything the report shows, from the stores (see the module docstring)."""
-    from vae_lab.registry import champion_info
     from vae_lab.errors import VaeLabError
+    from vae_lab.registry import champion_info
 
     spec = story.spec
     names = spec.objective.names
@@ -113,7 +140,16 @@ def study_view(study: optuna.Study, tracker: Tracker, story: StoryContext) -> St
         pass
     text = yaml.safe_dump(spec.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
     data_path = Path(study.user_attrs["data_path"]) if "data_path" in study.user_attrs else None
-    view = StudyView(spec.name, text, dict(spec.objective.directions), trials, champion, rule, planned_time(spec, data_path), wall_time(study))
+    view = StudyView(
+        spec.name,
+        text,
+        dict(spec.objective.directions),
+        trials,
+        champion,
+        rule,
+        planned_time(spec, data_path),
+        wall_time(study),
+    )
     if run_id is not None and story.data is not None:
         if run_id not in story.cached:
             try:
@@ -153,7 +189,9 @@ def champion_view(tracker: Tracker, spec: StudySpec, data: PreparedDataset) -> C
     confusion = confusion_matrix(torch.from_numpy(predicted), torch.from_numpy(originals))
     scores = {f"class {c}": f for c, f in per_class_f1(confusion).items() if f is not None}
     xy = project_latents(mu, "pca")[0] if n >= 3 else np.zeros((n, 2))
-    return ChampionView(originals[indices], predicted[indices], names, xy, labels, list(data.label_names), originals, predicted, scores)
+    return ChampionView(
+        originals[indices], predicted[indices], names, xy, labels, list(data.label_names), originals, predicted, scores
+    )
 
 
 def write_story(tracker: Tracker, run_id: str, study: optuna.Study, story: StoryContext, assets: PlotlyAssets) -> None:
@@ -185,13 +223,23 @@ def stored_view(name: str, settings=None, *, with_champion: bool = True) -> Stud
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         known = optuna.study.get_all_study_names(storage)
-        raise VaeLabError(f"study {name}", "not found in the Optuna storage", f"known studies: {', '.join(known)}" if known else "run it first: vae-lab study run NAME") from None
+        raise VaeLabError(
+            f"study {name}",
+            "not found in the Optuna storage",
+            f"known studies: {', '.join(known)}" if known else "run it first: vae-lab study run NAME",
+        ) from None
     tracker = Tracker(settings)
     text = _logged_spec(tracker, name)
     spec = parse_study(yaml.safe_load(text), f"study {name}: study.yaml") if text else load_study_spec(name)[0]
     data = None
     if with_champion and "data_path" in study.user_attrs and Path(study.user_attrs["data_path"]).is_file():
-        data = prepare_dataset(Path(study.user_attrs["data_path"]), toy_fraction=spec.data.toy_fraction, seed=spec.data.seed, grid=spec.data.grid, cache_dir=settings.cache_dir)
+        data = prepare_dataset(
+            Path(study.user_attrs["data_path"]),
+            toy_fraction=spec.data.toy_fraction,
+            seed=spec.data.seed,
+            grid=spec.data.grid,
+            cache_dir=settings.cache_dir,
+        )
     return study_view(study, tracker, StoryContext(spec, data))
 
 
@@ -199,7 +247,12 @@ def _logged_spec(tracker: Tracker, name: str) -> str | None:
     experiment = tracker.client.get_experiment_by_name(name)
     if experiment is None:
         return None
-    runs = tracker.client.search_runs([experiment.experiment_id], "tags.kind = 'study-invocation'", order_by=["attributes.start_time DESC"], max_results=5)
+    runs = tracker.client.search_runs(
+        [experiment.experiment_id],
+        "tags.kind = 'study-invocation'",
+        order_by=["attributes.start_time DESC"],
+        max_results=5,
+    )
     for run in runs:
         try:
             return tracker.read_text(run.info.run_id, "study.yaml")

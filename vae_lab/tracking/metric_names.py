@@ -21,13 +21,23 @@ from typing import Iterable, Mapping
 SUMMARY_SECTION = "summary"
 # Checked in order; the first prefix a name starts with gives its section.
 SECTION_RULES: tuple[tuple[str, str], ...] = (
-    ("train_time_s", "speed"), ("val_time_s", "speed"),
-    ("train_loss", "losses"), ("val_loss", "losses"), ("train_recon", "losses"), ("val_recon", "losses"),
-    ("train_kl", "losses"), ("beta", "losses"),
-    ("val_kl_dim", "latent"), ("val_active_units", "latent"), ("val_silhouette", "latent"),
-    ("val_knn_accuracy", "latent"), ("val_trustworthiness", "latent"),
+    ("train_time_s", "speed"),
+    ("val_time_s", "speed"),
+    ("train_loss", "losses"),
+    ("val_loss", "losses"),
+    ("train_recon", "losses"),
+    ("val_recon", "losses"),
+    ("train_kl", "losses"),
+    ("beta", "losses"),
+    ("val_kl_dim", "latent"),
+    ("val_active_units", "latent"),
+    ("val_silhouette", "latent"),
+    ("val_knn_accuracy", "latent"),
+    ("val_trustworthiness", "latent"),
     ("val_kl", "losses"),
-    ("val_f1", "reconstruction"), ("val_occupancy", "reconstruction"), ("val_exact_match", "reconstruction"),
+    ("val_f1", "reconstruction"),
+    ("val_occupancy", "reconstruction"),
+    ("val_exact_match", "reconstruction"),
     ("val_tradeoff", "reconstruction"),
 )
 SUMMARY_NAMES = frozenset({"best_epoch", "epochs_run"})

@@ -51,10 +51,12 @@ def encode_cells(grids: np.ndarray) -> tuple[list[int], np.ndarray]:
     return np.bincount(index // cells, minlength=len(grids)).tolist(), codes
 
 
-def explorer_data(ids: Sequence[int], names: Sequence[str], f1: np.ndarray, originals: np.ndarray, predicted: np.ndarray) -> dict:
+def explorer_data(
+    ids: Sequence[int], names: Sequence[str], f1: np.ndarray, originals: np.ndarray, predicted: np.ndarray
+) -> dict:
     """What the page's script needs, compactly: see the module docstring."""
     edge = originals.shape[-1]
-    if (edge ** 3) << CELL_BITS >= 1 << 16:
+    if (edge**3) << CELL_BITS >= 1 << 16:
         raise ValueError(f"a {edge}^3 grid does not fit 16-bit cell codes")
     counts_in, codes_in = encode_cells(originals)
     counts_out, codes_out = encode_cells(predicted)
@@ -94,16 +96,28 @@ def latent_explorer(
     for code in np.unique(labels):
         keep = np.flatnonzero(labels == code)
         name = names[keep[0]]
+        # customdata: (row in the page data, sample id), typed arrays in the page's JSON.
         figure.add_trace(
             go.Scatter(
-                x=xy[keep, 0], y=xy[keep, 1], mode="markers", name=f"{name} ({len(keep)})",
-                customdata=keep, text=[f"#{ids[i]} F1 {f1[i]:.2f}" for i in keep],
-                hovertemplate="%{text}<extra>" + name + "</extra>", marker={"size": 6, "opacity": 0.75},
+                x=xy[keep, 0].astype(np.float32),
+                y=xy[keep, 1].astype(np.float32),
+                mode="markers",
+                name=f"{name} ({len(keep)})",
+                customdata=np.stack([keep, np.asarray(ids)[keep]], axis=1).astype(np.int32),
+                hovertemplate="#%{customdata[1]}<extra>" + name + "</extra>",
+                marker={"size": 6, "opacity": 0.75},
             )
         )
     figure.update_layout(
-        title=title, xaxis_title=f"{axis} 1", yaxis_title=f"{axis} 2", legend_title="label", template="plotly_white",
-        height=650, dragmode="select", clickmode="event", hovermode="closest",
+        title=title,
+        xaxis_title=f"{axis} 1",
+        yaxis_title=f"{axis} 2",
+        legend_title="label",
+        template="plotly_white",
+        height=650,
+        dragmode="select",
+        clickmode="event",
+        hovermode="closest",
     )
     data = explorer_data(ids, names, f1, originals, predicted)
     return figure, PageParts(body=BODY, style=STYLE, data=data, script=SCRIPT)
@@ -164,9 +178,9 @@ SCRIPT = r"""
   window.vaeLabExplorerShow = show;
   window.vaeLabAfterDraw = function (gd) {
     if (gd.id !== "vae-lab-figure") return;
-    gd.on("plotly_click", function (event) { if (event.points.length) show(event.points[0].customdata); });
+    gd.on("plotly_click", function (event) { if (event.points.length) show(event.points[0].customdata[0]); });
     gd.on("plotly_selected", function (event) {
-      var picked = (event && event.points || []).map(function (p) { return data.ids[p.customdata]; }).sort(function (a, b) { return a - b; });
+      var picked = (event && event.points || []).map(function (p) { return data.ids[p.customdata[0]]; }).sort(function (a, b) { return a - b; });
       var list = document.getElementById("vae-lab-selection");
       list.textContent = picked.length ? picked.length + " selected: " + picked.map(function (i) { return "#" + i; }).join(", ") : "";
       list.setAttribute("data-ids", picked.join(","));

@@ -112,23 +112,51 @@ def pareto_figure(view: StudyView) -> go.Figure:
     for family, colour in colours.items():
         mine = [t for t in done if t.family == family]
         if mine:
-            figure.add_trace(go.Scatter(
-                x=[t.values[mx] for t in mine], y=[t.values[my] for t in mine], mode="markers", name=family,
-                marker={"color": colour, "size": [13 if rank[t.number] == 1 else 8 for t in mine],
-                        "line": {"width": [2 if rank[t.number] == 1 else 0 for t in mine], "color": "#222"}},
-                text=[f"trial {t.number} ({family}), Pareto rank {rank[t.number]}" for t in mine],
-                hovertemplate="%{text}<br>" + mx + " %{x:.4g}<br>" + my + " %{y:.4g}<extra></extra>",
-            ))
+            figure.add_trace(
+                go.Scatter(
+                    x=[t.values[mx] for t in mine],
+                    y=[t.values[my] for t in mine],
+                    mode="markers",
+                    name=family,
+                    marker={
+                        "color": colour,
+                        "size": [13 if rank[t.number] == 1 else 8 for t in mine],
+                        "line": {"width": [2 if rank[t.number] == 1 else 0 for t in mine], "color": "#222"},
+                    },
+                    text=[f"trial {t.number} ({family}), Pareto rank {rank[t.number]}" for t in mine],
+                    hovertemplate="%{text}<br>" + mx + " %{x:.4g}<br>" + my + " %{y:.4g}<extra></extra>",
+                )
+            )
     front = sorted((t for t in done if rank[t.number] == 1), key=lambda t: t.values[mx])
-    figure.add_trace(go.Scatter(x=[t.values[mx] for t in front], y=[t.values[my] for t in front], mode="lines",
-                                name="Pareto front", line={"color": "#444", "dash": "dot"}, hoverinfo="skip"))
+    figure.add_trace(
+        go.Scatter(
+            x=[t.values[mx] for t in front],
+            y=[t.values[my] for t in front],
+            mode="lines",
+            name="Pareto front",
+            line={"color": "#444", "dash": "dot"},
+            hoverinfo="skip",
+        )
+    )
     if (champ := next((t for t in done if t.number == view.champion), None)) is not None:
-        figure.add_trace(go.Scatter(x=[champ.values[mx]], y=[champ.values[my]], mode="markers", name=f"champion ({view.rule})",
-                                    marker={"symbol": "star", "size": 20, "color": "gold", "line": {"width": 1, "color": "#000"}},
-                                    hovertemplate=f"champion: trial {champ.number}<extra></extra>"))
+        figure.add_trace(
+            go.Scatter(
+                x=[champ.values[mx]],
+                y=[champ.values[my]],
+                mode="markers",
+                name=f"champion ({view.rule})",
+                marker={"symbol": "star", "size": 20, "color": "gold", "line": {"width": 1, "color": "#000"}},
+                hovertemplate=f"champion: trial {champ.number}<extra></extra>",
+            )
+        )
     arrow = {"maximize": "higher is better", "minimize": "lower is better"}
-    figure.update_layout(title=f"{view.name}: {len(front)} Pareto-optimal of {len(done)} trials", template="plotly_white",
-                         xaxis_title=f"{mx} ({arrow[dx]})", yaxis_title=f"{my} ({arrow[dy]})", height=480)
+    figure.update_layout(
+        title=f"{view.name}: {len(front)} Pareto-optimal of {len(done)} trials",
+        template="plotly_white",
+        xaxis_title=f"{mx} ({arrow[dx]})",
+        yaxis_title=f"{my} ({arrow[dy]})",
+        height=480,
+    )
     return figure
 
 
@@ -139,11 +167,27 @@ def history_figure(view: StudyView) -> go.Figure:
     pick = max if direction == "maximize" else min
     running = [pick(t.values[metric] for t in done[: i + 1]) for i in range(len(done))]
     colours = family_colours(view.trials)
-    figure = go.Figure(go.Scatter(x=[t.number for t in done], y=[t.values[metric] for t in done], mode="markers", name="trial",
-                                  marker={"color": [colours[t.family] for t in done], "size": 9},
-                                  text=[t.family for t in done], hovertemplate="trial %{x} (%{text}): %{y:.4g}<extra></extra>"))
-    figure.add_trace(go.Scatter(x=[t.number for t in done], y=running, mode="lines", name="best so far", line={"shape": "hv"}))
-    figure.update_layout(title=f"{view.name}: {metric} by trial", xaxis_title="trial", yaxis_title=metric, template="plotly_white", height=420)
+    figure = go.Figure(
+        go.Scatter(
+            x=[t.number for t in done],
+            y=[t.values[metric] for t in done],
+            mode="markers",
+            name="trial",
+            marker={"color": [colours[t.family] for t in done], "size": 9},
+            text=[t.family for t in done],
+            hovertemplate="trial %{x} (%{text}): %{y:.4g}<extra></extra>",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(x=[t.number for t in done], y=running, mode="lines", name="best so far", line={"shape": "hv"})
+    )
+    figure.update_layout(
+        title=f"{view.name}: {metric} by trial",
+        xaxis_title="trial",
+        yaxis_title=metric,
+        template="plotly_white",
+        height=420,
+    )
     return figure
 
 
@@ -159,19 +203,37 @@ def curves_figure(view: StudyView) -> go.Figure:
                 continue
             first = t.family not in shown
             shown.add(t.family)
-            figure.add_trace(go.Scatter(
-                x=[p[0] for p in points], y=[p[1] for p in points], mode="lines", name=t.family, legendgroup=t.family,
-                showlegend=first, line={"color": colours[t.family], "width": 1.5},
-                hovertemplate=f"trial {t.number} ({t.family}) epoch %{{x}}: %{{y:.4g}}<extra></extra>",
-            ), row=1, col=col)
+            figure.add_trace(
+                go.Scatter(
+                    x=[p[0] for p in points],
+                    y=[p[1] for p in points],
+                    mode="lines",
+                    name=t.family,
+                    legendgroup=t.family,
+                    showlegend=first,
+                    line={"color": colours[t.family], "width": 1.5},
+                    hovertemplate=f"trial {t.number} ({t.family}) epoch %{{x}}: %{{y:.4g}}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
     figure.update_xaxes(title_text="epoch")
-    figure.update_layout(title=f"{view.name}: validation curves of every trial", template="plotly_white", height=420, legend_title="family")
+    figure.update_layout(
+        title=f"{view.name}: validation curves of every trial",
+        template="plotly_white",
+        height=420,
+        legend_title="family",
+    )
     return figure
 
 
 def per_class_figure(scores: Mapping[str, float], title: str) -> go.Figure:
     names = sorted(scores)
-    figure = go.Figure(go.Bar(x=names, y=[scores[n] for n in names], marker_color="#0072B2", hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
+    figure = go.Figure(
+        go.Bar(
+            x=names, y=[scores[n] for n in names], marker_color="#0072B2", hovertemplate="%{x}: %{y:.3f}<extra></extra>"
+        )
+    )
     figure.update_layout(title=title, yaxis_range=[0, 1], yaxis_title="F1", template="plotly_white", height=360)
     return figure
 
@@ -199,7 +261,16 @@ def leaderboard_rows(view: StudyView, limit: int | None = None) -> tuple[list[st
     rows = []
     for t in ordered(view)[:limit]:
         mark = " ★" if t.number == view.champion else ""
-        rows.append([f"{t.number}{mark}", t.family, t.state, *(t.values.get(m) for m in metrics + extra), rank.get(t.number), t.duration_s])
+        rows.append(
+            [
+                f"{t.number}{mark}",
+                t.family,
+                t.state,
+                *(t.values.get(m) for m in metrics + extra),
+                rank.get(t.number),
+                t.duration_s,
+            ]
+        )
     return header, rows
 
 
@@ -233,22 +304,36 @@ def study_sections(view: StudyView, prefix: str, explorer: go.Figure | None = No
     header, rows = leaderboard_rows(view)
     rule = f"champion: trial {view.champion} by rule {view.rule}" if view.champion is not None else "no champion yet"
     sections = [
-        ("Study", f"<p>{html.escape(rule)}; objectives: {html.escape(', '.join(f'{m} ({d})' for m, d in view.objectives.items()))}</p>"
-                  f"<pre>{html.escape(view.spec_yaml)}</pre>"),
+        (
+            "Study",
+            f"<p>{html.escape(rule)}; objectives: {html.escape(', '.join(f'{m} ({d})' for m, d in view.objectives.items()))}</p>"
+            f"<pre>{html.escape(view.spec_yaml)}</pre>",
+        ),
         ("Wall time", timing(view)),
         ("Leaderboard", table(header, rows, "board")),
         ("Pareto front" if len(view.objectives) > 1 else "Optimisation history", figure_div(front, f"{prefix}-front")),
-        ("Best trial per family", table(["family", "trial", next(iter(view.objectives)), "trials"], best_per_family(view))),
+        (
+            "Best trial per family",
+            table(["family", "trial", next(iter(view.objectives)), "trials"], best_per_family(view)),
+        ),
         ("Validation curves", figure_div(curves_figure(view), f"{prefix}-curves")),
     ]
     if (champ := view.champion_view) is not None:
-        gallery = gallery_figure(champ.originals[:REPORT_GALLERY], champ.reconstructions[:REPORT_GALLERY], champ.names[:REPORT_GALLERY],
-                                 title=f"trial {view.champion}: validation reconstructions")
+        gallery = gallery_figure(
+            champ.originals[:REPORT_GALLERY],
+            champ.reconstructions[:REPORT_GALLERY],
+            champ.names[:REPORT_GALLERY],
+            title=f"trial {view.champion}: validation reconstructions",
+        )
         parts = [figure_div(gallery, f"{prefix}-gallery")]
         if explorer is not None:
             parts.append(EXPLORER_BODY.replace("{figure}", figure_div(explorer)))
         if champ.per_class_f1:
-            parts.append(figure_div(per_class_figure(champ.per_class_f1, f"trial {view.champion}: F1 per class"), f"{prefix}-classes"))
+            parts.append(
+                figure_div(
+                    per_class_figure(champ.per_class_f1, f"trial {view.champion}: F1 per class"), f"{prefix}-classes"
+                )
+            )
         sections.append(("Champion", "".join(parts)))
     sections.append(("Failed and pruned trials", _troubles(view)))
     return sections
@@ -264,8 +349,14 @@ def study_report_html(view: StudyView, assets: PlotlyAssets = PlotlyAssets("embe
     """The study's report page (see the module docstring)."""
     figure, parts = None, PageParts(style=STYLE)
     if (champ := view.champion_view) is not None:
-        figure, explorer = latent_explorer(champ.xy, champ.labels, champ.label_names, champ.map_originals, champ.map_reconstructions,
-                                           title=f"trial {view.champion}: validation latents (click a point)")
+        figure, explorer = latent_explorer(
+            champ.xy,
+            champ.labels,
+            champ.label_names,
+            champ.map_originals,
+            champ.map_reconstructions,
+            title=f"trial {view.champion}: validation latents (click a point)",
+        )
         parts = PageParts(style=STYLE + EXPLORER_STYLE, data=explorer.data, script=EXPLORER_SCRIPT)
     body = [f"<h1>Study {html.escape(view.name)}</h1>"]
     body += [f"<h2>{html.escape(h)}</h2>{content}" for h, content in study_sections(view, "report", figure)]
@@ -287,8 +378,10 @@ def compare_rows(a: StudyView, b: StudyView) -> list[tuple[str, str, str]]:
     def champion_values(view: StudyView) -> dict[str, float]:
         return next((t.values for t in view.trials if t.number == view.champion), {})
 
-    rows = [("trials finished", str(len(complete(a))), str(len(complete(b)))),
-            ("champion", f"trial {a.champion} ({a.rule})", f"trial {b.champion} ({b.rule})")]
+    rows = [
+        ("trials finished", str(len(complete(a))), str(len(complete(b)))),
+        ("champion", f"trial {a.champion} ({a.rule})", f"trial {b.champion} ({b.rule})"),
+    ]
     for metric in dict.fromkeys([*a.objectives, *b.objectives, "val_f1", "val_kl"]):
         rows.append((f"champion {metric}", _fmt(champion_values(a).get(metric)), _fmt(champion_values(b).get(metric))))
     rows.append(("wall time (s)", _fmt(a.real_s), _fmt(b.real_s)))

@@ -39,8 +39,12 @@ class ObjectiveSpec(Strict):
     multi-objective study); each direction follows its metric."""
 
     metric: ObjectiveMetric = "val_tradeoff"
-    metrics: Optional[list[ObjectiveMetric]] = Field(default=None, min_length=2, description="several objectives: a Pareto front")
-    direction: Literal["maximize", "minimize"] | None = Field(default=None, description="default: the way the metric improves")
+    metrics: Optional[list[ObjectiveMetric]] = Field(
+        default=None, min_length=2, description="several objectives: a Pareto front"
+    )
+    direction: Literal["maximize", "minimize"] | None = Field(
+        default=None, description="default: the way the metric improves"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -79,7 +83,11 @@ class ObjectiveSpec(Strict):
     @property
     def directions(self) -> dict[str, Literal["maximize", "minimize"]]:
         """metric -> direction, in the study's order."""
-        return {name: direction_of(name) for name in self.names} if self.metrics else {self.metric: self.resolved_direction}
+        return (
+            {name: direction_of(name) for name in self.names}
+            if self.metrics
+            else {self.metric: self.resolved_direction}
+        )
 
     @property
     def several(self) -> bool:
@@ -163,7 +171,10 @@ class StudySpec(Strict):
         if self.sampler == "grid" and self.space.ranges():
             raise ValueError(f"sampler 'grid' needs lists, but space has ranges for: {', '.join(self.space.ranges())}")
         if self.objective.several and self.pruner.kind != "none":
-            raise ValueError(f"pruner {self.pruner.kind} needs one objective: Optuna cannot prune a study of several (set pruner.kind: none)")
+            raise ValueError(
+                f"pruner {self.pruner.kind} needs one objective: Optuna cannot prune a study of several "
+                "(set pruner.kind: none)"
+            )
         return self
 
     def champion_rule(self, where: str = "study"):

@@ -36,7 +36,11 @@ def leaderboard(study: optuna.Study, objective: str) -> pd.DataFrame:
             if t.datetime_complete and t.datetime_start
             else None
         )
-        row: dict[str, Any] = {"trial": t.number, "state": t.state.name.lower(), **dict(zip(names, t.values or [None] * len(names)))}
+        row: dict[str, Any] = {
+            "trial": t.number,
+            "state": t.state.name.lower(),
+            **dict(zip(names, t.values or [None] * len(names), strict=False)),
+        }
         row.update(t.user_attrs.get(TrialAttr.SUMMARY, {}))
         row.update(
             {
@@ -83,7 +87,14 @@ def study_figures(study: optuna.Study, objective: str) -> dict[str, Any]:
     return made
 
 
-def refresh(tracker: Tracker, run_id: str, study: optuna.Study, objective: str, assets: PlotlyAssets, story: "StoryContext | None" = None) -> None:
+def refresh(
+    tracker: Tracker,
+    run_id: str,
+    study: optuna.Study,
+    objective: str,
+    assets: PlotlyAssets,
+    story: "StoryContext | None" = None,
+) -> None:
     """Write the leaderboard, the study figures and (given `story`) report.html to the parent run."""
     frame = leaderboard(study, objective)
     if not frame.empty:
@@ -100,7 +111,15 @@ class ReportRefresher:
     """Refreshes the study report off the training thread; requests arriving while it works
     coalesce into one more refresh. `close` does a last refresh and waits for it."""
 
-    def __init__(self, tracker: Tracker, run_id: str, study: optuna.Study, objective: str, assets: PlotlyAssets, story: "StoryContext | None" = None):
+    def __init__(
+        self,
+        tracker: Tracker,
+        run_id: str,
+        study: optuna.Study,
+        objective: str,
+        assets: PlotlyAssets,
+        story: "StoryContext | None" = None,
+    ):
         self._args = (tracker, run_id, study, objective, assets, story)
         self._wanted = threading.Event()
         self._stop = False

@@ -25,8 +25,8 @@ from vae_lab.study.execution.admission import Admission, admit
 from vae_lab.study.execution.events import StudyObserver
 from vae_lab.study.execution.loop import TrialLoop
 from vae_lab.study.execution.report import ReportRefresher
-from vae_lab.study.story import StoryContext
 from vae_lab.study.execution.session import StudyReport, StudySession
+from vae_lab.study.story import StoryContext
 from vae_lab.study.trial.objective import TrialObjective, TrialSetup
 from vae_lab.tracking import PlotlyAssets
 

@@ -175,10 +175,12 @@ class StudySession:
                     t.user_attrs[TrialAttr.MODEL_ID],
                     spec.objective.metric,
                     spec.direction,
-                    dict(zip(names, map(float, t.values))) if spec.objective.several else {},
+                    dict(zip(names, map(float, t.values), strict=True)) if spec.objective.several else {},
                 )
                 for t in trials
-                if TrialAttr.MODEL_ID in t.user_attrs and t.values and len(t.values) == len(names)
+                if TrialAttr.MODEL_ID in t.user_attrs
+                and t.values
+                and len(t.values) == len(names)
                 and all(map(math.isfinite, t.values))
             ]
             if not candidates:

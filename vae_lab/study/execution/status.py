@@ -50,8 +50,17 @@ def study_status(name: str, settings: Settings | None = None) -> dict[str, Any]:
         raise VaeLabError(f"study {name}", "not found in the Optuna storage", fix) from None
     directions = [d.name.lower() for d in study.directions]
     if len(directions) > 1:
-        front = sorted(({"number": t.number, "values": t.values, "params": t.params} for t in study.best_trials), key=lambda f: f["number"])
-        return {"study": name, "directions": directions, "trials": trial_rows(study), "best": None, "pareto_front": front}
+        front = sorted(
+            ({"number": t.number, "values": t.values, "params": t.params} for t in study.best_trials),
+            key=lambda f: f["number"],
+        )
+        return {
+            "study": name,
+            "directions": directions,
+            "trials": trial_rows(study),
+            "best": None,
+            "pareto_front": front,
+        }
     best = None
     try:
         trial = study.best_trial

@@ -45,7 +45,11 @@ def log_trial_figures(
                 shown = val.select(np.arange(len(latents)))
                 mapped = shown.grid.cpu().numpy(), _predict(model, shown).astype(np.uint8)
             figure, parts = viz.latent_explorer(
-                projection[0], labels, data.label_names, *mapped, axis=method.upper(),
+                projection[0],
+                labels,
+                data.label_names,
+                *mapped,
+                axis=method.upper(),
                 title=f"{title}: validation latents, {method.upper()} {projection[1]} (click a point)",
             )
             tracker.log_figure(run_id, figure, f"latents_{method}.html", assets, parts)

@@ -168,7 +168,7 @@ class TrialObjective:
         timings.tracking_s = logger.spent_s
         best = result.best_metrics
         values = [best.get(name) for name in spec.objective.names]
-        for name, value in zip(spec.objective.names, values):
+        for name, value in zip(spec.objective.names, values, strict=True):
             if value is None or not math.isfinite(value):
                 raise ValueError(f"objective {name} is {value} (is the data labelled?)")
         value = values[0]
