@@ -178,10 +178,13 @@ def test_the_link_vae_lab_prints_lands_on_the_training_runs(served, browser):
 
 
 SECTION_TITLES = """
-const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT), found = [];
-while (walker.nextNode()) {
-  const text = walker.currentNode.textContent.trim();
-  if (/^[a-z]+ \\(\\d+\\)$/.test(text)) found.push(text.split(" ")[0]);
+// A section's header reads "name (charts)", possibly over several nodes: take the innermost element.
+const found = [];
+for (const e of document.querySelectorAll("body *")) {
+  const text = e.textContent.trim();
+  if (/^[a-z]+ \\(\\d+\\)$/.test(text) && !Array.from(e.children).some(c => c.textContent.trim() === text)) {
+    found.push(text.split(" ")[0]);
+  }
 }
 // The UI draws sections as they scroll into view: scroll the charts on for the next look.
 const pane = Array.from(document.querySelectorAll("*")).find(e => e.scrollHeight > e.clientHeight + 50
@@ -211,8 +214,10 @@ def test_a_trial_page_opens_on_its_curves_with_the_best_epoch_summaries_apart(se
     search = browser.wait(by_xpath("//input[@placeholder='Search metric charts']"), "the metric chart search box")[0]
     search.send_keys(Keys.CONTROL, "a")  # the UI keeps an earlier test's search: clear it
     search.send_keys(Keys.DELETE)
-    browser.wait(by_xpath("//*[starts-with(normalize-space(), 'latent (')]"), "the first section")
+    browser.wait(lambda d: "latent" in d.execute_script(SECTION_TITLES), "the first section")
     browser.screenshot("model-metrics")
+    browser.driver.refresh()  # back to the top
+    browser.wait(by_xpath("//input[@placeholder='Search metric charts']"), "the metric chart search box")
     seen: list[str] = []
     browser.wait(lambda d: sections_seen(d, seen), "every section, scrolling down")
     assert seen == ["latent", "losses", "reconstruction", "speed", "summary"], seen
