@@ -182,8 +182,9 @@ SECTION_TITLES = """
 const found = [];
 for (const e of document.querySelectorAll("body *")) {
   const text = e.textContent.trim();
-  if (/^[a-z]+ \\(\\d+\\)$/.test(text) && !Array.from(e.children).some(c => c.textContent.trim() === text)) {
-    found.push(text.split(" ")[0]);
+  const match = /^([a-z]+)\\s*\\(\\d+\\)$/.exec(text);
+  if (match && !Array.from(e.children).some(c => c.textContent.trim() === text) && !found.includes(match[1])) {
+    found.push(match[1]);
   }
 }
 // The UI draws sections as they scroll into view: scroll the charts on for the next look.
