@@ -178,6 +178,7 @@ def check_stores(tracking_uri: str, storage: str) -> dict:
     import optuna
 
     from vae_lab.study.execution.storage import open_storage
+    from vae_lab.tracking.metric_names import mlflow_key
 
     study = optuna.load_study(study_name="load", storage=open_storage(storage))
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
@@ -187,7 +188,7 @@ def check_stores(tracking_uri: str, storage: str) -> dict:
     for trial in complete:
         run_id = trial.user_attrs["mlflow_run_id"]
         for metric in ("train_loss", "val_loss"):
-            points_logged = len(client.get_metric_history(run_id, metric))
+            points_logged = len(client.get_metric_history(run_id, mlflow_key(metric)))
             counted += points_logged
             if points_logged != EPOCHS:
                 lost.append(f"trial {trial.number} {metric}: {points_logged} of {EPOCHS}")

@@ -128,7 +128,7 @@ def test_a_trial_run_shows_its_val_f1_chart(served, browser):
     browser.wait(by_xpath("//*[normalize-space()='trial-000-fc']"), "the trial run's page")
     search = browser.wait(by_xpath("//input[@placeholder='Search metric charts']"), "the metric chart search box")[0]
     search.send_keys("val_f1")
-    card = "//h4[normalize-space()='val_f1']/ancestor::*[.//*[contains(@class, 'js-plotly-plot')]][1]"
+    card = "//h4[normalize-space()='reconstruction/val_f1' or normalize-space()='val_f1']/ancestor::*[.//*[contains(@class, 'js-plotly-plot')]][1]"
     found = browser.wait(by_xpath(card), "a val_f1 chart card")[0]
     browser.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", found)
     browser.wait(by_xpath(f"{card}//*[contains(@class, 'main-svg')]//*[contains(@class, 'scatterlayer')]/*[contains(@class, 'trace')]"), "the val_f1 line drawn")
@@ -175,3 +175,81 @@ def test_the_link_vae_lab_prints_lands_on_the_training_runs(served, browser):
     assert "/runs" in driver.current_url and "workflowType=genai" not in driver.current_url, driver.current_url
     assert not by_xpath("//h2[normalize-space()='Traces' or normalize-space()='Overview']")(driver), "a GenAI view is open"
     browser.screenshot("landing")
+
+
+SECTION_TITLES = """
+// A section's header reads "name (charts)", possibly over several nodes: take the innermost element.
+const found = [];
+for (const e of document.querySelectorAll("body *")) {
+  const text = e.textContent.trim();
+  const match = /^([a-z]+)\\s*\\(\\d+\\)$/.exec(text);
+  if (match && !Array.from(e.children).some(c => c.textContent.trim() === text) && !found.includes(match[1])) {
+    found.push(match[1]);
+  }
+}
+// The UI draws sections as they scroll into view: scroll the charts on for the next look.
+const pane = Array.from(document.querySelectorAll("*")).find(e => e.scrollHeight > e.clientHeight + 50
+  && /(auto|scroll)/.test(getComputedStyle(e).overflowY) && /latent \\(\\d+\\)/.test(e.textContent));
+if (pane) pane.scrollTop += pane.clientHeight;
+return found;
+"""
+
+
+def sections_seen(driver, seen: list[str]) -> bool:
+    """Add the sections now on the page to `seen` (in order); True once the last one is there."""
+    for name in driver.execute_script(SECTION_TITLES):
+        if name not in seen:
+            seen.append(name)
+    return "summary" in seen
+
+
+def test_a_trial_page_opens_on_its_curves_with_the_best_epoch_summaries_apart(served, browser):
+    """MLflow groups a run's charts by the part of a metric's name before "/": the trial page
+    shows the per-epoch curves by what they measure, and the once-logged summaries last."""
+    from selenium.webdriver.common.keys import Keys
+
+    base, report, lab = served
+    run = trial_run(report)
+    browser.driver.get(f"{base}/#/experiments/{report['experiment_id']}/runs/{run}/model-metrics")
+    browser.wait(by_xpath("//*[normalize-space()='trial-000-fc']"), "the trial run's page")
+    search = browser.wait(by_xpath("//input[@placeholder='Search metric charts']"), "the metric chart search box")[0]
+    search.send_keys(Keys.CONTROL, "a")  # the UI keeps an earlier test's search: clear it
+    search.send_keys(Keys.DELETE)
+    browser.wait(lambda d: "latent" in d.execute_script(SECTION_TITLES), "the first section")
+    browser.screenshot("model-metrics")
+    browser.driver.refresh()  # back to the top
+    browser.wait(by_xpath("//input[@placeholder='Search metric charts']"), "the metric chart search box")
+    seen: list[str] = []
+    browser.wait(lambda d: sections_seen(d, seen), "every section, scrolling down")
+    assert seen == ["latent", "losses", "reconstruction", "speed", "summary"], seen
+
+
+def test_the_latent_explorer_draws_a_clicked_sample_inside_the_artifact_viewer(served, browser):
+    """The explorer's script runs in MLflow's sandboxed artifact iframe: a click on a point draws
+    that validation sample in the side panel's one 3-D scene."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    base, report, lab = served
+    driver = browser.driver
+    driver.get(f"{base}/#/experiments/{report['experiment_id']}/runs/{trial_run(report)}/artifacts")
+    browser.wait(by_xpath("//*[normalize-space(text())='latents_pca.html']"), "latents_pca.html in the artifact tree")[0].click()
+    frame = browser.wait(by_css("iframe[src^='blob:']"), "the HTML artifact's iframe")[0]
+    driver.switch_to.frame(frame)
+    try:
+        browser.wait(lambda d: d.execute_script(FIGURE_DRAWN), "the latent map drawn")
+        # The first point of the first label: its offset from the plot area's centre.
+        dx, dy, sample = driver.execute_script(
+            """const gd = document.getElementById("vae-lab-figure"), t = gd._fullData[0], L = gd._fullLayout;
+            const box = gd.querySelector(".nsewdrag").getBoundingClientRect();
+            return [L.xaxis.l2p(t.x[0]) - box.width / 2, L.yaxis.l2p(t.y[0]) - box.height / 2, t.customdata[0][0]];"""
+        )
+        area = driver.find_element(By.CSS_SELECTOR, "#vae-lab-figure .nsewdrag")
+        ActionChains(driver).move_to_element_with_offset(area, int(dx), int(dy)).click().perform()
+        data = driver.execute_script("return JSON.parse(document.getElementById('vae-lab-page-data').textContent)")
+        shown = str(data["ids"][sample])
+        browser.wait(lambda d: d.find_element(By.ID, "vae-lab-sample-info").get_attribute("data-sample") == shown, f"sample #{shown} drawn")
+        assert driver.execute_script("return document.getElementById('vae-lab-sample').data.some(t => t.name && t.name.startsWith('input class'))")
+    finally:
+        driver.switch_to.default_content()
+    browser.screenshot("explorer-in-mlflow")

@@ -17,6 +17,7 @@ from vae_lab.cli import app
 from vae_lab.config import get_settings
 from vae_lab.data import synthesize, write_dataset
 from vae_lab.study.execution.storage import open_storage
+from vae_lab.tracking import mlflow_key, plain_metrics, plain_name
 from vae_lab.training.record import TrialRecord
 
 pytestmark = pytest.mark.slow
@@ -94,7 +95,7 @@ def test_every_trial_logs_params_metrics_datasets_figures_record_and_model(finis
         assert run.info.status == "FINISHED"
         assert run.data.params["latent_dim"] == "2" and run.data.params["loss"] in {"mse", "set"}
         for metric in EPOCH_METRICS:
-            history = client.get_metric_history(run.info.run_id, metric)
+            history = client.get_metric_history(run.info.run_id, mlflow_key(metric))
             assert [m.step for m in history] == [0, 1, 2], metric
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert TRIAL_FIGURES | {"trial_record.json"} <= artifacts
@@ -107,7 +108,7 @@ def test_every_trial_logs_params_metrics_datasets_figures_record_and_model(finis
         [output] = run.outputs.model_outputs
         model = client.get_logged_model(output.model_id)
         assert model.source_run_id == run.info.run_id
-        assert {m.key for m in model.metrics} >= {"best_val_f1", "best_val_knn_accuracy", "best_val_active_units"}
+        assert {plain_name(m.key) for m in model.metrics} >= {"best_val_f1", "best_val_knn_accuracy", "best_val_active_units"}
 
 
 def test_the_parent_run_holds_the_leaderboard_and_the_study_figures(finished_study):
@@ -152,7 +153,7 @@ def test_evaluate_on_val_reproduces_the_champions_best_val_metrics(finished_stud
     result = run_cli("evaluate", "tiny", "--split", "val")
     run = client.get_run(client.get_model_version_by_alias("tiny", "champion").run_id)
     for name in ("val_f1", "val_loss", "val_kl", "val_occupancy_iou", "val_active_units", "val_knn_accuracy"):
-        assert result["metrics"][name] == pytest.approx(run.data.metrics[f"best_{name}"], rel=1e-5, abs=1e-9), name
+        assert result["metrics"][name] == pytest.approx(plain_metrics(run.data.metrics)[f"best_{name}"], rel=1e-5, abs=1e-9), name
     evaluations = client.search_runs([client.get_experiment_by_name("tiny").experiment_id], filter_string="tags.kind = 'evaluation'")
     assert len(evaluations) == 1 and evaluations[0].inputs.dataset_inputs[0].dataset.name == "voxels/val"
 

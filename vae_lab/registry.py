@@ -6,22 +6,31 @@ at the best trial of each architecture (`models:/architecture-sweep@best-conv`),
 families is a registry lookup. Versions carry the tags a researcher filters on
 (`best_architecture`, `study`, `trial`, `objective`, `value`, `run_id`, `model_id`).
 
+With several objectives the champion follows the study's stated rule (`vae_lab.selection`:
+best, constrained or knee), every Pareto-optimal trial gets an alias `pareto-<k>` (k = 1 is the
+front's best on the first objective), and every aliased version carries the tags
+`champion_rule` and `pareto_rank` (as of the last reconcile).
+
 `reconcile` makes the aliases agree with the study's trials as stored in Optuna, the one source
 of truth; the study runner calls it under the study's lock whenever a trial finishes, so two
-workers finishing at once still leave `champion` on the true best trial.
+workers finishing at once still leave `champion` on the true best trial. Calling it with another
+rule re-crowns without retraining. A rule no trial meets leaves `champion` where it was and
+says so in the returned `Crowning`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
 
 from mlflow.exceptions import MlflowException
 
 from vae_lab.errors import VaeLabError
+from vae_lab.selection import ChampionRule, choose_champion, pareto_ranks
 from vae_lab.tracking import Tracker, load_model
 
 CHAMPION = "champion"
+PARETO_PREFIX = "pareto-"
 
 
 def family_alias(architecture: str) -> str:
@@ -40,6 +49,7 @@ class Candidate:
     model_id: str
     objective: str
     direction: str
+    values: Mapping[str, float] = field(default_factory=dict)  # every objective's value, by metric
 
     def tags(self) -> dict[str, str]:
         return {
@@ -63,39 +73,101 @@ def best(entries: Iterable[Candidate]) -> Candidate | None:
     return max(entries, key=lambda e: (sign * e.value, -e.trial))
 
 
-def wanted_aliases(entries: list[Candidate]) -> dict[str, Candidate]:
-    """champion -> the best entry, best-<family> -> the best entry of each family."""
+def pareto_alias(k: int) -> str:
+    return f"{PARETO_PREFIX}{k}"
+
+
+@dataclass
+class Crowning:
+    """What `reconcile` did: alias -> version, each entry's Pareto rank, and why `champion`
+    stayed where it was (a rule no trial meets), if it did."""
+
+    versions: dict[str, int] = field(default_factory=dict)
+    ranks: dict[int, int] = field(default_factory=dict)
+    unmet: VaeLabError | None = None
+
+
+def _objectives(entries: list[Candidate]) -> dict[str, str]:
+    """metric -> direction of the study's objectives (several when the entries carry values)."""
+    first = entries[0]
+    if not first.values:
+        return {first.objective: first.direction}
+    from vae_lab.choices import direction_of
+
+    return {metric: direction_of(metric) for metric in first.values}
+
+
+def wanted_aliases(entries: list[Candidate], rule: ChampionRule | None = None) -> tuple[dict[str, Candidate], dict[int, int], VaeLabError | None]:
+    """(alias -> entry, Pareto rank by trial, an unmet rule's error): champion by `rule` (default:
+    the best value), best-<family> by value, and pareto-<k> for each Pareto-optimal entry when
+    the study has several objectives."""
     wanted: dict[str, Candidate] = {}
-    if (overall := best(entries)) is not None:
-        wanted[CHAMPION] = overall
+    if not entries:
+        return wanted, {}, None
+    objectives = _objectives(entries)
+    points = {e.trial: (dict(e.values) or {e.objective: e.value}) for e in entries}
+    by_trial = {e.trial: e for e in entries}
+    ranks = pareto_ranks(points, objectives)
+    unmet = None
+    try:
+        number = choose_champion(rule, points, objectives) if rule is not None else best(entries).trial
+        if number is not None:
+            wanted[CHAMPION] = by_trial[number]
+    except VaeLabError as error:
+        unmet = error
     for family in sorted({e.architecture for e in entries}):
         wanted[family_alias(family)] = best(e for e in entries if e.architecture == family)
-    return wanted
+    if len(objectives) > 1:
+        sign = 1 if entries[0].direction == "maximize" else -1
+        front = sorted((by_trial[n] for n, r in ranks.items() if r == 1), key=lambda e: (-sign * e.value, e.trial))
+        wanted.update({pareto_alias(k): e for k, e in enumerate(front, start=1)})
+    return wanted, ranks, unmet
 
 
-def reconcile(tracker: Tracker, name: str, entries: list[Candidate]) -> dict[str, int]:
-    """Point every alias at its wanted entry, registering a version where one is missing.
-
-    Returns alias -> version number. Call it under the study's lock (see module docstring).
-    """
+def reconcile(tracker: Tracker, name: str, entries: list[Candidate], rule: ChampionRule | None = None) -> Crowning:
+    """Point every alias at its wanted entry, registering a version where one is missing, and
+    drop pareto-<k> aliases past the current front. Call it under the study's lock."""
     client = tracker.client
-    wanted = wanted_aliases(entries)
+    wanted, ranks, unmet = wanted_aliases(entries, rule)
+    crowning = Crowning(ranks=ranks, unmet=unmet)
     if not wanted:
-        return {}
+        return crowning
     _ensure_registered_model(client, name)
-    versions: dict[str, int] = {}
     for alias, entry in wanted.items():
         current = _version_by_alias(client, name, alias)
         if current is not None and current.run_id == entry.run_id:
-            versions[alias] = int(current.version)
+            crowning.versions[alias] = int(current.version)
             continue
         version = _version_of(client, name, entry)
         client.set_registered_model_alias(name, alias, version)
-        versions[alias] = int(version)
-    champion = wanted[CHAMPION]
-    for key in ("study", "best_architecture", "objective", "value", "trial"):
-        client.set_registered_model_tag(name, key, champion.tags()[key])
-    return versions
+        crowning.versions[alias] = int(version)
+    registered = client.get_registered_model(name)
+    for alias in registered.aliases:
+        if alias.startswith(PARETO_PREFIX) and alias not in wanted:
+            client.delete_registered_model_alias(name, alias)
+    _tag_versions(client, name, wanted, crowning, rule)
+    champion = wanted.get(CHAMPION) or _current_champion(client, name, entries)
+    if champion is not None:
+        for key in ("study", "best_architecture", "objective", "value", "trial"):
+            client.set_registered_model_tag(name, key, champion.tags()[key])
+        if rule is not None:
+            client.set_registered_model_tag(name, "champion_rule", rule.describe())
+    return crowning
+
+
+def _tag_versions(client, name: str, wanted: dict[str, Candidate], crowning: Crowning, rule: ChampionRule | None) -> None:
+    """Each aliased version's Pareto rank, and the champion's rule, as of now."""
+    for alias, entry in wanted.items():
+        version = str(crowning.versions[alias])
+        if entry.trial in crowning.ranks:
+            client.set_model_version_tag(name, version, "pareto_rank", str(crowning.ranks[entry.trial]))
+        if alias == CHAMPION:
+            client.set_model_version_tag(name, version, "champion_rule", rule.describe() if rule else f"best {entry.objective}")
+
+
+def _current_champion(client, name: str, entries: list[Candidate]) -> Candidate | None:
+    current = _version_by_alias(client, name, CHAMPION)
+    return next((e for e in entries if current is not None and e.run_id == current.run_id), None)
 
 
 def _ensure_registered_model(client, name: str) -> None:

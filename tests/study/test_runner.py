@@ -15,6 +15,7 @@ from vae_lab.data import synthesize, write_dataset
 from vae_lab.study.design.spec import StudySpec
 from vae_lab.study.execution.run import run_study
 from vae_lab.study.execution.storage import open_storage
+from vae_lab.tracking import plain_metrics
 from vae_lab.training import Trainer
 
 pytestmark = pytest.mark.slow
@@ -52,7 +53,7 @@ def test_pruned_trial_is_killed_in_mlflow_and_pruned_in_optuna(spec, monkeypatch
     assert report.trials[0]["state"] == "PRUNED"
     run = child_runs("ends")[report.trials[0]["mlflow_run_id"]]
     assert run.info.status == "KILLED" and run.data.tags["trial_state"] == "PRUNED"
-    assert run.data.metrics["epochs_run"] == 1  # pruned after its first epoch's report
+    assert plain_metrics(run.data.metrics)["epochs_run"] == 1  # pruned after its first epoch's report
 
 
 def test_failed_trial_is_failed_and_the_study_goes_on(spec, monkeypatch):
@@ -176,7 +177,7 @@ def test_hyperband_prunes_in_a_tiny_tpe_study(spec):
     states = [t["state"] for t in report.trials]
     assert "PRUNED" in states and "COMPLETE" in states
     pruned = [r for r in child_runs("hyper").values() if r.data.tags.get("trial_state") == "PRUNED"]
-    assert pruned and all(r.data.metrics["epochs_run"] < 6 for r in pruned)
+    assert pruned and all(plain_metrics(r.data.metrics)["epochs_run"] < 6 for r in pruned)
 
 
 def test_n_trials_past_the_end_of_a_grid_runs_exactly_that_many(spec):

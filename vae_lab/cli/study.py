@@ -156,7 +156,47 @@ def status(
         emit_json(report)
         return
     best = report["best"]["number"] if report["best"] else None
-    out.print(trials_table(report["trials"], f"study {study} ({report['direction']})", best))
+    direction = report.get("direction") or ", ".join(report["directions"])
+    out.print(trials_table(report["trials"], f"study {study} ({direction})", best))
+
+
+@app.command("report")
+@user_errors
+def report(
+    study: Annotated[str, typer.Argument(help="Study name as stored in the Optuna storage.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the page (one self-contained HTML file).")] = Path("report.html"),
+) -> None:
+    """A study's story on one page: its YAML, planned vs real time, leaderboard, Pareto front or
+    history, best per family, every trial's curves, the champion's figures, failures and reasons."""
+    from vae_lab.study.story import write_report
+
+    path = write_report(study, out_file)
+    out.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, opens offline)")
+
+
+@app.command("compare")
+@user_errors
+def compare(
+    first: Annotated[str, typer.Argument(help="A stored study.")],
+    second: Annotated[str, typer.Argument(help="Another stored study.")],
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Also write the two studies side by side as an HTML page.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Two studies side by side (e.g. one recipe on two datasets): a table here, a page with --out."""
+    from vae_lab.study.story import compare_studies
+
+    rows = compare_studies(first, second, out_file)
+    if as_json:
+        emit_json({"studies": [first, second], "rows": [{"what": w, first: a, second: b} for w, a, b in rows]})
+        return
+    table = Table(title=f"{first} vs {second}")
+    for column, justify in (("", "left"), (first, "right"), (second, "right")):
+        table.add_column(column, justify=justify)
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+    if out_file is not None:
+        out.print(f"wrote {out_file}")
 
 
 @app.command("list")

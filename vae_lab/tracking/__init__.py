@@ -9,6 +9,7 @@ its LoggedModel. Everything goes through a `Tracker` made from the settings.
 
 from vae_lab.tracking.callbacks import MlflowEpochLogger
 from vae_lab.tracking.client import Tracker, dataset_key, runs_link
+from vae_lab.tracking.metric_names import mlflow_key, plain_metrics, plain_name
 from vae_lab.tracking.models import LoggedModelRef, load_model, log_model, portable_copy
 from vae_lab.tracking.plotly_html import PlotlyAssets
 
@@ -20,6 +21,9 @@ __all__ = [
     "dataset_key",
     "load_model",
     "log_model",
+    "mlflow_key",
+    "plain_metrics",
+    "plain_name",
     "portable_copy",
     "runs_link",
 ]

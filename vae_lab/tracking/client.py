@@ -22,7 +22,8 @@ from mlflow.exceptions import MlflowException
 
 from vae_lab.config import Settings, is_database_uri
 from vae_lab.data.reference import SPLIT_CONTEXT, DataRef
-from vae_lab.tracking.plotly_html import PlotlyAssets, figure_html
+from vae_lab.tracking.metric_names import mlflow_key, plain_metrics
+from vae_lab.tracking.plotly_html import PageParts, PlotlyAssets, figure_html
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -103,16 +104,26 @@ class Tracker:
             self.client.log_batch(run_id, params=items[start : start + 100])
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int | None = None, *, model_id: str | None = None, dataset: tuple[str, str] | None = None) -> None:
-        """Log finite metrics at `step` (0 if None), optionally linked to a logged model and a dataset."""
+        """Log finite metrics at `step` (0 if None), optionally linked to a logged model and a dataset.
+        The one place metric names meet MLflow: each goes under its chart section (see `metric_names`)."""
         now = int(time.time() * 1000)
         name, digest = dataset or (None, None)
         batch = [
-            Metric(k, float(v), now, step or 0, model_id=model_id, dataset_name=name, dataset_digest=digest)
+            Metric(mlflow_key(k), float(v), now, step or 0, model_id=model_id, dataset_name=name, dataset_digest=digest)
             for k, v in metrics.items()
             if v is not None
         ]
         if batch:
             self.client.log_batch(run_id, metrics=batch)
+
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        """A run's latest metrics under vae-lab's plain names (`best_val_f1`, `val_f1`)."""
+        return plain_metrics(self.client.get_run(run_id).data.metrics)
+
+    def metric_history(self, run_id: str, name: str) -> list[tuple[int, float]]:
+        """(step, value) of every logged value of the plain-named metric `name`, by step."""
+        history = self.client.get_metric_history(run_id, mlflow_key(name))
+        return sorted((m.step, m.value) for m in history)
 
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
@@ -133,9 +144,10 @@ class Tracker:
             path = self.client.download_artifacts(run_id, artifact_file, folder)
             return Path(path).read_text()
 
-    def log_figure(self, run_id: str, figure: "go.Figure", artifact_file: str, assets: PlotlyAssets) -> None:
-        """A plotly figure as an HTML artifact that opens interactively in the MLflow UI."""
-        self.client.log_text(run_id, figure_html(figure, assets, title=artifact_file), artifact_file)
+    def log_figure(self, run_id: str, figure: "go.Figure", artifact_file: str, assets: PlotlyAssets, parts: PageParts | None = None) -> None:
+        """A plotly figure as an HTML artifact that opens interactively in the MLflow UI
+        (with `parts`: the page around it, e.g. the latent explorer's side panel)."""
+        self.client.log_text(run_id, figure_html(figure, assets, title=artifact_file, parts=parts), artifact_file)
 
     def log_plotly_library(self, run_id: str) -> None:
         """The one copy of plotly.js that the run's (and its children's) figures load."""

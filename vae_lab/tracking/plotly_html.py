@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -75,7 +75,7 @@ LOADER = """
   function load(i) {
     if (window.Plotly) return draw();
     if (i >= candidates.length) {
-      document.getElementById("vae-lab-figure").textContent = "plotly.js could not be loaded: open this page from the MLflow UI or online.";
+      document.body.insertAdjacentText("afterbegin", "plotly.js could not be loaded: open this page from the MLflow UI or online.");
       return;
     }
     var script = document.createElement("script");
@@ -85,8 +85,15 @@ LOADER = """
     document.head.appendChild(script);
   }
   function draw() {
-    var figure = JSON.parse(document.getElementById("vae-lab-figure-data").textContent);
-    Plotly.newPlot("vae-lab-figure", figure.data, figure.layout, {responsive: true, displaylogo: false});
+    // Every figure block names the div it draws into; a page's own script (the latent
+    // explorer's) hooks in through window.vaeLabAfterDraw once a figure is drawn.
+    document.querySelectorAll("script[data-vae-lab-target]").forEach(function (block) {
+      var figure = JSON.parse(block.textContent);
+      var gd = document.getElementById(block.getAttribute("data-vae-lab-target"));
+      Plotly.newPlot(gd, figure.data, figure.layout, {responsive: true, displaylogo: false}).then(function (gd) {
+        if (window.vaeLabAfterDraw) window.vaeLabAfterDraw(gd);
+      });
+    });
   }
   load(0);
 })();
@@ -94,20 +101,63 @@ LOADER = """
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>%(title)s</title>%(head)s
-<style>body{margin:0;font-family:system-ui,sans-serif}#vae-lab-figure{width:100%%;min-height:%(height)spx}</style>
+<style>body{margin:0;font-family:system-ui,sans-serif}#vae-lab-figure{width:100%%;min-height:%(height)spx}%(style)s</style>
 </head><body>
-<div id="vae-lab-figure"></div>
-<script type="application/json" id="vae-lab-figure-data">%(figure)s</script>
+%(body)s
+<script type="application/json" id="vae-lab-page-data">%(data)s</script>
+<script>%(page_script)s</script>
 <script>%(script)s</script>
 </body></html>
 """
+FIGURE_DIV = """<div id="%(id)s"></div>
+<script type="application/json" data-vae-lab-target="%(id)s" id="%(id)s-data">%(figure)s</script>"""
 
 
-def figure_html(figure: "go.Figure", assets: PlotlyAssets, title: str = "figure") -> str:
+@dataclass(frozen=True)
+class PageParts:
+    """What a page carries besides its figure: HTML placed around it (`body`, where the text
+    `{figure}` marks the figure's place), CSS, JSON data (readable by the script as
+    `JSON.parse(document.getElementById("vae-lab-page-data").textContent)`) and a script that
+    defines `window.vaeLabAfterDraw(gd)`, called once each figure is drawn."""
+
+    body: str = "{figure}"
+    style: str = ""
+    data: Any = None
+    script: str = ""
+
+
+def figure_div(figure: "go.Figure", div_id: str = "vae-lab-figure") -> str:
+    """A div and the JSON block the page's loader draws into it."""
+    return FIGURE_DIV % {"id": div_id, "figure": _json_block(figure.to_json())}
+
+
+def _json_block(text: str) -> str:
+    return text.replace("</", "<\\/")  # keep "</script>" in strings from ending the block
+
+
+def figure_html(figure: "go.Figure", assets: PlotlyAssets, title: str = "figure", parts: PageParts | None = None) -> str:
     """A whole HTML page for `figure`, getting plotly.js as `assets` says."""
-    if assets.mode != "shared":
+    if assets.mode != "shared" and parts is None:
         return figure.to_html(include_plotlyjs=True if assets.mode == "embed" else "cdn", full_html=True)
-    payload = figure.to_json().replace("</", "<\\/")  # keep "</script>" in strings from ending the block
+    parts = parts or PageParts()
+    body = parts.body.replace("{figure}", figure_div(figure))
+    return page_html(body, assets, title, height=int(figure.layout.height or 600), parts=parts)
+
+
+def page_html(body: str, assets: PlotlyAssets, title: str, *, height: int = 600, parts: PageParts | None = None) -> str:
+    """A page of figure divs (see `figure_div`) and any HTML, drawn by one copy of plotly.js:
+    loaded as `assets` says, or inline when `assets.mode` is "embed"."""
+    import html
+
+    parts = parts or PageParts()
+    head = ""
+    if assets.mode == "embed":
+        head = f"<script>{plotly_library()}</script>"
+    elif assets.mode == "cdn":
+        head = f'<script src="{_cdn_url()}"></script>'
     script = LOADER % {"run_id": json.dumps(assets.library_run_id), "file": json.dumps(LIBRARY_FILE), "cdn": json.dumps(_cdn_url())}
-    height = int(figure.layout.height or 600)
-    return PAGE % {"title": title, "head": "", "figure": payload, "script": script, "height": height}
+    data = _json_block(json.dumps(parts.data, separators=(",", ":")))
+    return PAGE % {
+        "title": html.escape(title), "head": head, "height": height, "style": parts.style, "body": body,
+        "data": data, "page_script": parts.script, "script": script,
+    }

@@ -12,6 +12,10 @@ def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
     its sampler only ever picks repeats past the end of the grid."""
     if spec.sampler == "grid":
         return optuna.samplers.RandomSampler(seed=spec.training.seed)
+    if spec.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(
+            seed=spec.training.seed, population_size=max(4, min(50, spec.planned_trials // 4))
+        )
     return optuna.samplers.TPESampler(
         seed=spec.training.seed, n_startup_trials=min(10, max(2, spec.planned_trials // 3))
     )

@@ -13,7 +13,7 @@ studies shipped with vae-lab, so a local file adds to or overrides a shipped one
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional, Union
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
@@ -35,14 +35,36 @@ class DataSpec(Strict):
 
 
 class ObjectiveSpec(Strict):
+    """One metric (`metric: val_f1`) or several (`metrics: [val_f1, val_kl]`: an Optuna
+    multi-objective study); each direction follows its metric."""
+
     metric: ObjectiveMetric = "val_tradeoff"
+    metrics: Optional[list[ObjectiveMetric]] = Field(
+        default=None, min_length=2, description="several objectives: a Pareto front"
+    )
     direction: Literal["maximize", "minimize"] | None = Field(
         default=None, description="default: the way the metric improves"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _first_is_primary(cls, raw: object) -> object:
+        # With several objectives the first one is the primary (leaderboard order, best-<family>).
+        # (A dumped spec holds both, the first of metrics as metric: it reads back as it was.)
+        metrics = raw.get("metrics") if isinstance(raw, dict) else None
+        if isinstance(metrics, list) and metrics and raw.get("metric", metrics[0]) != metrics[0]:
+            raise ValueError("give metric (one objective) or metrics (several), not both")
+        if isinstance(raw, dict) and isinstance(raw.get("metrics"), list) and raw["metrics"]:
+            return {**raw, "metric": raw["metrics"][0]}
+        return raw
+
     @model_validator(mode="after")
     def _direction_fits(self) -> "ObjectiveSpec":
         natural = direction_of(self.metric)
+        if self.direction is not None and self.metrics:
+            raise ValueError("with several metrics each direction follows its metric: drop objective.direction")
+        if self.metrics and len(set(self.metrics)) < len(self.metrics):
+            raise ValueError("a metric is listed twice in objective.metrics")
         if self.direction is not None and self.direction != natural:
             raise ValueError(
                 f"{self.metric} is {natural[:-1]}ed, not {self.direction[:-1]}ed: "
@@ -53,6 +75,33 @@ class ObjectiveSpec(Strict):
     @property
     def resolved_direction(self) -> Literal["maximize", "minimize"]:
         return self.direction or direction_of(self.metric)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.metrics or [self.metric])
+
+    @property
+    def directions(self) -> dict[str, Literal["maximize", "minimize"]]:
+        """metric -> direction, in the study's order."""
+        return (
+            {name: direction_of(name) for name in self.names}
+            if self.metrics
+            else {self.metric: self.resolved_direction}
+        )
+
+    @property
+    def several(self) -> bool:
+        return len(self.names) > 1
+
+
+class ChampionSpec(Strict):
+    """How the champion is crowned: `best` (one metric), `constrained` (the best metric among
+    trials meeting every `where` condition, e.g. {val_kl: "<= 25"}) or `knee` (several objectives:
+    the Pareto point nearest the ideal). See `vae_lab.selection`."""
+
+    rule: Literal["best", "constrained", "knee"] = "best"
+    metric: Optional[ObjectiveMetric] = None
+    where: dict[ObjectiveMetric, Union[str, float]] = Field(default_factory=dict)
 
 
 class TrainingSpec(Strict):
@@ -107,9 +156,10 @@ class StudySpec(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
     data: DataSpec = DataSpec()
-    sampler: Literal["grid", "tpe"] = "grid"
+    sampler: Literal["grid", "tpe", "nsga2"] = "grid"
     n_trials: int | None = Field(default=None, ge=1, description="default: the whole grid (grid) or 20 (tpe)")
     objective: ObjectiveSpec = ObjectiveSpec()
+    champion: ChampionSpec = ChampionSpec()
     training: TrainingSpec = TrainingSpec()
     pruner: PrunerSpec = PrunerSpec()
     space: SearchSpace = SearchSpace()
@@ -120,7 +170,19 @@ class StudySpec(Strict):
     def _grid_has_no_ranges(self) -> "StudySpec":
         if self.sampler == "grid" and self.space.ranges():
             raise ValueError(f"sampler 'grid' needs lists, but space has ranges for: {', '.join(self.space.ranges())}")
+        if self.objective.several and self.pruner.kind != "none":
+            raise ValueError(
+                f"pruner {self.pruner.kind} needs one objective: Optuna cannot prune a study of several "
+                "(set pruner.kind: none)"
+            )
         return self
+
+    def champion_rule(self, where: str = "study"):
+        """The checked champion rule (`vae_lab.selection.ChampionRule`); a VaeLabError names the field."""
+        from vae_lab.selection import make_rule
+
+        c = self.champion
+        return make_rule(c.rule, c.metric, c.where, self.objective.directions, place=f"{where}: champion")
 
     @property
     def model_name(self) -> str:
@@ -229,6 +291,7 @@ def parse_study(raw: object, where: str) -> StudySpec:
             f"{where}: {field}", problem + more, "see `vae-lab study show quick` for every field"
         ) from None
     check_space(spec.space, where)
+    spec.champion_rule(where)
     return spec
 
 

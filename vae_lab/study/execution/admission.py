@@ -122,10 +122,14 @@ def check_stored_study(storage: optuna.storages.BaseStorage, spec: StudySpec, da
             "the stored study was run with a different search space, so its grid cannot be resumed",
             "give the study a new name (--name) to start afresh",
         )
-    if study.direction.name.lower() != spec.direction:
+    stored = [d.name.lower() for d in study.directions]
+    wanted = list(spec.objective.directions.values())
+    names = attrs.get(StudyAttr.OBJECTIVES, [attrs.get(StudyAttr.OBJECTIVE, spec.objective.metric)])
+    if stored != wanted or (len(wanted) > 1 and names != spec.objective.names):
         raise VaeLabError(
             where,
-            f"the stored study is {study.direction.name.lower()}d, this one {spec.direction}s {spec.objective.metric}",
+            f"the stored study optimises {', '.join(names)} ({', '.join(stored)}), "
+            f"this one {', '.join(spec.objective.names)} ({', '.join(wanted)})",
             "keep the objective, or pass --name NEW",
         )
     return True
@@ -138,7 +142,7 @@ def open_study(storage: optuna.storages.BaseStorage, spec: StudySpec, data: Prep
         storage=storage,
         sampler=make_sampler(spec),
         pruner=make_pruner(spec),
-        direction=spec.direction,
+        directions=list(spec.objective.directions.values()),
         load_if_exists=True,
     )
     recorded = {
@@ -148,6 +152,7 @@ def open_study(storage: optuna.storages.BaseStorage, spec: StudySpec, data: Prep
         StudyAttr.SEARCH_SPACE: space_key(spec),
         StudyAttr.SAMPLER: spec.sampler,
         StudyAttr.OBJECTIVE: spec.objective.metric,
+        StudyAttr.OBJECTIVES: spec.objective.names,
     }
     for key, value in recorded.items():
         if key not in study.user_attrs:

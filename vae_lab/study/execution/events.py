@@ -84,7 +84,7 @@ class EventObserver(StudyObserver):
         return EpochEvents(self.sink, self.worker, self.metric)
 
     def on_trial_end(self, trial: optuna.trial.FrozenTrial) -> None:
-        self.sink.trial_end(self.worker, trial.number, trial.state.name, trial.value)
+        self.sink.trial_end(self.worker, trial.number, trial.state.name, trial.values[0] if trial.values else None)
 
 
 class QueueSink:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import pandas as pd
@@ -19,19 +19,28 @@ import pandas as pd
 from vae_lab.study.trial.provenance import TrialAttr
 from vae_lab.tracking import PlotlyAssets, Tracker
 
+if TYPE_CHECKING:
+    from vae_lab.study.story import StoryContext
+
 logger = logging.getLogger(__name__)
 
 
 def leaderboard(study: optuna.Study, objective: str) -> pd.DataFrame:
-    """One row per trial, best first: objective, F1s, KL, active units, kNN accuracy, time, config, state."""
+    """One row per trial, best first (by the first objective, with several): objectives, F1s, KL,
+    active units, kNN accuracy, time, config, state."""
     rows: list[dict[str, Any]] = []
+    names = study.user_attrs.get("objectives") or [objective]
     for t in study.get_trials(deepcopy=False):
         duration = (
             (t.datetime_complete - t.datetime_start).total_seconds()
             if t.datetime_complete and t.datetime_start
             else None
         )
-        row: dict[str, Any] = {"trial": t.number, "state": t.state.name.lower(), objective: t.value}
+        row: dict[str, Any] = {
+            "trial": t.number,
+            "state": t.state.name.lower(),
+            **dict(zip(names, t.values or [None] * len(names), strict=False)),
+        }
         row.update(t.user_attrs.get(TrialAttr.SUMMARY, {}))
         row.update(
             {
@@ -45,7 +54,7 @@ def leaderboard(study: optuna.Study, objective: str) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    ascending = study.direction == optuna.study.StudyDirection.MINIMIZE
+    ascending = study.directions[0] == optuna.study.StudyDirection.MINIMIZE
     return frame.sort_values(objective, ascending=ascending, na_position="last", kind="stable")
 
 
@@ -56,6 +65,8 @@ def study_figures(study: optuna.Study, objective: str) -> dict[str, Any]:
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         return {}
+    if len(study.directions) > 1:
+        return {}  # several objectives: the Pareto figure and report.html tell it (see study.story)
     figures: dict[str, Any] = {
         "optimization_history.html": lambda: vis.plot_optimization_history(study, target_name=objective)
     }
@@ -76,21 +87,40 @@ def study_figures(study: optuna.Study, objective: str) -> dict[str, Any]:
     return made
 
 
-def refresh(tracker: Tracker, run_id: str, study: optuna.Study, objective: str, assets: PlotlyAssets) -> None:
-    """Write the leaderboard and the study figures to the parent run."""
+def refresh(
+    tracker: Tracker,
+    run_id: str,
+    study: optuna.Study,
+    objective: str,
+    assets: PlotlyAssets,
+    story: "StoryContext | None" = None,
+) -> None:
+    """Write the leaderboard, the study figures and (given `story`) report.html to the parent run."""
     frame = leaderboard(study, objective)
     if not frame.empty:
         tracker.log_table(run_id, frame, "leaderboard", title=f"study {study.study_name}: trials by {objective}")
     for name, figure in study_figures(study, objective).items():
         tracker.log_figure(run_id, figure, name, assets)
+    if story is not None:
+        from vae_lab.study.story import write_story
+
+        write_story(tracker, run_id, study, story, assets)
 
 
 class ReportRefresher:
     """Refreshes the study report off the training thread; requests arriving while it works
     coalesce into one more refresh. `close` does a last refresh and waits for it."""
 
-    def __init__(self, tracker: Tracker, run_id: str, study: optuna.Study, objective: str, assets: PlotlyAssets):
-        self._args = (tracker, run_id, study, objective, assets)
+    def __init__(
+        self,
+        tracker: Tracker,
+        run_id: str,
+        study: optuna.Study,
+        objective: str,
+        assets: PlotlyAssets,
+        story: "StoryContext | None" = None,
+    ):
+        self._args = (tracker, run_id, study, objective, assets, story)
         self._wanted = threading.Event()
         self._stop = False
         self._thread = threading.Thread(target=self._loop, name="vae-lab-report", daemon=True)

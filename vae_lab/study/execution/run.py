@@ -26,6 +26,7 @@ from vae_lab.study.execution.events import StudyObserver
 from vae_lab.study.execution.loop import TrialLoop
 from vae_lab.study.execution.report import ReportRefresher
 from vae_lab.study.execution.session import StudyReport, StudySession
+from vae_lab.study.story import StoryContext
 from vae_lab.study.trial.objective import TrialObjective, TrialSetup
 from vae_lab.tracking import PlotlyAssets
 
@@ -64,8 +65,12 @@ def run_study(
         admission = admit(spec, data_path=data_path, device=worker.device or device, where=where, settings=settings)
     spec = admission.spec
     with StudySession(admission, n_trials, allow_repeats=worker.parent_run_id is None) as session:
+        # The stored trials crowned by this spec's rule: a changed rule re-crowns without retraining.
+        crowning = session.crown()
         observer.on_study_start(spec, session.remaining, session.done)
         if session.remaining == 0:
+            if crowning is not None and crowning.unmet is not None:
+                raise crowning.unmet  # one line; the trials and the previous champion stay
             return session.report()
         if worker.parent_run_id:
             session.join_invocation(worker.parent_run_id)
@@ -81,8 +86,9 @@ def run_study(
             admission.device,
             assets,
         )
+        story = StoryContext(spec, admission.data)
         refresher = ReportRefresher(
-            session.tracker, session.parent_run_id, session.study, spec.objective.metric, assets
+            session.tracker, session.parent_run_id, session.study, spec.objective.metric, assets, story
         )
         status = "FAILED"
         try:
@@ -96,4 +102,6 @@ def run_study(
         finally:
             refresher.close()
             session.finish_invocation(status)
+        if (crowning := session.crown()) is not None and crowning.unmet is not None:
+            raise crowning.unmet
         return session.report()

@@ -9,17 +9,19 @@ trial loop.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import optuna
+import yaml
 from optuna.trial import TrialState
 
 from vae_lab.config import mask_uri
 from vae_lab.errors import VaeLabError
-from vae_lab.registry import CHAMPION, Candidate, champion_info, reconcile
+from vae_lab.registry import CHAMPION, Candidate, Crowning, champion_info, reconcile
 from vae_lab.study.execution.admission import Admission, check_stored_study, open_study
 from vae_lab.study.execution.liveness import Lease, Liveness
 from vae_lab.study.execution.lock import StudyLock
@@ -30,6 +32,8 @@ from vae_lab.study.execution.status import trial_rows
 from vae_lab.study.execution.storage import open_storage
 from vae_lab.study.trial.provenance import INVOCATION_KIND, Owner, RunTag, TrialAttr, invocation_lease_key
 from vae_lab.tracking import Tracker
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -92,7 +96,8 @@ class StudySession:
                 RunTag.STUDY: spec.name,
                 RunTag.KIND: INVOCATION_KIND,
                 RunTag.SAMPLER: spec.sampler,
-                RunTag.OBJECTIVE: spec.objective.metric,
+                RunTag.OBJECTIVE: ",".join(spec.objective.names),
+                "champion_rule": spec.champion_rule().describe(),
                 **Owner.this_process().attrs(),
                 **(extra_tags or {}),
             },
@@ -108,6 +113,8 @@ class StudySession:
             },
         )
         self.tracker.log_dataset(run_id, data.reference(), ("train", "val"))
+        spec_text = yaml.safe_dump(spec.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
+        self.tracker.log_text(run_id, spec_text, "study.yaml")  # what `vae-lab study report` reads back
         if spec.artifacts.plotlyjs == "shared":
             self.tracker.log_plotly_library(run_id)
         self.parent_run_id = run_id
@@ -134,7 +141,7 @@ class StudySession:
         metrics = {f"trials_{s.name.lower()}": float(states.count(s)) for s in set(states)}
         try:
             metrics["best_value"] = self.study.best_value
-        except ValueError:
+        except (ValueError, RuntimeError):  # no trial finished, or several objectives (no one best)
             pass
         if metrics:
             self.tracker.log_metrics(self.parent_run_id, metrics)
@@ -152,9 +159,10 @@ class StudySession:
                     reap_dead_invocations(self.tracker, self.experiment_id, self.storage_url, self.spec.name)
         return dead
 
-    def crown(self) -> dict[str, int]:
-        """Point champion and best-<family> at the study's best trials, as stored in Optuna."""
-        spec = self.spec
+    def crown(self) -> Crowning | None:
+        """Point champion (by the study's rule), best-<family> and pareto-<k> at the study's trials
+        as stored in Optuna; None before any trial completes; a warning when the rule is unmet."""
+        spec, names = self.spec, self.spec.objective.names
         with self.lock:
             trials = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             candidates = [
@@ -162,16 +170,25 @@ class StudySession:
                     spec.name,
                     t.number,
                     t.params.get("architecture") or t.user_attrs.get(TrialAttr.ARCHITECTURE, "?"),
-                    float(t.value),
+                    float(t.values[0]),
                     t.user_attrs[TrialAttr.RUN_ID],
                     t.user_attrs[TrialAttr.MODEL_ID],
                     spec.objective.metric,
                     spec.direction,
+                    dict(zip(names, map(float, t.values), strict=True)) if spec.objective.several else {},
                 )
                 for t in trials
-                if TrialAttr.MODEL_ID in t.user_attrs and t.value is not None and math.isfinite(t.value)
+                if TrialAttr.MODEL_ID in t.user_attrs
+                and t.values
+                and len(t.values) == len(names)
+                and all(map(math.isfinite, t.values))
             ]
-            return reconcile(self.tracker, spec.model_name, candidates)
+            if not candidates:
+                return None
+            crowning = reconcile(self.tracker, spec.model_name, candidates, spec.champion_rule())
+        if crowning.unmet is not None:
+            logger.warning("%s", crowning.unmet)
+        return crowning
 
     # --- the end -------------------------------------------------------------------------------------
 

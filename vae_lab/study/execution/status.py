@@ -20,12 +20,13 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
     for t in study.get_trials(deepcopy=False):
         started, completed = t.datetime_start, t.datetime_complete
         duration = (completed - started).total_seconds() if completed and started else None
-        value = t.value if t.value is not None and math.isfinite(t.value) else None
+        values = [v if v is not None and math.isfinite(v) else None for v in (t.values or [])]
         rows.append(
             {
                 "number": t.number,
                 "state": t.state.name,
-                "value": value,
+                "value": values[0] if values else None,  # the first objective's, with several
+                **({"values": values} if len(values) > 1 else {}),
                 "params": planned_params(t),
                 "mlflow_run_id": run_id_of(t),
                 "best_epoch": t.user_attrs.get(TrialAttr.BEST_EPOCH),
@@ -47,10 +48,23 @@ def study_status(name: str, settings: Settings | None = None) -> dict[str, Any]:
         known = optuna.study.get_all_study_names(storage)
         fix = f"known studies: {', '.join(known)}" if known else "run it first: vae-lab study run NAME"
         raise VaeLabError(f"study {name}", "not found in the Optuna storage", fix) from None
+    directions = [d.name.lower() for d in study.directions]
+    if len(directions) > 1:
+        front = sorted(
+            ({"number": t.number, "values": t.values, "params": t.params} for t in study.best_trials),
+            key=lambda f: f["number"],
+        )
+        return {
+            "study": name,
+            "directions": directions,
+            "trials": trial_rows(study),
+            "best": None,
+            "pareto_front": front,
+        }
     best = None
     try:
         trial = study.best_trial
         best = {"number": trial.number, "value": trial.value, "params": trial.params}
     except ValueError:
         pass
-    return {"study": name, "direction": study.direction.name.lower(), "trials": trial_rows(study), "best": best}
+    return {"study": name, "direction": directions[0], "trials": trial_rows(study), "best": best}

@@ -1,8 +1,9 @@
 """The figures of one trial, logged to its run: what a researcher opens to judge a model.
 
-Latent projections (PCA, UMAP when asked) coloured by label, the confusion of cell classes, the
-KL of each latent dimension, a gallery of reconstructions (a few per label and the worst ones)
-and a walk through the latent space between two samples of different labels.
+Latent projections (PCA, UMAP when asked) coloured by label, as explorers (click a point to see
+its sample and reconstruction), the confusion of cell classes, the KL of each latent dimension,
+a gallery of reconstructions (a few per label and the worst ones) and a walk through the latent
+space between two samples of different labels.
 """
 
 from __future__ import annotations
@@ -36,18 +37,22 @@ def log_trial_figures(
     extra: dict[str, float] = {}
     latents = final.latents[: wanted.max_points]
     labels = val.labels[: wanted.max_points].cpu().numpy()
+    mapped = None  # the mapped samples' grids and reconstructions, for the explorer's side panel
     for method, asked in (("pca", wanted.pca), ("umap", wanted.umap)):
         if asked and len(latents) >= 3:
             projection = viz.project_latents(latents, method)
-            figure = viz.latent_projection_figure(
-                latents,
+            if mapped is None:
+                shown = val.select(np.arange(len(latents)))
+                mapped = shown.grid.cpu().numpy(), _predict(model, shown).astype(np.uint8)
+            figure, parts = viz.latent_explorer(
+                projection[0],
                 labels,
                 data.label_names,
-                method=method,
-                title=f"{title}: validation latents, {method.upper()} {projection[1]}",
-                projection=projection,
+                *mapped,
+                axis=method.upper(),
+                title=f"{title}: validation latents, {method.upper()} {projection[1]} (click a point)",
             )
-            tracker.log_figure(run_id, figure, f"latents_{method}.html", assets)
+            tracker.log_figure(run_id, figure, f"latents_{method}.html", assets, parts)
             if method == "umap" and (score := trustworthiness(latents, projection[0])) is not None:
                 extra["val_trustworthiness_umap"] = score
     tracker.log_figure(

@@ -139,7 +139,7 @@ class TrialObjective:
         trial.set_user_attr(TrialAttr.RUN_ID, run_id)
         return StartedTrial(run_id, model_config, train_config, started)
 
-    def fit(self, trial: optuna.Trial, run: StartedTrial, callbacks: list[Callback] = ()) -> float:
+    def fit(self, trial: optuna.Trial, run: StartedTrial, callbacks: list[Callback] = ()) -> float | tuple[float, ...]:
         """Train, log and record the trial; returns the objective. Raises `optuna.TrialPruned`
         when the pruner stops it, and whatever training raises when it fails."""
         setup, spec, tracker = self.setup, self.setup.spec, self.setup.tracker
@@ -156,7 +156,9 @@ class TrialObjective:
         pruning = PruneOnEpoch(trial, spec.objective.metric)
         timings.setup_s = time.perf_counter() - run.started
         runtime = spec.training.runtime().model_copy(update={"device": str(setup.device)})
-        trainer = Trainer(model, train_config, [logger, pruning, *callbacks], runtime=runtime)
+        # Optuna cannot prune a study of several objectives (its report() refuses them).
+        hooks = [logger, *callbacks] if spec.objective.several else [logger, pruning, *callbacks]
+        trainer = Trainer(model, train_config, hooks, runtime=runtime)
         try:
             result = trainer.fit(train, val)
         except optuna.TrialPruned:
@@ -166,9 +168,11 @@ class TrialObjective:
         timings.val_s = sum(h["val_time_s"] for h in result.history)
         timings.tracking_s = logger.spent_s
         best = result.best_metrics
-        value = best.get(spec.objective.metric)
-        if value is None or not math.isfinite(value):
-            raise ValueError(f"objective {spec.objective.metric} is {value} (is the data labelled?)")
+        values = [best.get(name) for name in spec.objective.names]
+        for name, value in zip(spec.objective.names, values, strict=True):
+            if value is None or not math.isfinite(value):
+                raise ValueError(f"objective {name} is {value} (is the data labelled?)")
+        value = values[0]
 
         step = time.perf_counter()
         shape = f"{model_config.architecture}/{model_config.output}, latent {model_config.latent_dim}"
@@ -228,7 +232,7 @@ class TrialObjective:
         }
         for key, attr in attrs.items():
             trial.set_user_attr(key, attr)
-        return value
+        return tuple(values) if spec.objective.several else value
 
 
 def _run_params(model: ModelConfig, train: TrainConfig, spec: StudySpec) -> dict:

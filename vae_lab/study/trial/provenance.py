@@ -50,6 +50,7 @@ class StudyAttr:
     SEARCH_SPACE = "search_space"
     SAMPLER = "sampler"
     OBJECTIVE = "objective"
+    OBJECTIVES = "objectives"  # every objective, in order (the first is OBJECTIVE)
 
 
 class RunTag:
@@ -65,6 +66,7 @@ class RunTag:
     KIND = "kind"
     SAMPLER = "sampler"
     OBJECTIVE = "objective"
+    OBJECTIVES = "objectives"  # every objective, in order (the first is OBJECTIVE)
     WORKERS = "workers"
     WORKERS_DIED = "workers_died"
     TRIAL_STATE = "trial_state"  # a TrialOutcome; absent on a trial that completed
@@ -96,11 +98,11 @@ class TrialEnding:
     run_status: str  # MLflow: FINISHED, FAILED or KILLED
     outcome: TrialOutcome | None = None  # the run's trial_state tag
     reason: str | None = None
-    value: float | None = None
+    value: float | tuple[float, ...] | None = None  # a tuple with several objectives
     extra_tags: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def complete(cls, value: float) -> TrialEnding:
+    def complete(cls, value: float | tuple[float, ...]) -> TrialEnding:
         return cls(TrialState.COMPLETE, "FINISHED", value=value)
 
     @classmethod
