@@ -13,8 +13,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from vae_lab.data import clean, load_voxels, prepare_dataset, split_indices, summarize, synthesize, to_sparse
-from vae_lab.data import write_dataset
+from vae_lab.data import (
+    clean,
+    load_voxels,
+    prepare_dataset,
+    split_indices,
+    summarize,
+    synthesize,
+    to_sparse,
+    write_dataset,
+)
 from vae_lab.data.prepare import label_codes
 
 
@@ -33,10 +41,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         path, cache = Path(folder) / "raw.parquet", Path(folder) / "cache"
         frame = timed("synthesize", results, lambda: synthesize(rows))
-        timed("write parquet", results, lambda: write_dataset(frame, path))
+        timed("write parquet", results, lambda: write_dataset(frame, path))  # noqa: F821 - called before the del
         del frame
         table = timed("load_voxels", results, lambda: load_voxels(path))
-        cleaned, report = timed("clean", results, lambda: clean(table))
+        cleaned, report = timed("clean", results, lambda: clean(table))  # noqa: F821 - called at once
         codes, _ = label_codes(cleaned.labels, len(cleaned))
         train, _, _ = timed("split_indices", results, lambda: split_indices(len(cleaned), codes, seed=0))
         timed("to_sparse (train)", results, lambda: to_sparse(cleaned.grids[train]))

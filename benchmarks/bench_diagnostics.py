@@ -31,7 +31,9 @@ def bare_pass(model, data: TensorData, config: TrainConfig, weights) -> None:
     settings = config.loss_settings()
     for batch in data.batches(1024):
         out = model.forward_batch(batch)
-        (model.reconstruction_loss(out, batch, settings, weights).sum() + kl_divergence(out.mu, out.logvar).sum()).item()
+        (
+            model.reconstruction_loss(out, batch, settings, weights).sum() + kl_divergence(out.mu, out.logvar).sum()
+        ).item()
 
 
 def best_of(repeats: int, work) -> float:
@@ -50,7 +52,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = prepare_dataset(default_dataset(None))
-    print("| family / head | train epoch s | validation s (all diagnostics) | bare validation s | diagnostics share of the epoch | latent metrics s (once a trial) |")
+    print(
+        "| family / head | train epoch s | validation s (all diagnostics) | bare validation s "
+        "| diagnostics share of the epoch | latent metrics s (once a trial) |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for output, loss in (("scalar", "mse"), ("categorical", "weighted_ce")):
         torch.manual_seed(0)
@@ -61,7 +66,9 @@ def main() -> None:
         val = TensorData.for_model(model, data.val.grids, data.val.labels, 8)
         trainer.weights = weights = training_weights(train.grid, config)
         epoch = best_of(1, lambda: trainer.train_epoch(train, 0.1))
-        full = best_of(args.repeats, lambda: validate(model, val, loss=config.loss_settings(), beta=0.1, weights=weights))
+        full = best_of(
+            args.repeats, lambda: validate(model, val, loss=config.loss_settings(), beta=0.1, weights=weights)
+        )
         bare = best_of(args.repeats, lambda: bare_pass(model, val, config, weights))
         result = validate(model, val, loss=config.loss_settings(), beta=0.1, weights=weights, keep_latents=True)
         latent = best_of(1, lambda: latent_scores(result.latents, val.labels.numpy()))

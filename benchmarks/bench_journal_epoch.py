@@ -43,9 +43,11 @@ def main() -> None:
     result = Trainer(model, config, runtime=Runtime(device=args.device)).fit(train, val)
     wall = time.perf_counter() - started
     epoch = result.history[0]
-    print(f"fc, batch 64, {len(train):,} training rows, {torch.get_num_threads()} threads: "
-          f"train {epoch['train_time_s']:.1f} s ({len(train) / epoch['train_time_s']:,.0f} rows/s) + validation {epoch['val_time_s']:.2f} s; "
-          f"fit() {wall:.1f} s in all (the journal: ~4.6 h)")
+    print(
+        f"fc, batch 64, {len(train):,} training rows, {torch.get_num_threads()} threads: "
+        f"train {epoch['train_time_s']:.1f} s ({len(train) / epoch['train_time_s']:,.0f} rows/s) + validation {epoch['val_time_s']:.2f} s; "
+        f"fit() {wall:.1f} s in all (the journal: ~4.6 h)"
+    )
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ def main() -> None:
                 losses._match_slots = original
 
         times = {name: [float("inf"), float("inf")] for name in matchers}
-        for name, matcher in matchers.items():  # warm-up (the DP builds its subset tables once)
+        for matcher in matchers.values():  # warm-up (the DP builds its subset tables once)
             matcher(cost, mask)
         for _ in range(2):  # interleaved rounds
             for name, matcher in matchers.items():

@@ -33,11 +33,15 @@ def measure(study: str, data: Path) -> dict:
             "VAE_LAB_DATA": str(data),
         }
         started = time.perf_counter()
-        planned = subprocess.run([VAE_LAB, "study", "plan", study, "--json"], cwd=root, env=env, capture_output=True, text=True, check=True)
+        planned = subprocess.run(
+            [VAE_LAB, "study", "plan", study, "--json"], cwd=root, env=env, capture_output=True, text=True, check=True
+        )
         plan_s = time.perf_counter() - started
         plan = json.loads(planned.stdout)
         started = time.perf_counter()
-        subprocess.run([VAE_LAB, "study", "run", study, "--json"], cwd=root, env=env, capture_output=True, text=True, check=True)
+        subprocess.run(
+            [VAE_LAB, "study", "run", study, "--json"], cwd=root, env=env, capture_output=True, text=True, check=True
+        )
         wall = time.perf_counter() - started
     return {
         "study": study,
@@ -59,7 +63,10 @@ def main() -> None:
     for study in args.studies.split(","):
         result = measure(study, data)
         print(json.dumps(result), flush=True)
-        print(f"{study}: estimated {result['estimated_s']} s, real {result['real_s']} s ({result['error']:+.0%}); plan itself {result['plan_s']} s", flush=True)
+        print(
+            f"{study}: estimated {result['estimated_s']} s, real {result['real_s']} s ({result['error']:+.0%}); plan itself {result['plan_s']} s",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

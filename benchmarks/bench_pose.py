@@ -32,15 +32,22 @@ INVARIANCE_SAMPLES = 500
 COPIES = 4
 
 BASE_TRAIN = dict(
-    loss="set", class_weighting="log", beta=0.1, optimizer="adamw", learning_rate=3e-3, lr_schedule="cosine",
-    batch_size=128, weight_decay=0.0,
+    loss="set",
+    class_weighting="log",
+    beta=0.1,
+    optimizer="adamw",
+    learning_rate=3e-3,
+    lr_schedule="cosine",
+    batch_size=128,
+    weight_decay=0.0,
 )
 STEPS = {
     "pose": (dict(architecture="pose", latent_dim=16, width=256), dict(BASE_TRAIN, learning_rate=2e-3)),
     "pose-w128": (dict(architecture="pose", latent_dim=16, width=128), BASE_TRAIN),
     "pointnet": (dict(architecture="pointnet", latent_dim=16, width=512), BASE_TRAIN),
     "pointnet-rot": (
-        dict(architecture="pointnet", latent_dim=16, width=512), dict(BASE_TRAIN, augment="rotations", weight_decay=0.1)
+        dict(architecture="pointnet", latent_dim=16, width=512),
+        dict(BASE_TRAIN, augment="rotations", weight_decay=0.1),
     ),
 }
 
@@ -103,16 +110,25 @@ def run_step(name: str, data, epochs: int, train_rows: int | None, log=sys.stder
 
     class EpochLog(Callback):
         def on_epoch_end(self, trainer, epoch, metrics):
-            print(f"  [{name}] epoch {epoch + 1}/{epochs} val_f1 {metrics['val_f1']:.4f} kl {metrics['val_kl']:.1f} "
-                  f"train {metrics['train_time_s']:.0f}s", file=log, flush=True)
+            print(
+                f"  [{name}] epoch {epoch + 1}/{epochs} val_f1 {metrics['val_f1']:.4f} kl {metrics['val_kl']:.1f} "
+                f"train {metrics['train_time_s']:.0f}s",
+                file=log,
+                flush=True,
+            )
 
     started = time.perf_counter()
     model_fields, train_fields = STEPS[name]
     torch.manual_seed(0)
     model = build_model(ModelConfig(grid=data.grid, max_points=8, **model_fields))
     config = TrainConfig(
-        **train_fields, epochs=epochs, seed=0, patience=epochs + 1,
-        early_stopping_metric="val_f1", select_metric="val_f1", select_mode="max",
+        **train_fields,
+        epochs=epochs,
+        seed=0,
+        patience=epochs + 1,
+        early_stopping_metric="val_f1",
+        select_metric="val_f1",
+        select_mode="max",
     )
     rows = slice(None, train_rows)
     train = TensorData.for_model(model, data.train.grids[rows], data.train.labels[rows], 8)
@@ -120,9 +136,16 @@ def run_step(name: str, data, epochs: int, train_rows: int | None, log=sys.stder
     result = Trainer(model, config, callbacks=[EpochLog()], runtime=Runtime(device="cpu")).fit(train, val)
     best = result.best_metrics
     return {
-        "step": name, "model": model_fields, "train": {**train_fields, "epochs": epochs}, "train_rows": len(train),
-        "val_f1": best["val_f1"], "knn": best.get("val_knn_accuracy"), "exact": best["val_exact_match"],
-        "active_units": best["val_active_units"], "val_kl": best["val_kl"], "best_epoch": result.best_epoch + 1,
+        "step": name,
+        "model": model_fields,
+        "train": {**train_fields, "epochs": epochs},
+        "train_rows": len(train),
+        "val_f1": best["val_f1"],
+        "knn": best.get("val_knn_accuracy"),
+        "exact": best["val_exact_match"],
+        "active_units": best["val_active_units"],
+        "val_kl": best["val_kl"],
+        "best_epoch": result.best_epoch + 1,
         "pose_invariance": pose_invariance(model, data.val.grids),
         "pose_invariance_cube": pose_invariance(model, data.val.grids, cube=True),
         "wall_s": time.perf_counter() - started,
@@ -145,9 +168,11 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     data = prepare_dataset(default_dataset(args.data), toy_fraction=1.0, seed=0)
-    print(f"bench_pose {dt.datetime.now():%Y-%m-%d %H:%M}, torch {torch.__version__}, {args.threads} thread(s), "
-          f"{platform.machine()}; data {args.data or 'synthetic'}: train {len(data.train)} / val {len(data.val)}",
-          file=sys.stderr)
+    print(
+        f"bench_pose {dt.datetime.now():%Y-%m-%d %H:%M}, torch {torch.__version__}, {args.threads} thread(s), "
+        f"{platform.machine()}; data {args.data or 'synthetic'}: train {len(data.train)} / val {len(data.val)}",
+        file=sys.stderr,
+    )
     for name in args.steps.split(","):
         row = {"data": args.data or "synthetic", **run_step(name.strip(), data, args.epochs, args.train_rows)}
         print(json.dumps(row), flush=True)

@@ -23,8 +23,8 @@ import torch
 
 from vae_lab.config import Settings
 from vae_lab.data import default_dataset
-from vae_lab.study.execution.run import run_study
 from vae_lab.study.design.spec import StudySpec
+from vae_lab.study.execution.run import run_study
 from vae_lab.study.execution.storage import open_storage
 
 # Two 12-point grids around the quick recipe (pointnet, matched set loss, Adam cosine) on the
@@ -34,7 +34,14 @@ from vae_lab.study.execution.storage import open_storage
 #   shows in the first epochs.
 # - "lr": three widths x four learning rates: under a cosine schedule a high rate looks worse
 #   early and wins late (the curves cross), the case where early stopping misleads a pruner.
-RECIPE = {"architecture": ["pointnet"], "latent_dim": [16], "lr_schedule": ["cosine"], "loss": ["set"], "class_weighting": ["log"], "batch_size": [128]}
+RECIPE = {
+    "architecture": ["pointnet"],
+    "latent_dim": [16],
+    "lr_schedule": ["cosine"],
+    "loss": ["set"],
+    "class_weighting": ["log"],
+    "batch_size": [128],
+}
 SPACES = {
     "beta": dict(RECIPE, width=[64, 128, 256], beta=[0.05, 0.1, 0.5, 1.0], learning_rate=[3e-3]),
     "lr": dict(RECIPE, width=[64, 128, 256], learning_rate=[3e-4, 1e-3, 3e-3, 1e-2], beta=[0.1]),
@@ -55,7 +62,13 @@ def run(pruner: dict, epochs: int, data: Path, toy_fraction: float, space: dict)
     spec = StudySpec.model_validate(raw)
     with tempfile.TemporaryDirectory(prefix="vae-lab-prune-") as folder:
         root = Path(folder)
-        settings = Settings(mlflow_tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_root=root / "mlruns", optuna_storage=str(root / "optuna.log"), data=data, cache_dir=root / "cache")
+        settings = Settings(
+            mlflow_tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+            artifact_root=root / "mlruns",
+            optuna_storage=str(root / "optuna.log"),
+            data=data,
+            cache_dir=root / "cache",
+        )
         started = time.perf_counter()
         run_study(spec, settings=settings, data_path=data)
         wall = time.perf_counter() - started
@@ -71,8 +84,14 @@ def run(pruner: dict, epochs: int, data: Path, toy_fraction: float, space: dict)
         "best_value": best.value,
         "best_params": best.params,
         "trials": [
-            {"width": t.params.get("width"), "learning_rate": t.params.get("learning_rate"), "beta": t.params.get("beta"), "state": t.state.name,
-             "epochs": len(t.intermediate_values), "last_value": list(t.intermediate_values.values())[-1] if t.intermediate_values else None}
+            {
+                "width": t.params.get("width"),
+                "learning_rate": t.params.get("learning_rate"),
+                "beta": t.params.get("beta"),
+                "state": t.state.name,
+                "epochs": len(t.intermediate_values),
+                "last_value": list(t.intermediate_values.values())[-1] if t.intermediate_values else None,
+            }
             for t in trials
         ],
     }
@@ -96,8 +115,12 @@ def main() -> None:
     gap = (baseline["best_value"] - pruned["best_value"]) / baseline["best_value"]
     share = pruned["epochs"] / baseline["epochs"]
     same = pruned["best_params"] == baseline["best_params"]
-    print(f"best objective {baseline['best_value']:.4f} -> {pruned['best_value']:.4f} ({gap:+.1%} worse), same configuration: {same}")
-    print(f"epochs {baseline['epochs']} -> {pruned['epochs']} ({share:.0%}), wall {baseline['wall_s']} s -> {pruned['wall_s']} s")
+    print(
+        f"best objective {baseline['best_value']:.4f} -> {pruned['best_value']:.4f} ({gap:+.1%} worse), same configuration: {same}"
+    )
+    print(
+        f"epochs {baseline['epochs']} -> {pruned['epochs']} ({share:.0%}), wall {baseline['wall_s']} s -> {pruned['wall_s']} s"
+    )
     ok = (same or gap <= 0.02) and share <= 0.5
     print("PASS" if ok else "FAIL", "(target: within 2% of the best with at most half the epochs)")
     sys.exit(0 if ok else 1)

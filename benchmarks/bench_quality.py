@@ -44,7 +44,16 @@ class Step:
 
 
 # The journal: fc, scalar head trained with MSE, log class weights, beta 0.1, Adam 1e-3, batch 64.
-JOURNAL_TRAIN = dict(loss="mse", class_weighting="log", beta=0.1, optimizer="adam", learning_rate=1e-3, lr_schedule="constant", batch_size=64, epochs=15)
+JOURNAL_TRAIN = dict(
+    loss="mse",
+    class_weighting="log",
+    beta=0.1,
+    optimizer="adam",
+    learning_rate=1e-3,
+    lr_schedule="constant",
+    batch_size=64,
+    epochs=15,
+)
 # The fc categorical head with the class-weighted cross-entropy.
 FC_CAT = dict(JOURNAL_TRAIN, loss="weighted_ce")
 # A higher peak rate with a cosine decay (2% warm-up) and a larger batch: faster per second.
@@ -60,25 +69,58 @@ AUGMENT_TRAIN = dict(POINTNET_TRAIN, augment="rotations", epochs=40)
 BEST_TRAIN = dict(AUGMENT_TRAIN, optimizer="adamw", weight_decay=0.1, epochs=80)
 
 STEPS: list[Step] = [
-    Step("journal-latent2", "journal: fc, scalar head, mse, log weights, beta 0.1, latent 2, Adam 1e-3, bs 64, 15 ep",
-         dict(architecture="fc", output="scalar", latent_dim=2), JOURNAL_TRAIN),
+    Step(
+        "journal-latent2",
+        "journal: fc, scalar head, mse, log weights, beta 0.1, latent 2, Adam 1e-3, bs 64, 15 ep",
+        dict(architecture="fc", output="scalar", latent_dim=2),
+        JOURNAL_TRAIN,
+    ),
     Step("journal-latent4", "journal, latent 4", dict(architecture="fc", output="scalar", latent_dim=4), JOURNAL_TRAIN),
-    Step("fc-categorical", "categorical head, weighted_ce (log), latent 16",
-         dict(architecture="fc", output="categorical", latent_dim=16), FC_CAT),
-    Step("fc-lr", "Adam 3e-3 cosine, bs 128, 25 ep",
-         dict(architecture="fc", output="categorical", latent_dim=16), dict(FC_CAT, **FAST_LR, epochs=25)),
-    Step("pointnet", "family pointnet (set loss, log descriptor weights), width 256, 20 ep",
-         dict(architecture="pointnet", latent_dim=16, width=256), POINTNET_TRAIN),
-    Step("pointnet-w512", "width 512, 40 ep",
-         dict(architecture="pointnet", latent_dim=16, width=512), dict(POINTNET_TRAIN, epochs=40)),
-    Step("pointnet-e80", "80 ep (one longer cosine run)",
-         dict(architecture="pointnet", latent_dim=16, width=512), dict(POINTNET_TRAIN, epochs=80)),
-    Step("adamw", "AdamW, weight decay 0.3, 80 ep",
-         dict(architecture="pointnet", latent_dim=16, width=512), ADAMW_TRAIN),
-    Step("augment", "random cube rotations of each training sample (augment: rotations), Adam, 40 ep",
-         dict(architecture="pointnet", latent_dim=16, width=512), AUGMENT_TRAIN),
-    Step("best", "rotations + AdamW weight decay 0.1, 80 ep (studies/quality.yaml)",
-         dict(architecture="pointnet", latent_dim=16, width=512), BEST_TRAIN),
+    Step(
+        "fc-categorical",
+        "categorical head, weighted_ce (log), latent 16",
+        dict(architecture="fc", output="categorical", latent_dim=16),
+        FC_CAT,
+    ),
+    Step(
+        "fc-lr",
+        "Adam 3e-3 cosine, bs 128, 25 ep",
+        dict(architecture="fc", output="categorical", latent_dim=16),
+        dict(FC_CAT, **FAST_LR, epochs=25),
+    ),
+    Step(
+        "pointnet",
+        "family pointnet (set loss, log descriptor weights), width 256, 20 ep",
+        dict(architecture="pointnet", latent_dim=16, width=256),
+        POINTNET_TRAIN,
+    ),
+    Step(
+        "pointnet-w512",
+        "width 512, 40 ep",
+        dict(architecture="pointnet", latent_dim=16, width=512),
+        dict(POINTNET_TRAIN, epochs=40),
+    ),
+    Step(
+        "pointnet-e80",
+        "80 ep (one longer cosine run)",
+        dict(architecture="pointnet", latent_dim=16, width=512),
+        dict(POINTNET_TRAIN, epochs=80),
+    ),
+    Step(
+        "adamw", "AdamW, weight decay 0.3, 80 ep", dict(architecture="pointnet", latent_dim=16, width=512), ADAMW_TRAIN
+    ),
+    Step(
+        "augment",
+        "random cube rotations of each training sample (augment: rotations), Adam, 40 ep",
+        dict(architecture="pointnet", latent_dim=16, width=512),
+        AUGMENT_TRAIN,
+    ),
+    Step(
+        "best",
+        "rotations + AdamW weight decay 0.1, 80 ep (studies/quality.yaml)",
+        dict(architecture="pointnet", latent_dim=16, width=512),
+        BEST_TRAIN,
+    ),
 ]
 STEP_NAMES = [s.name for s in STEPS]
 
@@ -115,7 +157,8 @@ def run_step(step: Step, data, *, log=sys.stderr) -> dict[str, Any]:
             print(
                 f"  [{step.name}] epoch {epoch + 1}/{trainer.config.epochs} val_f1 {metrics['val_f1']:.4f} "
                 f"kl {metrics['val_kl']:.1f} au {metrics['val_active_units']:.0f} train {metrics['train_time_s']:.1f}s",
-                file=log, flush=True,
+                file=log,
+                flush=True,
             )
 
     started = time.perf_counter()
@@ -123,7 +166,14 @@ def run_step(step: Step, data, *, log=sys.stderr) -> dict[str, Any]:
     model_config = ModelConfig(grid=data.grid, max_points=8, **step.model)
     model = build_model(model_config)
     epochs = step.train["epochs"]
-    config = TrainConfig(**step.train, seed=step.seed, patience=epochs + 1, early_stopping_metric="val_f1", select_metric="val_f1", select_mode="max")
+    config = TrainConfig(
+        **step.train,
+        seed=step.seed,
+        patience=epochs + 1,
+        early_stopping_metric="val_f1",
+        select_metric="val_f1",
+        select_mode="max",
+    )
     train = TensorData.for_model(model, data.train.grids, data.train.labels, 8)
     val = TensorData.for_model(model, data.val.grids, data.val.labels, 8)
     trainer = Trainer(model, config, callbacks=[EpochLog()], runtime=Runtime(device="cpu"))
@@ -150,7 +200,10 @@ def run_step(step: Step, data, *, log=sys.stderr) -> dict[str, Any]:
     }
 
 
-HEADER = "| step | what changed | val F1 | per-class F1 (1/2/3/4) | kNN acc | AU | train F1 (3k) | epochs (best/run) | wall s |\n|---|---|---:|---|---:|---:|---:|---:|---:|"
+HEADER = (
+    "| step | what changed | val F1 | per-class F1 (1/2/3/4) | kNN acc | AU | train F1 (3k) | epochs (best/run) | wall s |"
+    "\n|---|---|---:|---|---:|---:|---:|---:|---:|"
+)
 
 
 def row(r: dict[str, Any]) -> str:
@@ -163,11 +216,17 @@ def row(r: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", default=",".join(STEP_NAMES), help="comma-separated step names (default: all, in order)")
-    parser.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every step's epochs (0.1 for a smoke test)")
+    parser.add_argument(
+        "--steps", default=",".join(STEP_NAMES), help="comma-separated step names (default: all, in order)"
+    )
+    parser.add_argument(
+        "--epochs-scale", type=float, default=1.0, help="multiply every step's epochs (0.1 for a smoke test)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--out", type=Path, default=None, help="append the markdown table to this file")
-    parser.add_argument("--data", default=None, help="dataset file (default: the bundled synthetic dataset / VAE_LAB_DATA)")
+    parser.add_argument(
+        "--data", default=None, help="dataset file (default: the bundled synthetic dataset / VAE_LAB_DATA)"
+    )
     parser.add_argument("--cache-dir", default=None, help="prepared-dataset cache (default: the cache_dir setting)")
     parser.add_argument("--list", action="store_true", help="list the steps and exit")
     args = parser.parse_args(argv)

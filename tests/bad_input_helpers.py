@@ -21,7 +21,13 @@ from tests.test_cli import VAE_LAB
 
 VOXELS = 11**3
 HEADER = ",".join(f"v{i}" for i in range(VOXELS))
-STORE_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+STORE_ENV = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+)
 
 TINY_STUDY = """\
 name: tiny
@@ -74,7 +80,11 @@ def snapshot(lab: Path) -> dict[str, str]:
     Empty `*.lock` files are left out: they are flock targets holding no data, and opening the
     tracking store creates `mlflow.db.lock` beside the database even for a read.
     """
-    return {str(p.relative_to(lab)): _digest(p) for p in store_files(lab) if not (p.suffix == ".lock" and p.stat().st_size == 0)}
+    return {
+        str(p.relative_to(lab)): _digest(p)
+        for p in store_files(lab)
+        if not (p.suffix == ".lock" and p.stat().st_size == 0)
+    }
 
 
 def diff(before: dict[str, str], after: dict[str, str]) -> list[str]:

@@ -80,7 +80,9 @@ class Browser:
             self.driver.switch_to.default_content()
             (self.screens / f"failed-{slug}.html").write_text(self.driver.page_source)
             console = "\n".join(str(entry) for entry in self.console())
-            raise AssertionError(f"timed out after {timeout}s waiting for {what} at {self.driver.current_url}; screenshot {shot}\nbrowser console:\n{console}") from None
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what} at {self.driver.current_url}; screenshot {shot}\nbrowser console:\n{console}"
+            ) from None
 
     def console(self) -> list[dict]:
         try:

@@ -66,7 +66,12 @@ def study_file(name: str, body: str):
 
 def tiny_with(name: str, extra: str) -> str:
     """The tiny study renamed, with YAML `extra` replacing or adding top-level sections."""
-    sections = {"data": "{path: data.parquet}", "training": "{epochs: 1}", "space": "{architecture: [fc], latent_dim: [2]}", "artifacts": "{pca: false, reconstructions: 0, interpolation: false}"}
+    sections = {
+        "data": "{path: data.parquet}",
+        "training": "{epochs: 1}",
+        "space": "{architecture: [fc], latent_dim: [2]}",
+        "artifacts": "{pca: false, reconstructions: 0, interpolation: false}",
+    }
     lines = [f"name: {name}"]
     overridden = {line.split(":", 1)[0] for line in extra.splitlines() if line and not line.startswith(" ")}
     lines += [f"{key}: {value}" for key, value in sections.items() if key not in overridden]
@@ -130,37 +135,143 @@ FRESH = ["study", "run", "tiny", "--name", "tiny-fresh"]  # a new study name: no
 CASES = [
     # data files
     Case("data-missing", [*FRESH, "--data", "{lab}/nope.parquet"], "file not found"),
-    Case("data-unknown-extension", [*FRESH, "--data", "{lab}/data.txt"], "unknown dataset format", setup=write_text("data.txt", "1,2,3\n")),
-    Case("data-corrupt-parquet", [*FRESH, "--data", "{lab}/corrupt.parquet"], "unreadable parquet", setup=write_bytes("corrupt.parquet", b"PAR1" + bytes(range(256)) * 8 + b"PAR1")),
+    Case(
+        "data-unknown-extension",
+        [*FRESH, "--data", "{lab}/data.txt"],
+        "unknown dataset format",
+        setup=write_text("data.txt", "1,2,3\n"),
+    ),
+    Case(
+        "data-corrupt-parquet",
+        [*FRESH, "--data", "{lab}/corrupt.parquet"],
+        "unreadable parquet",
+        setup=write_bytes("corrupt.parquet", b"PAR1" + bytes(range(256)) * 8 + b"PAR1"),
+    ),
     Case("data-empty-file", [*FRESH, "--data", "{lab}/empty.csv"], "empty.csv", setup=write_text("empty.csv", "")),
-    Case("data-empty-parquet", [*FRESH, "--data", "{lab}/empty.parquet"], "empty.parquet", setup=write_text("empty.parquet", "")),
+    Case(
+        "data-empty-parquet",
+        [*FRESH, "--data", "{lab}/empty.parquet"],
+        "empty.parquet",
+        setup=write_text("empty.parquet", ""),
+    ),
     Case("data-columns-not-a-cube", [*FRESH, "--data", "{lab}/ten.csv"], "not a cube", setup=not_a_cube),
     Case("data-nan", [*FRESH, "--data", "{lab}/nan.csv"], "missing (NaN)", setup=csv_cell("nan.csv", "")),
     Case("data-value-7", [*FRESH, "--data", "{lab}/seven.csv"], "value 7", setup=csv_cell("seven.csv", "7")),
     Case("data-negative", [*FRESH, "--data", "{lab}/negative.csv"], "value -1", setup=csv_cell("negative.csv", "-1")),
-    Case("data-non-integer", [*FRESH, "--data", "{lab}/half.csv"], "non-integer value 1.5", setup=csv_cell("half.csv", "1.5")),
+    Case(
+        "data-non-integer",
+        [*FRESH, "--data", "{lab}/half.csv"],
+        "non-integer value 1.5",
+        setup=csv_cell("half.csv", "1.5"),
+    ),
     Case("data-text-value", [*FRESH, "--data", "{lab}/text.csv"], "text.csv", setup=csv_cell("text.csv", "two")),
     Case("data-all-rows-zero", [*FRESH, "--data", "{lab}/zeros.csv"], "nothing left after cleaning", setup=all_zero),
     Case("data-header-only", [*FRESH, "--data", "{lab}/header-only.csv"], "header-only.csv", setup=header_only),
     Case("data-npz-without-x", [*FRESH, "--data", "{lab}/no-x.npz"], "no array named 'X'", setup=npz_without_x),
-    Case("data-summarize-corrupt", ["data", "summarize", "{lab}/corrupt2.parquet"], "unreadable parquet", setup=write_bytes("corrupt2.parquet", b"not parquet at all")),
+    Case(
+        "data-summarize-corrupt",
+        ["data", "summarize", "{lab}/corrupt2.parquet"],
+        "unreadable parquet",
+        setup=write_bytes("corrupt2.parquet", b"not parquet at all"),
+    ),
     Case("data-grid-differs-from-resumed-study", [*RUN, "--data", "{lab}/grid9.parquet"], "study tiny", setup=grid9),
-    Case("env-data-missing", ["study", "run", "{lab}/studies/no-data.yaml"], "file not found", env={"VAE_LAB_DATA": "{lab}/gone/voxels.parquet"},
-         setup=study_file("no-data", tiny_with("no-data", "data: {path: null}\n"))),
+    Case(
+        "env-data-missing",
+        ["study", "run", "{lab}/studies/no-data.yaml"],
+        "file not found",
+        env={"VAE_LAB_DATA": "{lab}/gone/voxels.parquet"},
+        setup=study_file("no-data", tiny_with("no-data", "data: {path: null}\n")),
+    ),
     # study YAML
-    Case("yaml-bad-syntax", ["study", "run", "syntax"], "not valid YAML", setup=study_file("syntax", "name: syntax\nspace: {architecture: [fc\n")),
-    Case("yaml-not-a-mapping", ["study", "run", "listy"], "must be a YAML mapping", setup=study_file("listy", "- name: listy\n- epochs: 1\n")),
+    Case(
+        "yaml-bad-syntax",
+        ["study", "run", "syntax"],
+        "not valid YAML",
+        setup=study_file("syntax", "name: syntax\nspace: {architecture: [fc\n"),
+    ),
+    Case(
+        "yaml-not-a-mapping",
+        ["study", "run", "listy"],
+        "must be a YAML mapping",
+        setup=study_file("listy", "- name: listy\n- epochs: 1\n"),
+    ),
     Case("yaml-empty", ["study", "run", "blank"], "must be a YAML mapping", setup=study_file("blank", "")),
-    Case("yaml-unknown-key", ["study", "run", "unknown-key"], "unknown key", setup=study_file("unknown-key", tiny_with("unknown-key", "trainig: {epochs: 1}\n"))),
-    Case("yaml-wrong-type", ["study", "run", "wrong-type"], "training.epochs", setup=study_file("wrong-type", tiny_with("wrong-type", "training: {epochs: many}\n"))),
-    Case("yaml-unknown-architecture", ["study", "run", "resnet"], "unknown architecture 'resnet'", setup=study_file("resnet", tiny_with("resnet", "space: {architecture: [resnet], latent_dim: [2]}\n"))),
-    Case("yaml-loss-does-not-fit-head", ["study", "run", "head-loss"], "space.", setup=study_file("head-loss", tiny_with("head-loss", "space: {architecture: [fc], latent_dim: [2], output: [categorical], loss: [mse]}\n"))),
-    Case("yaml-value-no-trial-uses", ["study", "run", "unused"], "focal_gamma", setup=study_file("unused", tiny_with("unused", "space: {architecture: [fc], latent_dim: [2], loss: [mse], focal_gamma: [2]}\n"))),
-    Case("yaml-range-in-grid", ["study", "run", "grid-range"], "learning_rate", setup=study_file("grid-range", tiny_with("grid-range", "space: {architecture: [fc], latent_dim: [2], learning_rate: {low: 1.0e-4, high: 1.0e-2, log: true}}\n"))),
-    Case("yaml-direction-against-metric", ["study", "run", "maximize-loss"], "objective", setup=study_file("maximize-loss", tiny_with("maximize-loss", "objective: {metric: val_loss, direction: maximize}\n"))),
-    Case("yaml-unknown-metric", ["study", "run", "metric"], "objective.metric", setup=study_file("metric", tiny_with("metric", "objective: {metric: val_accuracy}\n"))),
-    Case("yaml-bad-device", ["study", "run", "tpu"], "training.device", setup=study_file("tpu", tiny_with("tpu", "training: {epochs: 1, device: tpu}\n"))),
-    Case("yaml-bad-name", ["study", "run", "bad-name"], "name", setup=study_file("bad-name", tiny_with("x", "").replace("name: x", "name: 'has spaces!'"))),
+    Case(
+        "yaml-unknown-key",
+        ["study", "run", "unknown-key"],
+        "unknown key",
+        setup=study_file("unknown-key", tiny_with("unknown-key", "trainig: {epochs: 1}\n")),
+    ),
+    Case(
+        "yaml-wrong-type",
+        ["study", "run", "wrong-type"],
+        "training.epochs",
+        setup=study_file("wrong-type", tiny_with("wrong-type", "training: {epochs: many}\n")),
+    ),
+    Case(
+        "yaml-unknown-architecture",
+        ["study", "run", "resnet"],
+        "unknown architecture 'resnet'",
+        setup=study_file("resnet", tiny_with("resnet", "space: {architecture: [resnet], latent_dim: [2]}\n")),
+    ),
+    Case(
+        "yaml-loss-does-not-fit-head",
+        ["study", "run", "head-loss"],
+        "space.",
+        setup=study_file(
+            "head-loss",
+            tiny_with(
+                "head-loss", "space: {architecture: [fc], latent_dim: [2], output: [categorical], loss: [mse]}\n"
+            ),
+        ),
+    ),
+    Case(
+        "yaml-value-no-trial-uses",
+        ["study", "run", "unused"],
+        "focal_gamma",
+        setup=study_file(
+            "unused",
+            tiny_with("unused", "space: {architecture: [fc], latent_dim: [2], loss: [mse], focal_gamma: [2]}\n"),
+        ),
+    ),
+    Case(
+        "yaml-range-in-grid",
+        ["study", "run", "grid-range"],
+        "learning_rate",
+        setup=study_file(
+            "grid-range",
+            tiny_with(
+                "grid-range",
+                "space: {architecture: [fc], latent_dim: [2], learning_rate: {low: 1.0e-4, high: 1.0e-2, log: true}}\n",
+            ),
+        ),
+    ),
+    Case(
+        "yaml-direction-against-metric",
+        ["study", "run", "maximize-loss"],
+        "objective",
+        setup=study_file(
+            "maximize-loss", tiny_with("maximize-loss", "objective: {metric: val_loss, direction: maximize}\n")
+        ),
+    ),
+    Case(
+        "yaml-unknown-metric",
+        ["study", "run", "metric"],
+        "objective.metric",
+        setup=study_file("metric", tiny_with("metric", "objective: {metric: val_accuracy}\n")),
+    ),
+    Case(
+        "yaml-bad-device",
+        ["study", "run", "tpu"],
+        "training.device",
+        setup=study_file("tpu", tiny_with("tpu", "training: {epochs: 1, device: tpu}\n")),
+    ),
+    Case(
+        "yaml-bad-name",
+        ["study", "run", "bad-name"],
+        "name",
+        setup=study_file("bad-name", tiny_with("x", "").replace("name: x", "name: 'has spaces!'")),
+    ),
     Case("yaml-study-file-missing", ["study", "run", "{lab}/studies/absent.yaml"], "study file not found"),
     # command-line arguments
     Case("cli-unknown-study", ["study", "run", "no-such-study"], "no-such-study"),
@@ -181,27 +292,166 @@ CASES = [
     Case("cli-status-unknown-study", ["study", "status", "never-ran"], "never-ran"),
     # store URIs and environment values
     Case("env-tracking-unknown-scheme", RUN, "MLFLOW_TRACKING_URI", env={"MLFLOW_TRACKING_URI": "foo://x"}, store=True),
-    Case("env-tracking-unknown-scheme-evaluate", ["evaluate", "tiny"], "MLFLOW_TRACKING_URI", env={"MLFLOW_TRACKING_URI": "foo://x"}, store=True),
+    Case(
+        "env-tracking-unknown-scheme-evaluate",
+        ["evaluate", "tiny"],
+        "MLFLOW_TRACKING_URI",
+        env={"MLFLOW_TRACKING_URI": "foo://x"},
+        store=True,
+    ),
     Case("env-tracking-empty", RUN, "MLFLOW_TRACKING_URI", env={"MLFLOW_TRACKING_URI": " "}, store=True),
-    Case("env-tracking-server-down", RUN, "MLflow tracking store", env={"MLFLOW_TRACKING_URI": f"http://user:{PASSWORD}@127.0.0.1:9/"}, store=True, forbidden=(PASSWORD,)),
-    Case("env-tracking-server-down-registry", ["registry", "show", "tiny"], "MLflow tracking store", env={"MLFLOW_TRACKING_URI": f"http://user:{PASSWORD}@127.0.0.1:9/"}, store=True, forbidden=(PASSWORD,)),
-    Case("env-tracking-postgres-closed-port", RUN, "MLflow tracking store", env={"MLFLOW_TRACKING_URI": "postgresql://user:pw-4711@127.0.0.1:{port}/db"}, store=True, forbidden=("pw-4711",)),
-    Case("env-tracking-postgres-psycopg2-closed-port", RUN, "connection refused", env={"MLFLOW_TRACKING_URI": "postgresql+psycopg2://user:pw-4711@127.0.0.1:{port}/db"}, store=True, forbidden=("pw-4711",)),
-    Case("env-tracking-sqlite-not-a-database", RUN, "not an SQLite database", env={"MLFLOW_TRACKING_URI": "sqlite:///{lab}/notes.txt"}, setup=write_text("notes.txt", "these are notes, not a database\n"), store=True),
-    Case("env-tracking-sqlite-not-a-database-evaluate", ["evaluate", "tiny"], "not an SQLite database", env={"MLFLOW_TRACKING_URI": "sqlite:///{lab}/notes.txt"}, setup=write_text("notes.txt", "these are notes, not a database\n"), store=True),
-    Case("env-artifact-root-under-a-file", RUN, "VAE_LAB_ARTIFACT_ROOT", env={"VAE_LAB_ARTIFACT_ROOT": "{lab}/notes.txt/artifacts"}, setup=write_text("notes.txt", "a regular file\n"), store=True),
-    Case("env-optuna-unknown-scheme", RUN, "VAE_LAB_OPTUNA_STORAGE", env={"VAE_LAB_OPTUNA_STORAGE": "redis://localhost/0"}, store=True),
-    Case("env-optuna-is-a-directory", RUN, "Optuna storage", env={"VAE_LAB_OPTUNA_STORAGE": "{lab}/a-folder"}, setup=make_dir("a-folder"), store=True),
-    Case("env-optuna-is-a-directory-status", ["study", "status", "tiny"], "Optuna storage", env={"VAE_LAB_OPTUNA_STORAGE": "{lab}/a-folder"}, setup=make_dir("a-folder"), store=True),
-    Case("env-optuna-under-a-file", RUN, "Optuna storage", env={"VAE_LAB_OPTUNA_STORAGE": "{lab}/notes.txt/optuna.log"}, setup=write_text("notes.txt", "a regular file\n"), store=True),
-    Case("env-optuna-postgres-closed-port", RUN, "Optuna storage", env={"VAE_LAB_OPTUNA_STORAGE": "postgresql://user:pw-4711@127.0.0.1:{port}/db"}, store=True, forbidden=("pw-4711",)),
-    Case("env-optuna-postgres-psycopg2-closed-port", ["study", "status", "tiny"], "connection refused", env={"VAE_LAB_OPTUNA_STORAGE": "postgresql+psycopg2://user:pw-4711@127.0.0.1:{port}/db"}, store=True, forbidden=("pw-4711",)),
-    Case("env-optuna-sqlite-not-a-database", RUN, "not an SQLite database", env={"VAE_LAB_OPTUNA_STORAGE": "sqlite:///{lab}/notes.txt"}, setup=write_text("notes.txt", "notes\n"), store=True),
-    Case("env-cache-dir-under-a-file", RUN, "VAE_LAB_CACHE_DIR", env={"VAE_LAB_CACHE_DIR": "{lab}/notes.txt/cache"}, setup=write_text("notes.txt", "a regular file\n"), store=True),
-    Case("dotenv-tracking-server-down", ["registry", "show", "tiny"], "MLflow tracking store", unset=("MLFLOW_TRACKING_URI",), cwd="dotenv", setup=dotenv, store=True, forbidden=("dotenv-secret",)),
-    Case("env-ui-unknown-scheme", ["ui", "--dry-run"], "MLFLOW_TRACKING_URI", env={"MLFLOW_TRACKING_URI": "foo://x"}, store=True),
-    Case("env-ui-sqlite-not-a-database", ["ui"], "not an SQLite database", env={"MLFLOW_TRACKING_URI": "sqlite:///{lab}/notes.txt"}, setup=write_text("notes.txt", "notes\n"), store=True),
-    Case("env-ui-server-down-password", ["ui"], "MLflow tracking store", env={"MLFLOW_TRACKING_URI": f"http://user:{PASSWORD}@127.0.0.1:9/"}, store=True, forbidden=(PASSWORD,)),
+    Case(
+        "env-tracking-server-down",
+        RUN,
+        "MLflow tracking store",
+        env={"MLFLOW_TRACKING_URI": f"http://user:{PASSWORD}@127.0.0.1:9/"},
+        store=True,
+        forbidden=(PASSWORD,),
+    ),
+    Case(
+        "env-tracking-server-down-registry",
+        ["registry", "show", "tiny"],
+        "MLflow tracking store",
+        env={"MLFLOW_TRACKING_URI": f"http://user:{PASSWORD}@127.0.0.1:9/"},
+        store=True,
+        forbidden=(PASSWORD,),
+    ),
+    Case(
+        "env-tracking-postgres-closed-port",
+        RUN,
+        "MLflow tracking store",
+        env={"MLFLOW_TRACKING_URI": "postgresql://user:pw-4711@127.0.0.1:{port}/db"},
+        store=True,
+        forbidden=("pw-4711",),
+    ),
+    Case(
+        "env-tracking-postgres-psycopg2-closed-port",
+        RUN,
+        "connection refused",
+        env={"MLFLOW_TRACKING_URI": "postgresql+psycopg2://user:pw-4711@127.0.0.1:{port}/db"},
+        store=True,
+        forbidden=("pw-4711",),
+    ),
+    Case(
+        "env-tracking-sqlite-not-a-database",
+        RUN,
+        "not an SQLite database",
+        env={"MLFLOW_TRACKING_URI": "sqlite:///{lab}/notes.txt"},
+        setup=write_text("notes.txt", "these are notes, not a database\n"),
+        store=True,
+    ),
+    Case(
+        "env-tracking-sqlite-not-a-database-evaluate",
+        ["evaluate", "tiny"],
+        "not an SQLite database",
+        env={"MLFLOW_TRACKING_URI": "sqlite:///{lab}/notes.txt"},
+        setup=write_text("notes.txt", "these are notes, not a database\n"),
+        store=True,
+    ),
+    Case(
+        "env-artifact-root-under-a-file",
+        RUN,
+        "VAE_LAB_ARTIFACT_ROOT",
+        env={"VAE_LAB_ARTIFACT_ROOT": "{lab}/notes.txt/artifacts"},
+        setup=write_text("notes.txt", "a regular file\n"),
+        store=True,
+    ),
+    Case(
+        "env-optuna-unknown-scheme",
+        RUN,
+        "VAE_LAB_OPTUNA_STORAGE",
+        env={"VAE_LAB_OPTUNA_STORAGE": "redis://localhost/0"},
+        store=True,
+    ),
+    Case(
+        "env-optuna-is-a-directory",
+        RUN,
+        "Optuna storage",
+        env={"VAE_LAB_OPTUNA_STORAGE": "{lab}/a-folder"},
+        setup=make_dir("a-folder"),
+        store=True,
+    ),
+    Case(
+        "env-optuna-is-a-directory-status",
+        ["study", "status", "tiny"],
+        "Optuna storage",
+        env={"VAE_LAB_OPTUNA_STORAGE": "{lab}/a-folder"},
+        setup=make_dir("a-folder"),
+        store=True,
+    ),
+    Case(
+        "env-optuna-under-a-file",
+        RUN,
+        "Optuna storage",
+        env={"VAE_LAB_OPTUNA_STORAGE": "{lab}/notes.txt/optuna.log"},
+        setup=write_text("notes.txt", "a regular file\n"),
+        store=True,
+    ),
+    Case(
+        "env-optuna-postgres-closed-port",
+        RUN,
+        "Optuna storage",
+        env={"VAE_LAB_OPTUNA_STORAGE": "postgresql://user:pw-4711@127.0.0.1:{port}/db"},
+        store=True,
+        forbidden=("pw-4711",),
+    ),
+    Case(
+        "env-optuna-postgres-psycopg2-closed-port",
+        ["study", "status", "tiny"],
+        "connection refused",
+        env={"VAE_LAB_OPTUNA_STORAGE": "postgresql+psycopg2://user:pw-4711@127.0.0.1:{port}/db"},
+        store=True,
+        forbidden=("pw-4711",),
+    ),
+    Case(
+        "env-optuna-sqlite-not-a-database",
+        RUN,
+        "not an SQLite database",
+        env={"VAE_LAB_OPTUNA_STORAGE": "sqlite:///{lab}/notes.txt"},
+        setup=write_text("notes.txt", "notes\n"),
+        store=True,
+    ),
+    Case(
+        "env-cache-dir-under-a-file",
+        RUN,
+        "VAE_LAB_CACHE_DIR",
+        env={"VAE_LAB_CACHE_DIR": "{lab}/notes.txt/cache"},
+        setup=write_text("notes.txt", "a regular file\n"),
+        store=True,
+    ),
+    Case(
+        "dotenv-tracking-server-down",
+        ["registry", "show", "tiny"],
+        "MLflow tracking store",
+        unset=("MLFLOW_TRACKING_URI",),
+        cwd="dotenv",
+        setup=dotenv,
+        store=True,
+        forbidden=("dotenv-secret",),
+    ),
+    Case(
+        "env-ui-unknown-scheme",
+        ["ui", "--dry-run"],
+        "MLFLOW_TRACKING_URI",
+        env={"MLFLOW_TRACKING_URI": "foo://x"},
+        store=True,
+    ),
+    Case(
+        "env-ui-sqlite-not-a-database",
+        ["ui"],
+        "not an SQLite database",
+        env={"MLFLOW_TRACKING_URI": "sqlite:///{lab}/notes.txt"},
+        setup=write_text("notes.txt", "notes\n"),
+        store=True,
+    ),
+    Case(
+        "env-ui-server-down-password",
+        ["ui"],
+        "MLflow tracking store",
+        env={"MLFLOW_TRACKING_URI": f"http://user:{PASSWORD}@127.0.0.1:9/"},
+        store=True,
+        forbidden=(PASSWORD,),
+    ),
 ]
 
 
@@ -213,7 +463,13 @@ def test_the_corpus_is_big_enough():
     assert len(CASES) >= 30 and len({c.id for c in CASES}) == len(CASES)
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(reason=c.xfail, strict=True)] if c.xfail else []) for c in CASES])
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(c, id=c.id, marks=[pytest.mark.xfail(reason=c.xfail, strict=True)] if c.xfail else [])
+        for c in CASES
+    ],
+)
 def test_bad_input_is_one_line_exit_2_and_leaves_the_stores_alone(lab, case):
     if case.setup:
         case.setup(lab)
@@ -246,4 +502,6 @@ def test_bad_input_is_one_line_exit_2_and_leaves_the_stores_alone(lab, case):
     problems += [f"store file {change}" for change in diff(before, after)]
     if case.store and elapsed >= STORE_DEADLINE_S:
         problems.append(f"took {elapsed:.1f} s (limit {STORE_DEADLINE_S} s)")
-    assert not problems, "; ".join(problems) + f"\n--- stdout:\n{result.stdout[-2000:]}\n--- stderr:\n{result.stderr[-3000:]}"
+    assert not problems, (
+        "; ".join(problems) + f"\n--- stdout:\n{result.stdout[-2000:]}\n--- stderr:\n{result.stderr[-3000:]}"
+    )

@@ -54,14 +54,23 @@ def served(tmp_path_factory):
         "VAE_LAB_CACHE_DIR": str(lab / ".vae-lab" / "cache"),
         "VAE_LAB_DATA": str(lab / "data" / "synthetic.parquet"),
     }
-    study = subprocess.run([VAE_LAB, "study", "run", "tiny", "--data", "voxels.parquet", "--json"], cwd=lab, env=env, capture_output=True, text=True, timeout=900)
+    study = subprocess.run(
+        [VAE_LAB, "study", "run", "tiny", "--data", "voxels.parquet", "--json"],
+        cwd=lab,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert study.returncode == 0, study.stderr[-4000:]
     report = json.loads(study.stdout)
     assert [t["state"] for t in report["trials"]] == ["COMPLETE", "COMPLETE"], report["trials"]
 
     port = free_port()
     log = open(lab / "ui.log", "wb")
-    server = subprocess.Popen([VAE_LAB, "ui", "--port", str(port)], cwd=lab, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [VAE_LAB, "ui", "--port", str(port)], cwd=lab, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for_mlflow(base)
@@ -100,24 +109,37 @@ def trial_run(report: dict, number: int = 0) -> str:
 
 def test_runs_page_lists_the_trials_in_the_runs_table(served, browser):
     base, report, lab = served
-    experiment = json.loads(urllib.request.urlopen(f"{base}/api/2.0/mlflow/experiments/get?experiment_id={report['experiment_id']}", timeout=30).read())
+    experiment = json.loads(
+        urllib.request.urlopen(
+            f"{base}/api/2.0/mlflow/experiments/get?experiment_id={report['experiment_id']}", timeout=30
+        ).read()
+    )
     assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in experiment["experiment"]["tags"]
 
     browser.driver.get(f"{base}/#/experiments/{report['experiment_id']}/runs")
     # The model-training runs view: a runs table (ag-grid, "Run Name" column) under a "...Runs" heading,
     # not the GenAI overview or traces view.
     browser.wait(by_xpath("//*[@role='grid']//*[@role='columnheader'][normalize-space()='Run Name']"), "the runs table")
-    heading = browser.wait(by_xpath("//h2[contains(translate(normalize-space(), 'R', 'r'), 'runs')]"), "a runs heading")[0].text
+    heading = browser.wait(
+        by_xpath("//h2[contains(translate(normalize-space(), 'R', 'r'), 'runs')]"), "a runs heading"
+    )[0].text
     assert heading in {"Runs", "Training runs"}, heading
-    assert not by_xpath("//h2[normalize-space()='Traces' or normalize-space()='Overview']")(browser.driver), "a GenAI view is open"
+    assert not by_xpath("//h2[normalize-space()='Traces' or normalize-space()='Overview']")(browser.driver), (
+        "a GenAI view is open"
+    )
 
     # The trials are nested under the study's parent run: expand it, as a user would.
     parent = report["parent_run_id"]
-    expand = browser.wait(by_xpath(f"//*[@role='gridcell'][.//a[contains(@href, '/runs/{parent}')]]//button"), "the parent run's expand button")
+    expand = browser.wait(
+        by_xpath(f"//*[@role='gridcell'][.//a[contains(@href, '/runs/{parent}')]]//button"),
+        "the parent run's expand button",
+    )
     expand[0].click()
     names = [f"trial-{t['number']:03d}-fc" for t in report["trials"]]
     for name in names:
-        browser.wait(by_xpath(f"//*[@role='gridcell']//a[normalize-space()='{name}']"), f"trial run {name} in the table")
+        browser.wait(
+            by_xpath(f"//*[@role='gridcell']//a[normalize-space()='{name}']"), f"trial run {name} in the table"
+        )
     browser.screenshot("runs")
 
 
@@ -131,7 +153,12 @@ def test_a_trial_run_shows_its_val_f1_chart(served, browser):
     card = "//h4[normalize-space()='reconstruction/val_f1' or normalize-space()='val_f1']/ancestor::*[.//*[contains(@class, 'js-plotly-plot')]][1]"
     found = browser.wait(by_xpath(card), "a val_f1 chart card")[0]
     browser.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", found)
-    browser.wait(by_xpath(f"{card}//*[contains(@class, 'main-svg')]//*[contains(@class, 'scatterlayer')]/*[contains(@class, 'trace')]"), "the val_f1 line drawn")
+    browser.wait(
+        by_xpath(
+            f"{card}//*[contains(@class, 'main-svg')]//*[contains(@class, 'scatterlayer')]/*[contains(@class, 'trace')]"
+        ),
+        "the val_f1 line drawn",
+    )
     browser.screenshot("chart")
 
 
@@ -140,7 +167,9 @@ def test_a_plotly_artifact_renders_with_the_study_plotly_library(served, browser
     run = trial_run(report)
     driver = browser.driver
     driver.get(f"{base}/#/experiments/{report['experiment_id']}/runs/{run}/artifacts")
-    browser.wait(by_xpath("//*[normalize-space(text())='latents_pca.html']"), "latents_pca.html in the artifact tree")[0].click()
+    browser.wait(by_xpath("//*[normalize-space(text())='latents_pca.html']"), "latents_pca.html in the artifact tree")[
+        0
+    ].click()
     # MLflow shows HTML artifacts in a sandboxed iframe made from a blob: URL.
     frame = browser.wait(by_css("iframe[src^='blob:']"), "the HTML artifact's iframe")[0]
     assert frame.get_attribute("sandbox") == "allow-scripts"
@@ -164,7 +193,16 @@ def test_the_link_vae_lab_prints_lands_on_the_training_runs(served, browser):
     selects the training view; a fresh browser following it lands on the runs table."""
     base, report, lab = served
     env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{lab / 'mlflow.db'}"}
-    shown = json.loads(subprocess.run([VAE_LAB, "ui", "--port", base.rsplit(":", 1)[1], "--json"], cwd=lab, env=env, capture_output=True, text=True, check=True).stdout)
+    shown = json.loads(
+        subprocess.run(
+            [VAE_LAB, "ui", "--port", base.rsplit(":", 1)[1], "--json"],
+            cwd=lab,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     link = shown["studies"]["tiny"]
     assert link.startswith(base) and "workflowType=machine_learning" in link
     driver = browser.driver
@@ -173,7 +211,9 @@ def test_the_link_vae_lab_prints_lands_on_the_training_runs(served, browser):
     driver.get(link)
     browser.wait(by_xpath("//*[@role='grid']//*[@role='columnheader'][normalize-space()='Run Name']"), "the runs table")
     assert "/runs" in driver.current_url and "workflowType=genai" not in driver.current_url, driver.current_url
-    assert not by_xpath("//h2[normalize-space()='Traces' or normalize-space()='Overview']")(driver), "a GenAI view is open"
+    assert not by_xpath("//h2[normalize-space()='Traces' or normalize-space()='Overview']")(driver), (
+        "a GenAI view is open"
+    )
     browser.screenshot("landing")
 
 
@@ -233,7 +273,9 @@ def test_the_latent_explorer_draws_a_clicked_sample_inside_the_artifact_viewer(s
     base, report, lab = served
     driver = browser.driver
     driver.get(f"{base}/#/experiments/{report['experiment_id']}/runs/{trial_run(report)}/artifacts")
-    browser.wait(by_xpath("//*[normalize-space(text())='latents_pca.html']"), "latents_pca.html in the artifact tree")[0].click()
+    browser.wait(by_xpath("//*[normalize-space(text())='latents_pca.html']"), "latents_pca.html in the artifact tree")[
+        0
+    ].click()
     frame = browser.wait(by_css("iframe[src^='blob:']"), "the HTML artifact's iframe")[0]
     driver.switch_to.frame(frame)
     try:
@@ -248,8 +290,13 @@ def test_the_latent_explorer_draws_a_clicked_sample_inside_the_artifact_viewer(s
         ActionChains(driver).move_to_element_with_offset(area, int(dx), int(dy)).click().perform()
         data = driver.execute_script("return JSON.parse(document.getElementById('vae-lab-page-data').textContent)")
         shown = str(data["ids"][sample])
-        browser.wait(lambda d: d.find_element(By.ID, "vae-lab-sample-info").get_attribute("data-sample") == shown, f"sample #{shown} drawn")
-        assert driver.execute_script("return document.getElementById('vae-lab-sample').data.some(t => t.name && t.name.startsWith('input class'))")
+        browser.wait(
+            lambda d: d.find_element(By.ID, "vae-lab-sample-info").get_attribute("data-sample") == shown,
+            f"sample #{shown} drawn",
+        )
+        assert driver.execute_script(
+            "return document.getElementById('vae-lab-sample').data.some(t => t.name && t.name.startsWith('input class'))"
+        )
     finally:
         driver.switch_to.default_content()
     browser.screenshot("explorer-in-mlflow")

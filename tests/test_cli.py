@@ -31,7 +31,16 @@ def test_data_commands_print_one_json_document_each(lab):
     assert synth.exit_code == 0 and json.loads(synth.stdout)["rows"] == 3000
 
     summary = json.loads(cli("data", "summarize", "raw.parquet", "--json").stdout)
-    assert set(summary) == {"rows", "duplicate_rows", "all_zero_rows", "clean_rows", "grid", "class_counts", "max_occupied", "label_counts"}
+    assert set(summary) == {
+        "rows",
+        "duplicate_rows",
+        "all_zero_rows",
+        "clean_rows",
+        "grid",
+        "class_counts",
+        "max_occupied",
+        "label_counts",
+    }
     assert summary["rows"] == 3000 and summary["grid"] == 11 and 1 <= summary["max_occupied"] <= 8
     assert summary["clean_rows"] < 0.2 * summary["rows"]  # ~90% of raw rows are duplicates or empty
 
@@ -57,7 +66,9 @@ def test_user_errors_inside_commands_exit_2_in_process():
 def test_ui_dry_run_points_at_the_configured_store(lab):
     result = json.loads(cli("ui", "--json").stdout)
     assert result["command"][1:4] == ["-m", "mlflow", "ui"]
-    assert str(lab / "mlflow.db") in result["env"]["MLFLOW_BACKEND_STORE_URI"]  # not on the command line, where ps shows it
+    assert (
+        str(lab / "mlflow.db") in result["env"]["MLFLOW_BACKEND_STORE_URI"]
+    )  # not on the command line, where ps shows it
 
 
 @pytest.mark.parametrize(
@@ -65,8 +76,22 @@ def test_ui_dry_run_points_at_the_configured_store(lab):
     [
         (None, ["data", "summarize", "missing.csv"], "missing.csv: file not found"),
         (lambda p: (p / "x.txt").write_text("1,2\n"), ["data", "summarize", "x.txt"], "x.txt"),
-        (lambda p: np.savetxt(p / "bad.csv", np.full((2, 1331), 5), delimiter=",", header=",".join(f"v{i}" for i in range(1331)), comments=""), ["data", "prepare", "bad.csv"], "bad.csv"),
-        (lambda p: (p / "studies" / "s.yaml").write_text("name: s\ntraining: {epochs: 0}\n"), ["study", "run", "s"], "training.epochs"),
+        (
+            lambda p: np.savetxt(
+                p / "bad.csv",
+                np.full((2, 1331), 5),
+                delimiter=",",
+                header=",".join(f"v{i}" for i in range(1331)),
+                comments="",
+            ),
+            ["data", "prepare", "bad.csv"],
+            "bad.csv",
+        ),
+        (
+            lambda p: (p / "studies" / "s.yaml").write_text("name: s\ntraining: {epochs: 0}\n"),
+            ["study", "run", "s"],
+            "training.epochs",
+        ),
         (None, ["study", "run", "no-such-study"], "study 'no-such-study': not found"),
         (None, ["study", "run", "quick", "--device", "tpu"], "--device: unknown device 'tpu'"),
         (None, ["evaluate", "quick", "--split", "nope"], "--split: unknown split 'nope'"),
@@ -109,12 +134,28 @@ def test_study_list_and_show_find_the_shipped_studies_from_any_folder(lab):
 
 @pytest.mark.slow
 def test_bench_json_has_the_documented_shape_and_sane_values(lab):
-    result = cli("bench", "--arch", "fc", "--arch", "pointnet", "--batch-size", "32", "--rows", "256", "--device", "cpu", "--no-trial", "--json")
+    result = cli(
+        "bench",
+        "--arch",
+        "fc",
+        "--arch",
+        "pointnet",
+        "--batch-size",
+        "32",
+        "--rows",
+        "256",
+        "--device",
+        "cpu",
+        "--no-trial",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert {"device", "peak_gflops", "archs", "trial"} <= set(report) and report["peak_gflops"] > 0
     for arch in report["archs"]:
-        assert {"arch", "batch_size", "samples_per_s", "bare_samples_per_s", "ratio", "flops_per_sample", "mfu"} <= set(arch)
+        assert {"arch", "batch_size", "samples_per_s", "bare_samples_per_s", "ratio", "flops_per_sample", "mfu"} <= set(
+            arch
+        )
         assert arch["ratio"] > 0 and arch["samples_per_s"] > 0 and 0 < arch["mfu"] < 1.5
     fc = report["archs"][0]
     # By hand, fc at latent 8 on an 11^3 grid with its default scalar head (1 channel):

@@ -38,7 +38,9 @@ SECRET = re.compile(r"PASSWORD|TOKEN|SECRET", re.IGNORECASE)
 TEST_PASSWORD = "Test-pw_4-compose"  # what a user would set POSTGRES_PASSWORD to in .env
 SETTING_NAMES = set(ENV_NAMES.values())
 # $$ (a literal $), ${NAME}, ${NAME<op><arg>} with op one of :- - :? ? :+ +, or $NAME.
-REFERENCE = re.compile(r"\$(?:(?P<escaped>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*)|(?P<bad>))")
+REFERENCE = re.compile(
+    r"\$(?:(?P<escaped>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*)|(?P<bad>))"
+)
 
 
 # --- reading the files ---------------------------------------------------------------------------
@@ -55,7 +57,9 @@ def env_example_lines() -> list[tuple[int, str, str]]:
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         name, sep, value = line.partition("=")
-        assert sep and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name), f".env.example line {index + 1} is not NAME=value: {line!r}"
+        assert sep and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name), (
+            f".env.example line {index + 1} is not NAME=value: {line!r}"
+        )
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
@@ -200,7 +204,9 @@ def test_service_environments_name_only_real_settings():
         for service_name, service in load_yaml(path)["services"].items():
             for key in environment(service):
                 if key.startswith("VAE_LAB_") or key == "MLFLOW_TRACKING_URI":
-                    assert key in SETTING_NAMES, f"{path.name}: {service_name} sets {key}, which is no vae-lab setting ({sorted(SETTING_NAMES)})"
+                    assert key in SETTING_NAMES, (
+                        f"{path.name}: {service_name} sets {key}, which is no vae-lab setting ({sorted(SETTING_NAMES)})"
+                    )
 
 
 @pytest.mark.parametrize(
@@ -233,7 +239,14 @@ def test_the_image_runs_vae_lab():
     assert scripts["vae-lab"] == "vae_lab.cli:main"
 
 
-@pytest.mark.parametrize("args", [["study", "run", "quick", "--no-such-flag"], ["study", "no-such-command", "quick"], ["study", "run", "quick", "--workers", "0"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["study", "run", "quick", "--no-such-flag"],
+        ["study", "no-such-command", "quick"],
+        ["study", "run", "quick", "--workers", "0"],
+    ],
+)
 def test_the_parser_used_here_rejects_what_vae_lab_would(args):
     with pytest.raises(Exception) as error:
         parse_vae_lab(args)
@@ -268,7 +281,9 @@ def test_mlflow_service_serves_artifacts_from_postgresql():
     args = mlflow["command"]
     assert isinstance(args, list) and args[0] == "server"
     server = mlflow_cli.commands["server"]  # parsed by the installed MLflow: every flag must exist
-    ctx = server.make_context("server", args[1:], parent=click.Context(mlflow_cli, info_name="mlflow"), resilient_parsing=False)
+    ctx = server.make_context(
+        "server", args[1:], parent=click.Context(mlflow_cli, info_name="mlflow"), resilient_parsing=False
+    )
     params = ctx.params
     assert "--serve-artifacts" in args  # said, not left to MLflow's default
     assert params["serve_artifacts"] is True
@@ -342,11 +357,15 @@ def test_mlflow_runs_with_its_login_and_the_admin_from_env(monkeypatch):
     env = example_env()
     mlflow = interpolated(load_yaml(COMPOSE)["services"]["mlflow"], env)
     server = mlflow_cli.commands["server"]
-    ctx = server.make_context("server", mlflow["command"][1:], parent=click.Context(mlflow_cli, info_name="mlflow"), resilient_parsing=False)
+    ctx = server.make_context(
+        "server", mlflow["command"][1:], parent=click.Context(mlflow_cli, info_name="mlflow"), resilient_parsing=False
+    )
     assert ctx.params["app_name"] == "basic-auth"
     menv = environment(mlflow)
     assert menv["MLFLOW_AUTH_ADMIN_USERNAME"] == env["MLFLOW_ADMIN_USERNAME"]
-    assert menv["MLFLOW_AUTH_ADMIN_PASSWORD"] == TEST_PASSWORD and menv["MLFLOW_FLASK_SERVER_SECRET_KEY"] == TEST_PASSWORD
+    assert (
+        menv["MLFLOW_AUTH_ADMIN_PASSWORD"] == TEST_PASSWORD and menv["MLFLOW_FLASK_SERVER_SECRET_KEY"] == TEST_PASSWORD
+    )
 
     # The config file the server reads, as MLflow reads it: no password in it, users on a volume.
     config_source = mounts(mlflow)[menv["MLFLOW_AUTH_CONFIG_PATH"]]
@@ -375,7 +394,10 @@ def test_workers_sign_in_with_their_own_account_made_by_the_admin():
     assert worker["MLFLOW_TRACKING_PASSWORD"] == TEST_PASSWORD
     assert "@" not in worker["MLFLOW_TRACKING_URI"]  # never in the URI
     aenv = environment(accounts)
-    assert (aenv["MLFLOW_TRACKING_USERNAME"], aenv["MLFLOW_ACCOUNT_USERNAME"]) == (env["MLFLOW_ADMIN_USERNAME"], env["MLFLOW_WORKER_USERNAME"])
+    assert (aenv["MLFLOW_TRACKING_USERNAME"], aenv["MLFLOW_ACCOUNT_USERNAME"]) == (
+        env["MLFLOW_ADMIN_USERNAME"],
+        env["MLFLOW_WORKER_USERNAME"],
+    )
     assert aenv["MLFLOW_ACCOUNT_PERMISSION"] == "EDIT"  # writes runs and models; administers nothing
     assert aenv["MLFLOW_TRACKING_URI"] == f"http://{env['MLFLOW_ADDRESS']}"
     script = accounts["entrypoint"] + accounts["command"]
@@ -413,7 +435,9 @@ def test_worker_scales_and_waits_for_healthy_stores(files):
     for name, service in services.items():
         for dependency, condition in (service.get("depends_on") or {}).items():
             if isinstance(condition, dict) and condition.get("condition") == "service_healthy":
-                assert services[dependency].get("healthcheck"), f"{name} waits for {dependency} to be healthy, which has no healthcheck"
+                assert services[dependency].get("healthcheck"), (
+                    f"{name} waits for {dependency} to be healthy, which has no healthcheck"
+                )
 
 
 def test_gpu_override_reserves_one_gpu_per_worker():
@@ -457,11 +481,15 @@ def test_no_credential_is_written_in_the_compose_files():
             for userinfo in re.findall(r"://([^/\s@]*)@", plain):
                 _, _, password = userinfo.partition(":")
                 whole = re.fullmatch(r"\x00(\d+)\x00", password)
-                assert not password or (whole and re.fullmatch(r"\$\{[A-Za-z0-9_]+:\?[^}]+\}", refs[int(whole[1])])), f"{path.name}: a password is written in a URI: {value.split('@')[-1]}"
+                assert not password or (whole and re.fullmatch(r"\$\{[A-Za-z0-9_]+:\?[^}]+\}", refs[int(whole[1])])), (
+                    f"{path.name}: a password is written in a URI: {value.split('@')[-1]}"
+                )
         for service_name, service in load_yaml(path)["services"].items():
             for key, value in environment(service).items():
                 if SECRET.search(key):
-                    assert re.fullmatch(r"\$\{[A-Za-z0-9_]+:\?[^}]+\}", value), f"{path.name}: {service_name}.{key} must be a required ${{VAR:?...}} from .env, not a value"
+                    assert re.fullmatch(r"\$\{[A-Za-z0-9_]+:\?[^}]+\}", value), (
+                        f"{path.name}: {service_name}.{key} must be a required ${{VAR:?...}} from .env, not a value"
+                    )
         for _, name, value in env_example_lines():
             if SECRET.search(name) and value:
                 assert value not in text, f"{path.name} contains the example {name}"
@@ -479,8 +507,12 @@ def test_env_example_lists_each_variable_once_under_a_comment():
     assert SETTING_NAMES <= set(names), f"settings not documented: {sorted(SETTING_NAMES - set(names))}"
     used = {name for path in (COMPOSE, GPU_OVERRIDE) for name, _, _ in references(load_yaml(path))}
     for name in names:
-        assert name in SETTING_NAMES or name in used, f".env.example documents {name}, which neither vae-lab nor docker compose reads"
-        assert not name.startswith("VAE_LAB_") or name in SETTING_NAMES, f"{name} looks like a vae-lab setting but is none"
+        assert name in SETTING_NAMES or name in used, (
+            f".env.example documents {name}, which neither vae-lab nor docker compose reads"
+        )
+        assert not name.startswith("VAE_LAB_") or name in SETTING_NAMES, (
+            f"{name} looks like a vae-lab setting but is none"
+        )
 
 
 def test_env_example_values_are_the_compose_defaults_and_hold_no_secret():
@@ -488,7 +520,9 @@ def test_env_example_values_are_the_compose_defaults_and_hold_no_secret():
     for path in (COMPOSE, GPU_OVERRIDE):
         for name, op, arg in references(load_yaml(path)):
             if op == ":-" and name in example:
-                assert example[name] == arg, f"{name}: .env.example says {example[name]!r}, {path.name} defaults to {arg!r}"
+                assert example[name] == arg, (
+                    f"{name}: .env.example says {example[name]!r}, {path.name} defaults to {arg!r}"
+                )
     for name, value in example.items():
         if SECRET.search(name):
             assert value == "", f".env.example must leave {name} empty (docker compose then asks for it)"
@@ -532,9 +566,23 @@ def test_docker_compose_accepts_the_files(tmp_path):
     clean = {k: v for k, v in os.environ.items() if k not in example_env()}
     for files in ([COMPOSE], [COMPOSE, GPU_OVERRIDE]):
         flags = [arg for path in files for arg in ("-f", str(path))]
-        done = subprocess.run([*command, *flags, "--env-file", str(env_file), "config", "--quiet"], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [*command, *flags, "--env-file", str(env_file), "config", "--quiet"],
+            cwd=ROOT,
+            env=clean,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stderr
 
     env_file.write_text(ENV_EXAMPLE.read_text())  # as copied: no password yet
-    done = subprocess.run([*command, "-f", str(COMPOSE), "--env-file", str(env_file), "config", "--quiet"], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [*command, "-f", str(COMPOSE), "--env-file", str(env_file), "config", "--quiet"],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode != 0 and "POSTGRES_PASSWORD" in done.stderr

@@ -55,7 +55,17 @@ def postgres(tmp_path_factory):
         os.chmod(root, 0o755)
     port = free_port()
     as_postgres("initdb", "-D", str(data), "--auth=trust", "-U", "postgres")
-    as_postgres("pg_ctl", "-D", str(data), "-l", str(root / "log"), "-w", "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start")
+    as_postgres(
+        "pg_ctl",
+        "-D",
+        str(data),
+        "-l",
+        str(root / "log"),
+        "-w",
+        "-o",
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
+        "start",
+    )
     try:
         for database in ("optuna", "mlflow"):
             as_postgres("createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database)
@@ -78,9 +88,20 @@ def signed_in(account: tuple[str, str]) -> dict[str, str]:
 
 
 def make_account(url: str, account: tuple[str, str], permission: str) -> None:
-    env = os.environ | signed_in(ADMIN) | {"MLFLOW_TRACKING_URI": url, "MLFLOW_ACCOUNT_USERNAME": account[0], "MLFLOW_ACCOUNT_PASSWORD": account[1], "MLFLOW_ACCOUNT_PERMISSION": permission}
+    env = (
+        os.environ
+        | signed_in(ADMIN)
+        | {
+            "MLFLOW_TRACKING_URI": url,
+            "MLFLOW_ACCOUNT_USERNAME": account[0],
+            "MLFLOW_ACCOUNT_PASSWORD": account[1],
+            "MLFLOW_ACCOUNT_PERMISSION": permission,
+        }
+    )
     python = str(Path(VAE_LAB).with_name("python"))
-    done = subprocess.run([python, str(ROOT / "docker" / "mlflow-accounts.py")], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [python, str(ROOT / "docker" / "mlflow-accounts.py")], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -90,7 +111,9 @@ def mlflow_server(postgres, tmp_path, monkeypatch):
     process (and the workers it starts) signs in with the workers' account."""
     port = free_port()
     config = tmp_path / "auth.ini"
-    config.write_text((ROOT / "docker" / "mlflow-auth.ini").read_text().replace("sqlite:////mlauth/", f"sqlite:///{tmp_path}/"))
+    config.write_text(
+        (ROOT / "docker" / "mlflow-auth.ini").read_text().replace("sqlite:////mlauth/", f"sqlite:///{tmp_path}/")
+    )
     env = os.environ | {
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         "MLFLOW_AUTH_CONFIG_PATH": str(config),
@@ -100,9 +123,26 @@ def mlflow_server(postgres, tmp_path, monkeypatch):
     }
     python = str(Path(VAE_LAB).with_name("python"))
     server = subprocess.Popen(
-        [python, "-m", "mlflow", "server", "--app-name", "basic-auth", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"{postgres}/mlflow", "--artifacts-destination", str(tmp_path / "artifacts"), "--serve-artifacts"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        [
+            python,
+            "-m",
+            "mlflow",
+            "server",
+            "--app-name",
+            "basic-auth",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"{postgres}/mlflow",
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+            "--serve-artifacts",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -139,7 +179,9 @@ def test_three_workers_on_postgres_and_a_tracking_server_survive_a_sigkill(lab, 
     write_dataset(synthesize(rows=3000, seed=7), lab / "voxels.parquet")
     (lab / "studies" / "shared.yaml").write_text(KILL_STUDY)
     command = [VAE_LAB, "study", "run", "shared", "--json"]
-    workers = [subprocess.Popen(command, cwd=lab, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    workers = [
+        subprocess.Popen(command, cwd=lab, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)
+    ]
     victim = running_trial_of_a_worker(lab, "shared", parent_pid=-1)
     victim_pid = victim.user_attrs["worker_pid"]
     os.kill(victim_pid, signal.SIGKILL)
@@ -167,7 +209,11 @@ def test_three_workers_on_postgres_and_a_tracking_server_survive_a_sigkill(lab, 
     best = max(complete, key=lambda t: t.value)
     assert client.get_model_version_by_alias("shared", "champion").run_id == best.user_attrs["mlflow_run_id"]
 
-    result = json.loads(subprocess.run([VAE_LAB, "evaluate", "shared", "--json"], cwd=lab, capture_output=True, text=True, check=True).stdout)
+    result = json.loads(
+        subprocess.run(
+            [VAE_LAB, "evaluate", "shared", "--json"], cwd=lab, capture_output=True, text=True, check=True
+        ).stdout
+    )
     assert result["rows"] > 0 and 0.0 <= result["metrics"]["test_f1"] <= 1.0
 
 
@@ -183,7 +229,13 @@ artifacts: {pca: true, reconstructions: 0, interpolation: false, plotlyjs: cdn}
 def stores_snapshot(postgres: str, url: str) -> dict:
     """Everything a study writes: its Optuna trials and every MLflow experiment, run and version."""
     studies = optuna.get_all_study_summaries(storage=f"{postgres}/optuna")
-    trials = {s.study_name: [(t.number, t.state.name) for t in optuna.load_study(study_name=s.study_name, storage=f"{postgres}/optuna").trials] for s in studies}
+    trials = {
+        s.study_name: [
+            (t.number, t.state.name)
+            for t in optuna.load_study(study_name=s.study_name, storage=f"{postgres}/optuna").trials
+        ]
+        for s in studies
+    }
     client = mlflow.MlflowClient(tracking_uri=url, registry_uri=url)
     experiments = client.search_experiments()
     runs = sorted((r.info.run_id, r.info.status) for r in client.search_runs([e.experiment_id for e in experiments]))
@@ -202,7 +254,13 @@ def test_only_the_workers_account_writes_to_a_server_with_a_login(lab, postgres,
     get_settings.cache_clear()
     write_dataset(synthesize(rows=800, seed=3), lab / "voxels.parquet")
     (lab / "studies" / "locked.yaml").write_text(LOCKED_STUDY)
-    first = subprocess.run([VAE_LAB, "study", "run", "locked", "--n-trials", "1", "--json"], cwd=lab, capture_output=True, text=True, timeout=600)
+    first = subprocess.run(
+        [VAE_LAB, "study", "run", "locked", "--n-trials", "1", "--json"],
+        cwd=lab,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert first.returncode == 0, first.stderr
 
     for name, value in signed_in(ADMIN).items():  # the snapshot sees everything
@@ -212,11 +270,19 @@ def test_only_the_workers_account_writes_to_a_server_with_a_login(lab, postgres,
     without = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
     attempts = {
         "no credentials": (without | {"NETRC": "/nonexistent"}, "wants a login and none was given (HTTP 401)"),
-        "wrong password": (without | signed_in((WORKER[0], "not-" + WORKER[1])), "refused the credentials of user 'worker' (HTTP 401)"),
-        "read-only user": (without | signed_in(READER), "would not allow user 'reader' to write runs to experiment 'locked' (HTTP 403"),
+        "wrong password": (
+            without | signed_in((WORKER[0], "not-" + WORKER[1])),
+            "refused the credentials of user 'worker' (HTTP 401)",
+        ),
+        "read-only user": (
+            without | signed_in(READER),
+            "would not allow user 'reader' to write runs to experiment 'locked' (HTTP 403",
+        ),
     }
     for attempt, (env, said) in attempts.items():
-        done = subprocess.run([VAE_LAB, "study", "run", "locked"], cwd=lab, env=env, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [VAE_LAB, "study", "run", "locked"], cwd=lab, env=env, capture_output=True, text=True, timeout=600
+        )
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         assert done.returncode == 2, f"{attempt}: exit {done.returncode}\n{done.stderr[-2000:]}"
         assert len(lines) == 1 and said in lines[0], f"{attempt}: {done.stderr}"

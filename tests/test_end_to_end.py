@@ -33,11 +33,31 @@ space:
   beta: [0.1]
 artifacts: {reconstructions: 1, max_points: 200}
 """
-TRIAL_FIGURES = {"latents_pca.html", "reconstructions.html", "confusion_matrix.html", "kl_per_dimension.html", "interpolation.html"}
+TRIAL_FIGURES = {
+    "latents_pca.html",
+    "reconstructions.html",
+    "confusion_matrix.html",
+    "kl_per_dimension.html",
+    "interpolation.html",
+}
 EPOCH_METRICS = (
-    "train_loss", "val_loss", "train_kl", "val_kl", "val_f1", "val_tradeoff", "train_time_s", "val_time_s",
-    "val_f1_c1", "val_occupancy_precision", "val_occupancy_recall", "val_occupancy_iou", "val_exact_match",
-    "val_active_units", "val_kl_dim_max", "val_kl_dims_used", "beta",
+    "train_loss",
+    "val_loss",
+    "train_kl",
+    "val_kl",
+    "val_f1",
+    "val_tradeoff",
+    "train_time_s",
+    "val_time_s",
+    "val_f1_c1",
+    "val_occupancy_precision",
+    "val_occupancy_recall",
+    "val_occupancy_iou",
+    "val_exact_match",
+    "val_active_units",
+    "val_kl_dim_max",
+    "val_kl_dims_used",
+    "beta",
 )
 
 
@@ -101,23 +121,46 @@ def test_every_trial_logs_params_metrics_datasets_figures_record_and_model(finis
         assert TRIAL_FIGURES | {"trial_record.json"} <= artifacts
         for figure in TRIAL_FIGURES:
             assert figure_payload(client, run.info.run_id, figure)["data"], figure
-        record = TrialRecord.model_validate_json(open(client.download_artifacts(run.info.run_id, "trial_record.json")).read())
+        record = TrialRecord.model_validate_json(
+            open(client.download_artifacts(run.info.run_id, "trial_record.json")).read()
+        )
         assert record.study == "tiny" and record.model.architecture == run.data.tags["architecture"]
         contexts = {i.dataset.name: [t.value for t in i.tags] for i in run.inputs.dataset_inputs}
         assert contexts == {"voxels/train": ["training"], "voxels/val": ["validation"]}
         [output] = run.outputs.model_outputs
         model = client.get_logged_model(output.model_id)
         assert model.source_run_id == run.info.run_id
-        assert {plain_name(m.key) for m in model.metrics} >= {"best_val_f1", "best_val_knn_accuracy", "best_val_active_units"}
+        assert {plain_name(m.key) for m in model.metrics} >= {
+            "best_val_f1",
+            "best_val_knn_accuracy",
+            "best_val_active_units",
+        }
 
 
 def test_the_parent_run_holds_the_leaderboard_and_the_study_figures(finished_study):
     lab, report, client = finished_study
     parent = report["parent_run_id"]
     artifacts = {a.path for a in client.list_artifacts(parent)}
-    assert {"plotly.min.mjs", "leaderboard.csv", "leaderboard.html", "optimization_history.html", "intermediate_values.html", "parallel_coordinate.html"} <= artifacts
+    assert {
+        "plotly.min.mjs",
+        "leaderboard.csv",
+        "leaderboard.html",
+        "optimization_history.html",
+        "intermediate_values.html",
+        "parallel_coordinate.html",
+    } <= artifacts
     rows = list(csv.DictReader(io.StringIO(open(client.download_artifacts(parent, "leaderboard.csv")).read())))
-    assert len(rows) == 3 and {"val_tradeoff", "val_f1", "val_f1_c1", "val_kl", "val_active_units", "val_knn_accuracy", "time_s", "architecture", "state"} <= set(rows[0])
+    assert len(rows) == 3 and {
+        "val_tradeoff",
+        "val_f1",
+        "val_f1_c1",
+        "val_kl",
+        "val_active_units",
+        "val_knn_accuracy",
+        "time_s",
+        "architecture",
+        "state",
+    } <= set(rows[0])
     values = [float(r["val_tradeoff"]) for r in rows]
     assert values == sorted(values, reverse=True)  # best first
     assert figure_payload(client, parent, "optimization_history.html")["data"]
@@ -153,8 +196,12 @@ def test_evaluate_on_val_reproduces_the_champions_best_val_metrics(finished_stud
     result = run_cli("evaluate", "tiny", "--split", "val")
     run = client.get_run(client.get_model_version_by_alias("tiny", "champion").run_id)
     for name in ("val_f1", "val_loss", "val_kl", "val_occupancy_iou", "val_active_units", "val_knn_accuracy"):
-        assert result["metrics"][name] == pytest.approx(plain_metrics(run.data.metrics)[f"best_{name}"], rel=1e-5, abs=1e-9), name
-    evaluations = client.search_runs([client.get_experiment_by_name("tiny").experiment_id], filter_string="tags.kind = 'evaluation'")
+        assert result["metrics"][name] == pytest.approx(
+            plain_metrics(run.data.metrics)[f"best_{name}"], rel=1e-5, abs=1e-9
+        ), name
+    evaluations = client.search_runs(
+        [client.get_experiment_by_name("tiny").experiment_id], filter_string="tags.kind = 'evaluation'"
+    )
     assert len(evaluations) == 1 and evaluations[0].inputs.dataset_inputs[0].dataset.name == "voxels/val"
 
 
@@ -183,18 +230,26 @@ def test_ui_serves_the_study_runs_and_their_plots(finished_study):
 
     lab, report, client = finished_study
     port = free_port()
-    server = subprocess.Popen([VAE_LAB, "ui", "--port", str(port)], cwd=lab, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [VAE_LAB, "ui", "--port", str(port)], cwd=lab, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for_mlflow(base)
         body = json.dumps({"experiment_ids": [report["experiment_id"]], "max_results": 50}).encode()
-        request = urllib.request.Request(f"{base}/api/2.0/mlflow/runs/search", data=body, headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{base}/api/2.0/mlflow/runs/search", data=body, headers={"Content-Type": "application/json"}
+        )
         runs = json.loads(urllib.request.urlopen(request, timeout=30).read())["runs"]
         assert len(runs) >= 1 + len(report["trials"])
         trial_run = report["trials"][0]["mlflow_run_id"]
-        page = urllib.request.urlopen(f"{base}/get-artifact?path=latents_pca.html&run_uuid={trial_run}", timeout=30).read()
+        page = urllib.request.urlopen(
+            f"{base}/get-artifact?path=latents_pca.html&run_uuid={trial_run}", timeout=30
+        ).read()
         assert b"<html" in page and b"vae-lab-figure-data" in page
-        with urllib.request.urlopen(f"{base}/get-artifact?path=plotly.min.mjs&run_uuid={report['parent_run_id']}", timeout=30) as library:
+        with urllib.request.urlopen(
+            f"{base}/get-artifact?path=plotly.min.mjs&run_uuid={report['parent_run_id']}", timeout=30
+        ) as library:
             assert "javascript" in library.headers["Content-Type"]  # browsers refuse to run text/plain
             assert b"Plotly" in library.read(200_000)
     finally:

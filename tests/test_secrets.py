@@ -62,9 +62,28 @@ def postgres():
     port = free_port()
     try:
         # TCP (what vae-lab uses) needs the password; the socket (set-up and pg_dump) trusts.
-        as_postgres("initdb", "-D", str(data), "-U", ROLE, f"--pwfile={pwfile}", "--auth-host=scram-sha-256", "--auth-local=trust")
+        as_postgres(
+            "initdb",
+            "-D",
+            str(data),
+            "-U",
+            ROLE,
+            f"--pwfile={pwfile}",
+            "--auth-host=scram-sha-256",
+            "--auth-local=trust",
+        )
         pwfile.unlink()
-        as_postgres("pg_ctl", "-D", str(data), "-l", str(root / "log"), "-w", "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start")
+        as_postgres(
+            "pg_ctl",
+            "-D",
+            str(data),
+            "-l",
+            str(root / "log"),
+            "-w",
+            "-o",
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
+            "start",
+        )
         try:
             for database in ("optuna", "mlflow"):
                 as_postgres("createdb", "-h", str(root), "-p", str(port), "-U", ROLE, database)
@@ -85,7 +104,9 @@ def stop_cluster(data: Path) -> None:
 
 
 def pg_dump(root: Path, port: int, database: str) -> str:
-    return as_postgres("pg_dump", "-h", str(root), "-p", str(port), "-U", ROLE, database).stdout.decode("utf-8", "replace")
+    return as_postgres("pg_dump", "-h", str(root), "-p", str(port), "-U", ROLE, database).stdout.decode(
+        "utf-8", "replace"
+    )
 
 
 def files_holding(folder: Path, secret: str) -> list[str]:
@@ -126,11 +147,15 @@ def test_no_password_is_printed_logged_or_stored(postgres, tmp_path):
     assert "Optuna storage" in wrong_db.stderr and f"{ROLE}:***@" in wrong_db.stderr, wrong_db.stderr
     wrong_db = vae_lab("registry", "show", "secret", code=2, MLFLOW_TRACKING_URI=f"{url}/no_such_db")
     assert "MLflow tracking store" in wrong_db.stderr and f"{ROLE}:***@" in wrong_db.stderr, wrong_db.stderr
-    wrong_password = vae_lab("study", "run", "secret", code=2, MLFLOW_TRACKING_URI=f"{url}/mlflow".replace(PASSWORD, "not-" + PASSWORD))
+    wrong_password = vae_lab(
+        "study", "run", "secret", code=2, MLFLOW_TRACKING_URI=f"{url}/mlflow".replace(PASSWORD, "not-" + PASSWORD)
+    )
     assert "credentials" in wrong_password.stderr and "not-" not in wrong_password.stderr, wrong_password.stderr
 
     leaks = [f"output of `vae-lab {command}`" for command, text in outputs.items() if PASSWORD in text]
-    leaks += [f"pg_dump of {database}" for database in ("optuna", "mlflow") if PASSWORD in pg_dump(socket_dir, port, database)]
+    leaks += [
+        f"pg_dump of {database}" for database in ("optuna", "mlflow") if PASSWORD in pg_dump(socket_dir, port, database)
+    ]
     leaks += files_holding(lab, PASSWORD)  # the artifact root, the dataset cache, anything else written there
     assert (lab / "mlruns").is_dir() and any((lab / "mlruns").rglob("*.html")), "the study logged no artifacts to grep"
     assert any((lab / ".vae-lab" / "cache").rglob("*.npz")), "the study cached no dataset to grep"
@@ -148,7 +173,9 @@ def test_no_mlflow_login_is_printed_logged_or_stored(postgres, tmp_path):
     served = tmp_path / "server"
     served.mkdir()
     config = served / "auth.ini"
-    config.write_text((ROOT / "docker" / "mlflow-auth.ini").read_text().replace("sqlite:////mlauth/", f"sqlite:///{served}/"))
+    config.write_text(
+        (ROOT / "docker" / "mlflow-auth.ini").read_text().replace("sqlite:////mlauth/", f"sqlite:///{served}/")
+    )
     server_env = os.environ | {
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         "MLFLOW_AUTH_CONFIG_PATH": str(config),
@@ -158,10 +185,26 @@ def test_no_mlflow_login_is_printed_logged_or_stored(postgres, tmp_path):
     }
     server_port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth", "--host", "127.0.0.1",
-         "--port", str(server_port), "--backend-store-uri", f"{url}/served",
-         "--artifacts-destination", str(served / "artifacts"), "--serve-artifacts"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=server_env,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--app-name",
+            "basic-auth",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(server_port),
+            "--backend-store-uri",
+            f"{url}/served",
+            "--artifacts-destination",
+            str(served / "artifacts"),
+            "--serve-artifacts",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=server_env,
     )
     server_url = f"http://127.0.0.1:{server_port}"
     try:
@@ -183,8 +226,12 @@ def test_no_mlflow_login_is_printed_logged_or_stored(postgres, tmp_path):
         ):
             result = run_vae_lab(args, cwd=lab, env=env, timeout=600)
             outputs[" ".join(args)] = result.stdout + result.stderr
-            assert result.returncode == code, f"vae-lab {' '.join(args)}: exit {result.returncode}\n{result.stderr[-3000:]}"
-        wrong = run_vae_lab(["study", "run", "served"], cwd=lab, env=env | {"MLFLOW_TRACKING_PASSWORD": "not-" + WORKER[1]})
+            assert result.returncode == code, (
+                f"vae-lab {' '.join(args)}: exit {result.returncode}\n{result.stderr[-3000:]}"
+            )
+        wrong = run_vae_lab(
+            ["study", "run", "served"], cwd=lab, env=env | {"MLFLOW_TRACKING_PASSWORD": "not-" + WORKER[1]}
+        )
         assert wrong.returncode == 2 and "HTTP 401" in wrong.stderr, wrong.stderr
         outputs["study run with a wrong password"] = wrong.stdout + wrong.stderr
     finally:

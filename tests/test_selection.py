@@ -11,9 +11,9 @@ from vae_lab.selection import (
     dominates,
     knee,
     make_rule,
-    parse_condition,
     pareto_front,
     pareto_ranks,
+    parse_condition,
 )
 
 F1_KL = {"val_f1": "maximize", "val_kl": "minimize"}

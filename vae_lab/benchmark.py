@@ -77,7 +77,15 @@ def matmul_peak_gflops(device: torch.device, precision: str, seconds: float = 1.
     return best / 1e9
 
 
-def _bare_epoch(model, data: TensorData, config: TrainConfig, weights, device: torch.device, precision: str, generator: torch.Generator) -> None:
+def _bare_epoch(
+    model,
+    data: TensorData,
+    config: TrainConfig,
+    weights,
+    device: torch.device,
+    precision: str,
+    generator: torch.Generator,
+) -> None:
     """The same steps as the trainer's loop with nothing around them."""
     optimizer = make_optimizer(model, config)  # the same optimizer (fused where possible)
     scaler = grad_scaler(device, precision)
@@ -97,7 +105,18 @@ def _bare_epoch(model, data: TensorData, config: TrainConfig, weights, device: t
     synchronize(device)
 
 
-def bench_arch(arch: str, grids: np.ndarray, *, batch_size: int, device: torch.device, precision: str, peak_gflops: float, rows: int, output: str | None = None, repeats: int = 3) -> ArchBench:
+def bench_arch(
+    arch: str,
+    grids: np.ndarray,
+    *,
+    batch_size: int,
+    device: torch.device,
+    precision: str,
+    peak_gflops: float,
+    rows: int,
+    output: str | None = None,
+    repeats: int = 3,
+) -> ArchBench:
     """Trainer vs bare loop for one family, best of `repeats` interleaved epochs of `rows` rows."""
     config = TrainConfig(batch_size=batch_size, beta=0.1, epochs=1)
     model_config = ModelConfig(architecture=arch, latent_dim=8, output=output, grid=grids.shape[-1], max_points=8)
@@ -130,7 +149,17 @@ def bench_arch(arch: str, grids: np.ndarray, *, batch_size: int, device: torch.d
             best[name] = max(best[name], timed(loops[name]))
     trained, bare = best["trainer"], best["bare"]
     flops = training_flops_per_sample(model)
-    return ArchBench(arch, batch_size, trained, bare, trained / bare, float(flops), trained * flops / (peak_gflops * 1e9), model_config.output, config.loss)
+    return ArchBench(
+        arch,
+        batch_size,
+        trained,
+        bare,
+        trained / bare,
+        float(flops),
+        trained * flops / (peak_gflops * 1e9),
+        model_config.output,
+        config.loss,
+    )
 
 
 def bench_trial(grids_path: Path, device: torch.device, epochs: int = 5, trials: int = 3) -> dict[str, Any]:
@@ -147,10 +176,22 @@ def bench_trial(grids_path: Path, device: torch.device, epochs: int = 5, trials:
 
     with tempfile.TemporaryDirectory(prefix="vae-lab-bench-") as folder:
         root = Path(folder)
-        settings = Settings(mlflow_tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_root=root / "mlruns", optuna_storage=str(root / "optuna.log"), data=grids_path, cache_dir=root / "cache")
+        settings = Settings(
+            mlflow_tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+            artifact_root=root / "mlruns",
+            optuna_storage=str(root / "optuna.log"),
+            data=grids_path,
+            cache_dir=root / "cache",
+        )
         latents = [4 * 2**i for i in range(trials)]  # one grid point per trial
         spec = StudySpec.model_validate(
-            {"name": "bench-trial", "data": {"toy_fraction": 0.2}, "training": {"epochs": epochs, "patience": epochs, "device": str(device)}, "space": {"architecture": ["fc"], "loss": ["weighted_ce"], "latent_dim": latents}, "artifacts": {"pca": True, "umap": False}}
+            {
+                "name": "bench-trial",
+                "data": {"toy_fraction": 0.2},
+                "training": {"epochs": epochs, "patience": epochs, "device": str(device)},
+                "space": {"architecture": ["fc"], "loss": ["weighted_ce"], "latent_dim": latents},
+                "artifacts": {"pca": True, "umap": False},
+            }
         )
         run_study(spec, settings=settings, data_path=grids_path)
         done = optuna.load_study(study_name="bench-trial", storage=open_storage(settings.optuna_storage)).trials
@@ -158,12 +199,29 @@ def bench_trial(grids_path: Path, device: torch.device, epochs: int = 5, trials:
     for trial in done:
         timings = trial.user_attrs[TrialAttr.TIMINGS]  # TrialTimings of the objective
         wall = (trial.datetime_complete - trial.datetime_start).total_seconds()
-        rows.append({"wall_s": wall, "overhead_s": wall - timings["train_s"] - timings["val_s"], **timings, "epochs": trial.user_attrs.get(TrialAttr.EPOCHS_RUN, epochs)})
+        rows.append(
+            {
+                "wall_s": wall,
+                "overhead_s": wall - timings["train_s"] - timings["val_s"],
+                **timings,
+                "epochs": trial.user_attrs.get(TrialAttr.EPOCHS_RUN, epochs),
+            }
+        )
     rows.sort(key=lambda r: r["overhead_s"])
     return {**rows[len(rows) // 2], "overhead_s_all": [round(r["overhead_s"], 3) for r in rows]}
 
 
-def run_bench(archs: list[str], *, batch_size: int = 256, device: str = "auto", precision: str = "fp32", rows: int | None = None, data_path: Path | None = None, trial: bool = True, progress=None) -> BenchReport:
+def run_bench(
+    archs: list[str],
+    *,
+    batch_size: int = 256,
+    device: str = "auto",
+    precision: str = "fp32",
+    rows: int | None = None,
+    data_path: Path | None = None,
+    trial: bool = True,
+    progress=None,
+) -> BenchReport:
     """The whole benchmark; `progress(text)` hears what it is doing."""
     from vae_lab.data import default_dataset, prepare_dataset
 
@@ -180,7 +238,17 @@ def run_bench(archs: list[str], *, batch_size: int = 256, device: str = "auto", 
         heavy = arch in ("deep", "batch_norm", "conv_pool") and torch_device.type == "cpu"
         n = rows or (batch_size * (2 if heavy else 24 if torch_device.type == "cpu" else 64))
         say(f"{arch}: trainer vs bare loop on {min(n, len(grids)):,} rows, batch {batch_size}")
-        report.archs.append(bench_arch(arch, grids, batch_size=batch_size, device=torch_device, precision=precision, peak_gflops=peak, rows=min(n, len(grids))))
+        report.archs.append(
+            bench_arch(
+                arch,
+                grids,
+                batch_size=batch_size,
+                device=torch_device,
+                precision=precision,
+                peak_gflops=peak,
+                rows=min(n, len(grids)),
+            )
+        )
     if trial:
         say("three quick-style trials through the study runner")
         report.trial = bench_trial(Path(path).resolve(), torch_device)

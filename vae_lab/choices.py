@@ -48,26 +48,57 @@ LOSS_OPTIONS: dict[str, tuple[str, ...]] = {
 
 # What the trainer reports every epoch; objectives, early stopping and pruning pick from these.
 EpochMetric = Literal[
-    "train_loss", "val_loss", "train_recon", "val_recon", "train_kl", "val_kl", "beta",
-    "val_f1", "val_f1_c1", "val_f1_c2", "val_f1_c3", "val_f1_c4",
-    "val_occupancy_precision", "val_occupancy_recall", "val_occupancy_iou", "val_exact_match",
-    "val_active_units", "val_kl_dim_max", "val_kl_dims_used",
-    "val_tradeoff", "train_time_s", "val_time_s",
+    "train_loss",
+    "val_loss",
+    "train_recon",
+    "val_recon",
+    "train_kl",
+    "val_kl",
+    "beta",
+    "val_f1",
+    "val_f1_c1",
+    "val_f1_c2",
+    "val_f1_c3",
+    "val_f1_c4",
+    "val_occupancy_precision",
+    "val_occupancy_recall",
+    "val_occupancy_iou",
+    "val_exact_match",
+    "val_active_units",
+    "val_kl_dim_max",
+    "val_kl_dims_used",
+    "val_tradeoff",
+    "train_time_s",
+    "val_time_s",
 ]
 # Measured on the validation latents; per epoch only when the objective or early stopping asks.
 # val_pose_invariance: latent movement under rotation over the distance between samples (0: none).
 LatentMetric = Literal["val_silhouette", "val_knn_accuracy", "val_trustworthiness_pca", "val_pose_invariance"]
 LATENT_METRICS: tuple[str, ...] = (
-    "val_silhouette", "val_knn_accuracy", "val_trustworthiness_pca", "val_pose_invariance",
+    "val_silhouette",
+    "val_knn_accuracy",
+    "val_trustworthiness_pca",
+    "val_pose_invariance",
 )
 ObjectiveMetric = Literal[EpochMetric, LatentMetric]
 
 HIGHER_IS_BETTER = frozenset(
     {
-        "val_f1", "val_f1_c1", "val_f1_c2", "val_f1_c3", "val_f1_c4",
-        "val_occupancy_precision", "val_occupancy_recall", "val_occupancy_iou", "val_exact_match",
-        "val_active_units", "val_kl_dims_used", "val_tradeoff",
-        "val_silhouette", "val_knn_accuracy", "val_trustworthiness_pca",
+        "val_f1",
+        "val_f1_c1",
+        "val_f1_c2",
+        "val_f1_c3",
+        "val_f1_c4",
+        "val_occupancy_precision",
+        "val_occupancy_recall",
+        "val_occupancy_iou",
+        "val_exact_match",
+        "val_active_units",
+        "val_kl_dims_used",
+        "val_tradeoff",
+        "val_silhouette",
+        "val_knn_accuracy",
+        "val_trustworthiness_pca",
     }
 )
 

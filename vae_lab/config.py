@@ -109,7 +109,9 @@ class Settings(BaseSettings):
         if not uri:
             raise ValueError("is empty; use sqlite:///mlflow.db, postgresql+psycopg2://..., or http://host:5000")
         if uri_scheme(uri) not in (*TRACKING_SCHEMES, ""):
-            raise ValueError(f"has the scheme {uri_scheme(uri)!r}, which MLflow cannot track to; use one of {', '.join(TRACKING_SCHEMES)}")
+            raise ValueError(
+                f"has the scheme {uri_scheme(uri)!r}, which MLflow cannot track to; use one of {', '.join(TRACKING_SCHEMES)}"
+            )
         if uri_scheme(uri) in ("http", "https") and not urlsplit(uri).hostname:
             raise ValueError("names no host; use http://host:port")
         return uri
@@ -122,7 +124,9 @@ class Settings(BaseSettings):
             raise ValueError("is empty; use a journal file path, sqlite:///optuna.db or postgresql+psycopg2://...")
         scheme = uri_scheme(url.removeprefix("journal:"))
         if scheme and scheme not in OPTUNA_SCHEMES:
-            raise ValueError(f"has the scheme {scheme!r}, which Optuna cannot store studies in; use a journal file path or one of {', '.join(OPTUNA_SCHEMES)}")
+            raise ValueError(
+                f"has the scheme {scheme!r}, which Optuna cannot store studies in; use a journal file path or one of {', '.join(OPTUNA_SCHEMES)}"
+            )
         return url
 
     @field_validator("artifact_root", "cache_dir", "data")
@@ -148,7 +152,9 @@ def load_settings() -> Settings:
         value = error.get("input")
         shown = f" ({mask_uri(value)})" if isinstance(value, str) and value.strip() else ""
         problem = error["msg"].removeprefix("Value error, ")
-        raise VaeLabError(f"setting {name}{shown}", problem, f"fix {name} in the environment or .env (see .env.example)") from None
+        raise VaeLabError(
+            f"setting {name}{shown}", problem, f"fix {name} in the environment or .env (see .env.example)"
+        ) from None
 
 
 @lru_cache(maxsize=1)

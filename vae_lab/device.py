@@ -30,11 +30,19 @@ def resolve_device(spec: str = "auto", where: str = "device") -> torch.device:
     if spec == "cpu":
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise VaeLabError(where, f"device {spec!r} asked for, but torch sees no CUDA GPU here", "use --device cpu (or auto), or install a CUDA build of torch")
+        raise VaeLabError(
+            where,
+            f"device {spec!r} asked for, but torch sees no CUDA GPU here",
+            "use --device cpu (or auto), or install a CUDA build of torch",
+        )
     index = int(spec.split(":")[1]) if ":" in spec else 0
     if index >= torch.cuda.device_count():
         visible = torch.cuda.device_count()
-        raise VaeLabError(where, f"device {spec!r} asked for, but only {visible} CUDA device(s) are visible", f"use cuda:0..cuda:{visible - 1} (CUDA_VISIBLE_DEVICES decides which)")
+        raise VaeLabError(
+            where,
+            f"device {spec!r} asked for, but only {visible} CUDA device(s) are visible",
+            f"use cuda:0..cuda:{visible - 1} (CUDA_VISIBLE_DEVICES decides which)",
+        )
     return torch.device("cuda", index)
 
 

@@ -30,7 +30,11 @@ def read_record(tracker: Tracker, run_id: str, where: str) -> TrialRecord:
     try:
         return TrialRecord.model_validate_json(tracker.read_text(run_id, RECORD_FILE))
     except Exception as exc:  # a run logged before records existed, or a deleted artifact
-        raise VaeLabError(where, f"its run {run_id} has no readable {RECORD_FILE} ({type(exc).__name__})", "re-run the study with this vae-lab version") from None
+        raise VaeLabError(
+            where,
+            f"its run {run_id} has no readable {RECORD_FILE} ({type(exc).__name__})",
+            "re-run the study with this vae-lab version",
+        ) from None
 
 
 def evaluate_registered(
@@ -56,8 +60,16 @@ def evaluate_registered(
     record = read_record(tracker, info["run_id"], where)
     path = Path(data_path or record.data.path)
     if not path.is_file():
-        raise VaeLabError(where, f"the dataset it was trained on, {path}, is not there", "pass --data PATH to a copy of it")
-    data = prepare_dataset(path, toy_fraction=record.data.toy_fraction, seed=record.data.seed, grid=record.data.grid, cache_dir=settings.cache_dir)
+        raise VaeLabError(
+            where, f"the dataset it was trained on, {path}, is not there", "pass --data PATH to a copy of it"
+        )
+    data = prepare_dataset(
+        path,
+        toy_fraction=record.data.toy_fraction,
+        seed=record.data.seed,
+        grid=record.data.grid,
+        cache_dir=settings.cache_dir,
+    )
     reference = data.reference()
     torch_device = resolve_device(device, where="--device")
     rows = data.split(split)
@@ -75,12 +87,22 @@ def evaluate_registered(
         keep_latents=True,
     )
     scores = result.prefixed(split)
-    scores.update({f"{split}_{k.removeprefix('val_')}": v for k, v in latent_scores(result.latents, rows.labels).items()})
+    scores.update(
+        {f"{split}_{k.removeprefix('val_')}": v for k, v in latent_scores(result.latents, rows.labels).items()}
+    )
     experiment_id = tracker.ensure_experiment(record.study)
     run_id = tracker.start_run(
         experiment_id,
         f"evaluate {name}@{alias} v{info['version']} on {split}",
-        tags={"kind": "evaluation", "study": record.study, "model": name, "alias": alias, "model_version": info["version"], "architecture": record.model.architecture, "same_data": reference.same_rows(record.data)},
+        tags={
+            "kind": "evaluation",
+            "study": record.study,
+            "model": name,
+            "alias": alias,
+            "model_version": info["version"],
+            "architecture": record.model.architecture,
+            "same_data": reference.same_rows(record.data),
+        },
         params={"split": split, "rows": len(tensors), "model_uri": info["uri"], "device": str(torch_device)},
     )
     tracker.log_dataset(run_id, reference, (split,))

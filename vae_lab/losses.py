@@ -109,7 +109,9 @@ def bce_loss(logits: Tensor, target: Tensor, cell_weights: Tensor | None = None)
     return _weighted_sum(F.binary_cross_entropy_with_logits(logits, target, reduction="none"), cell_weights)
 
 
-def focal_loss(logits: Tensor, target: Tensor, cell_weights: Tensor | None = None, *, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
+def focal_loss(
+    logits: Tensor, target: Tensor, cell_weights: Tensor | None = None, *, alpha: float = 0.25, gamma: float = 2.0
+) -> Tensor:
     """Binary focal loss (Lin et al. 2017) on soft targets: easy cells (mostly the empty ones)
     are down-weighted by (1 - p_t)^gamma so the rare occupied cells drive the gradient."""
     p = torch.sigmoid(logits)
@@ -147,7 +149,9 @@ def cross_entropy_loss(logits: Tensor, classes: Tensor, weights: Tensor | None =
     return F.cross_entropy(logits, classes, weight=weights, reduction="none").flatten(1).sum(dim=1)
 
 
-def focal_cross_entropy_loss(logits: Tensor, classes: Tensor, weights: Tensor | None = None, *, gamma: float = 2.0) -> Tensor:
+def focal_cross_entropy_loss(
+    logits: Tensor, classes: Tensor, weights: Tensor | None = None, *, gamma: float = 2.0
+) -> Tensor:
     """Multi-class focal loss: cross-entropy scaled by (1 - p_true)^gamma, then class-weighted."""
     log_p = F.log_softmax(logits, dim=1).gather(1, classes.unsqueeze(1)).squeeze(1)
     per_cell = -(1 - log_p.exp()).pow(gamma) * log_p
@@ -239,7 +243,9 @@ def set_reconstruction_loss(recon: Tensor, points: Tensor, mask: Tensor, weights
     return presence_loss + point_loss
 
 
-def _pair_costs(presence: Tensor, position_log_p: Tensor, descriptor_log_p: Tensor, cells: Tensor, onehot: Tensor) -> Tensor:
+def _pair_costs(
+    presence: Tensor, position_log_p: Tensor, descriptor_log_p: Tensor, cells: Tensor, onehot: Tensor
+) -> Tensor:
     """(B, K slots, K points): what matching slot i to point j adds to the loss.
 
     Switching a slot's presence target from 0 to 1 changes its BCE by softplus(-p) - softplus(p)

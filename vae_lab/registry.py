@@ -97,7 +97,9 @@ def _objectives(entries: list[Candidate]) -> dict[str, str]:
     return {metric: direction_of(metric) for metric in first.values}
 
 
-def wanted_aliases(entries: list[Candidate], rule: ChampionRule | None = None) -> tuple[dict[str, Candidate], dict[int, int], VaeLabError | None]:
+def wanted_aliases(
+    entries: list[Candidate], rule: ChampionRule | None = None
+) -> tuple[dict[str, Candidate], dict[int, int], VaeLabError | None]:
     """(alias -> entry, Pareto rank by trial, an unmet rule's error): champion by `rule` (default:
     the best value), best-<family> by value, and pareto-<k> for each Pareto-optimal entry when
     the study has several objectives."""
@@ -155,14 +157,18 @@ def reconcile(tracker: Tracker, name: str, entries: list[Candidate], rule: Champ
     return crowning
 
 
-def _tag_versions(client, name: str, wanted: dict[str, Candidate], crowning: Crowning, rule: ChampionRule | None) -> None:
+def _tag_versions(
+    client, name: str, wanted: dict[str, Candidate], crowning: Crowning, rule: ChampionRule | None
+) -> None:
     """Each aliased version's Pareto rank, and the champion's rule, as of now."""
     for alias, entry in wanted.items():
         version = str(crowning.versions[alias])
         if entry.trial in crowning.ranks:
             client.set_model_version_tag(name, version, "pareto_rank", str(crowning.ranks[entry.trial]))
         if alias == CHAMPION:
-            client.set_model_version_tag(name, version, "champion_rule", rule.describe() if rule else f"best {entry.objective}")
+            client.set_model_version_tag(
+                name, version, "champion_rule", rule.describe() if rule else f"best {entry.objective}"
+            )
 
 
 def _current_champion(client, name: str, entries: list[Candidate]) -> Candidate | None:
@@ -175,7 +181,10 @@ def _ensure_registered_model(client, name: str) -> None:
         client.get_registered_model(name)
     except MlflowException:
         try:
-            client.create_registered_model(name, description="VAEs of a vae-lab study: alias champion is the best, best-<family> the best of each family.")
+            client.create_registered_model(
+                name,
+                description="VAEs of a vae-lab study: alias champion is the best, best-<family> the best of each family.",
+            )
         except MlflowException:
             client.get_registered_model(name)  # another worker created it first
 
@@ -196,7 +205,9 @@ def _version_of(client, name: str, entry: Candidate) -> str:
     # MLflow's SQL registry look the model up through the process-wide tracking URI, which this
     # client does not use (an MLflow TODO), so it fails whenever the two differ.
     location = client.get_logged_model(entry.model_id).artifact_location
-    version = client.create_model_version(name, source=location, run_id=entry.run_id, tags=entry.tags(), model_id=entry.model_id)
+    version = client.create_model_version(
+        name, source=location, run_id=entry.run_id, tags=entry.tags(), model_id=entry.model_id
+    )
     return str(version.version)
 
 
@@ -209,7 +220,9 @@ def champion_info(tracker: Tracker, name: str, alias: str = CHAMPION, version: i
     try:
         registered = client.get_registered_model(name)
     except MlflowException:
-        raise VaeLabError(f"registry: {name}", "no registered model of that name", "run the study first: vae-lab study run NAME") from None
+        raise VaeLabError(
+            f"registry: {name}", "no registered model of that name", "run the study first: vae-lab study run NAME"
+        ) from None
     if version is not None:
         found = _version_by_number(client, name, version)
         uri = f"models:/{name}/{version}"

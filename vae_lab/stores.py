@@ -54,7 +54,9 @@ def check_tracking_store(settings: Settings, experiment: str | None = None, mode
     else:
         _check_writable_dir(Path(uri.removeprefix("file://").removeprefix("file:")), where)
     if is_database_uri(uri):
-        _check_writable_dir(Path(settings.artifact_root), f"artifact root {settings.artifact_root} (VAE_LAB_ARTIFACT_ROOT)")
+        _check_writable_dir(
+            Path(settings.artifact_root), f"artifact root {settings.artifact_root} (VAE_LAB_ARTIFACT_ROOT)"
+        )
 
 
 def check_optuna_storage(url: str) -> None:
@@ -67,7 +69,9 @@ def check_optuna_storage(url: str) -> None:
     else:
         path = Path(url.removeprefix("journal:"))
         if path.exists() and (path.is_dir() or not os.access(path, os.R_OK | os.W_OK)):
-            raise VaeLabError(where, "is not a readable and writable file", "point VAE_LAB_OPTUNA_STORAGE at a journal file path")
+            raise VaeLabError(
+                where, "is not a readable and writable file", "point VAE_LAB_OPTUNA_STORAGE at a journal file path"
+            )
         _check_writable_dir(path.parent, where)
 
 
@@ -118,14 +122,24 @@ def _check_database(url: str, where: str) -> None:
         if scheme == "postgresql" and "+" not in url.split(":", 1)[0] and importlib.util.find_spec("psycopg2"):
             # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; vae-lab installs psycopg2.
             fix = "name the installed driver: postgresql+psycopg2://..."
-        raise VaeLabError(where, f"needs a database driver that is not installed ({error.name or error})", fix) from None
+        raise VaeLabError(
+            where, f"needs a database driver that is not installed ({error.name or error})", fix
+        ) from None
     except Exception as error:
-        raise VaeLabError(where, f"is not a database URL SQLAlchemy understands ({type(error).__name__})", "use e.g. postgresql+psycopg2://user:password@host:5432/db") from None
+        raise VaeLabError(
+            where,
+            f"is not a database URL SQLAlchemy understands ({type(error).__name__})",
+            "use e.g. postgresql+psycopg2://user:password@host:5432/db",
+        ) from None
     try:
         with engine.connect() as connection:
             connection.execute(sqlalchemy.text("SELECT 1"))
     except Exception as error:
-        raise VaeLabError(where, f"cannot be reached: {_database_reason(error)}", "check the host, port, database name and credentials") from None
+        raise VaeLabError(
+            where,
+            f"cannot be reached: {_database_reason(error)}",
+            "check the host, port, database name and credentials",
+        ) from None
     finally:
         engine.dispose()
 
@@ -133,7 +147,13 @@ def _check_database(url: str, where: str) -> None:
 def _database_reason(error: Exception) -> str:
     text = str(getattr(error, "orig", None) or error).strip().splitlines()
     first = text[0] if text else type(error).__name__
-    for needle, reason in (("password authentication failed", "credentials rejected"), ("does not exist", "the database does not exist"), ("Connection refused", "connection refused"), ("timeout", "no answer in time"), ("could not translate host name", "unknown host")):
+    for needle, reason in (
+        ("password authentication failed", "credentials rejected"),
+        ("does not exist", "the database does not exist"),
+        ("Connection refused", "connection refused"),
+        ("timeout", "no answer in time"),
+        ("could not translate host name", "unknown host"),
+    ):
         if needle.lower() in " ".join(text).lower():
             return reason
     return mask_uri(first)[:160]
@@ -170,7 +190,9 @@ def _check_server(uri: str, where: str, experiment: str | None = None, model: st
         said = f"accepted the connection but sent no answer within {READ_TIMEOUT_S} s"
         raise VaeLabError(where, said, "check that an MLflow server runs there") from None
     except requests.exceptions.SSLError:
-        raise VaeLabError(where, "TLS handshake failed", "check the certificate, or use http:// if the server has no TLS") from None
+        raise VaeLabError(
+            where, "TLS handshake failed", "check the certificate, or use http:// if the server has no TLS"
+        ) from None
     except requests.exceptions.ConnectionError as error:
         reason = getattr(error.args[0], "reason", None) if error.args else None
         unknown = isinstance(reason, socket.gaierror) or "Name or service not known" in str(error)

@@ -77,7 +77,11 @@ def test_missing_file(tmp_path):
 def test_summarize(raw_file):
     summary = summarize(raw_file)
     assert {k: summary[k] for k in ("rows", "duplicate_rows", "all_zero_rows", "clean_rows", "grid")} == {
-        "rows": 550, "duplicate_rows": 149, "all_zero_rows": 50, "clean_rows": 400, "grid": 5,
+        "rows": 550,
+        "duplicate_rows": 149,
+        "all_zero_rows": 50,
+        "clean_rows": 400,
+        "grid": 5,
     }
     assert set(summary["class_counts"]) == {"1", "2", "3", "4"} and summary["max_occupied"] <= 4
     assert sum(summary["label_counts"].values()) == 550

@@ -6,8 +6,8 @@ import pickle
 
 import pytest
 import torch
-
 from model_helpers import DENSE, every_variant, make_batch, simple_loss
+
 from vae_lab.errors import VaeLabError
 from vae_lab.models import ARCHITECTURES, BaseVAE, ModelConfig, build_model, count_parameters
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-
 from model_helpers import make_batch, perfect_slots
+
 from vae_lab.losses import set_reconstruction_loss
 from vae_lab.models import ModelConfig, VAEOutput, build_model
 
@@ -108,9 +108,9 @@ def test_example_input_is_consistent_with_its_grid():
 def test_reads_the_data_pipelines_point_sets():
     # The axis and one-hot conventions must match vae_lab.data.sparse: a perfect reconstruction of
     # its points decodes back to the very grid they came from.
-    from vae_lab.data.sparse import to_sparse
-
     from model_helpers import random_grid
+
+    from vae_lab.data.sparse import to_sparse
 
     model = pointnet(grid=7)
     grid = random_grid(4, 7, seed=3, max_cells=8)

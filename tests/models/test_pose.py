@@ -7,9 +7,9 @@ import math
 
 import pytest
 import torch
+from model_helpers import make_batch, sparse_view
 from scipy.spatial.transform import Rotation
 
-from model_helpers import make_batch, sparse_view
 from vae_lab.data.synth import MOTIFS, cube_rotations
 from vae_lab.losses import LossSettings, kl_divergence
 from vae_lab.models import ModelConfig, build_model

@@ -2,7 +2,7 @@
 
 import pytest
 
-from vae_lab.choices import EpochMetric, LATENT_METRICS
+from vae_lab.choices import LATENT_METRICS, EpochMetric
 from vae_lab.tracking import mlflow_key, plain_metrics, plain_name
 
 EPOCH_NAMES = EpochMetric.__args__

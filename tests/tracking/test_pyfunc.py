@@ -18,7 +18,7 @@ from vae_lab.config import get_settings
 from vae_lab.data.frames import frame_of_grids
 from vae_lab.models import ModelConfig, build_model
 from vae_lab.tracking import Tracker, log_model
-from vae_lab.training.metrics import macro_f1, confusion_matrix
+from vae_lab.training.metrics import confusion_matrix, macro_f1
 
 EDGE = 5
 

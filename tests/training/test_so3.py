@@ -8,7 +8,7 @@ import torch
 
 from tests.conftest import sparse_grids
 from vae_lab.data.sparse import from_sparse, to_sparse
-from vae_lab.models.base import Batch, BaseVAE, ModelConfig, VAEOutput
+from vae_lab.models.base import BaseVAE, Batch, ModelConfig, VAEOutput
 from vae_lab.runtime import Runtime
 from vae_lab.training import TensorData, TrainConfig, Trainer
 from vae_lab.training.augment import So3, points_from_grid, random_rotations, revoxelise

@@ -8,9 +8,24 @@ from vae_lab.runtime import Runtime
 from vae_lab.training import Callback, NonFiniteError, TensorData, TrainConfig, Trainer, validate
 
 METRICS = {
-    "train_loss", "val_loss", "train_recon", "val_recon", "train_kl", "val_kl", "beta",
-    "val_f1", "val_occupancy_precision", "val_occupancy_recall", "val_occupancy_iou", "val_exact_match",
-    "val_active_units", "val_kl_dim_max", "val_kl_dims_used", "val_tradeoff", "train_time_s", "val_time_s",
+    "train_loss",
+    "val_loss",
+    "train_recon",
+    "val_recon",
+    "train_kl",
+    "val_kl",
+    "beta",
+    "val_f1",
+    "val_occupancy_precision",
+    "val_occupancy_recall",
+    "val_occupancy_iou",
+    "val_exact_match",
+    "val_active_units",
+    "val_kl_dim_max",
+    "val_kl_dims_used",
+    "val_tradeoff",
+    "train_time_s",
+    "val_time_s",
 }
 CPU = Runtime(device="cpu")
 
@@ -41,7 +56,9 @@ class Recorder(Callback):
 def test_every_epoch_reports_the_named_metrics_and_loss_falls():
     data = tiny_data()
     recorder = Recorder()
-    result = Trainer(fc(), TrainConfig(epochs=6, batch_size=16, learning_rate=3e-3, beta=0.1), [recorder], runtime=CPU).fit(data, data)
+    result = Trainer(
+        fc(), TrainConfig(epochs=6, batch_size=16, learning_rate=3e-3, beta=0.1), [recorder], runtime=CPU
+    ).fit(data, data)
     assert recorder.events[0] == "start" and recorder.events[-1] == "end"
     epochs = [e for e in recorder.events if isinstance(e, tuple)]
     assert len(epochs) == 6

@@ -13,7 +13,9 @@ def latents(n=80, dims=6, seed=0):
 def test_pca_figure_has_one_trace_per_label_with_counts():
     z, labels = latents()
     figure = latent_projection_figure(z, labels, ["a", "b", "c"], method="pca")
-    assert sorted(trace.name for trace in figure.data) == sorted(f"{n} ({(labels == i).sum()})" for i, n in enumerate("abc"))
+    assert sorted(trace.name for trace in figure.data) == sorted(
+        f"{n} ({(labels == i).sum()})" for i, n in enumerate("abc")
+    )
     assert "variance" in figure.layout.title.text
 
 

@@ -127,7 +127,10 @@ def test_the_report_opens_offline_in_chromium(tmp_path):
     browser = Browser(driver, tmp_path / "screens")
     try:
         driver.get(page.as_uri())
-        drawn = "return ['report-front', 'report-curves', 'report-gallery', 'vae-lab-figure'].every(id => document.getElementById(id).querySelector('.main-svg'))"
+        drawn = (
+            "return ['report-front', 'report-curves', 'report-gallery', 'vae-lab-figure']"
+            ".every(id => document.getElementById(id).querySelector('.main-svg'))"
+        )
         browser.wait(lambda d: d.execute_script(drawn), "every figure drawn")
         driver.execute_script("window.vaeLabExplorerShow(3)")
         browser.wait(

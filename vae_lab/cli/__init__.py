@@ -39,8 +39,7 @@ def registry_show(
 ) -> None:
     """The champion of a registered model (or another alias): version, tags, source run, and
     every alias of the model (`best-<family>` points at the best trial of each family)."""
-    from vae_lab.config import get_settings
-    from vae_lab.config import mask_uri
+    from vae_lab.config import get_settings, mask_uri
     from vae_lab.registry import champion_info
     from vae_lab.registry import usage as registry_usage
     from vae_lab.stores import check_stores
@@ -70,11 +69,23 @@ def registry_show(
 @app.command("evaluate")
 @user_errors
 def evaluate_command(
-    name: Annotated[str, typer.Argument(help="Registered model name; its `champion` alias is evaluated unless --alias says otherwise.")],
-    split: Annotated[str, typer.Option("--split", help="train, val or test. val reproduces the trial's logged best val metrics.")] = "test",
+    name: Annotated[
+        str,
+        typer.Argument(help="Registered model name; its `champion` alias is evaluated unless --alias says otherwise."),
+    ],
+    split: Annotated[
+        str, typer.Option("--split", help="train, val or test. val reproduces the trial's logged best val metrics.")
+    ] = "test",
     alias: Annotated[str, typer.Option("--alias", help="champion, or best-<family> (e.g. best-conv).")] = "champion",
-    data_path: Annotated[Optional[Path], typer.Option("--data", help="Dataset file if it moved since training.")] = None,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N (a champion trained on a GPU evaluates on a CPU too).")] = "auto",
+    data_path: Annotated[
+        Optional[Path], typer.Option("--data", help="Dataset file if it moved since training.")
+    ] = None,
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device", help="auto, cpu, cuda or cuda:N (a champion trained on a GPU evaluates on a CPU too)."
+        ),
+    ] = "auto",
     as_json: JsonFlag = False,
 ) -> None:
     """Reload models:/NAME@champion from the registry, score it on a split of the data it was
@@ -97,18 +108,33 @@ def evaluate_command(
         table.add_row(key, fmt(value))
     out.print(table)
     if not result["same_data"]:
-        err.print("note: this file's bytes differ from the training data's, so the split is not the one the model was selected on")
+        err.print(
+            "note: this file's bytes differ from the training data's, so the split is not the one the model was selected on"
+        )
 
 
 @app.command("bench")
 @user_errors
 def bench(
-    arch: Annotated[Optional[list[str]], typer.Option("--arch", help="A family to measure (repeat for several; default: every family).")] = None,
+    arch: Annotated[
+        Optional[list[str]],
+        typer.Option("--arch", help="A family to measure (repeat for several; default: every family)."),
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Training batch size.")] = 256,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
-    precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 or fp16 (autocast; the peak is measured in it too).")] = "fp32",
-    rows: Annotated[Optional[int], typer.Option("--rows", min=1, help="Training rows per measured epoch (default: sized to the device).")] = None,
-    trial: Annotated[bool, typer.Option("--trial/--no-trial", help="Also time three quick-style trials end to end (the median is reported).")] = True,
+    precision: Annotated[
+        str, typer.Option("--precision", help="fp32, bf16 or fp16 (autocast; the peak is measured in it too).")
+    ] = "fp32",
+    rows: Annotated[
+        Optional[int],
+        typer.Option("--rows", min=1, help="Training rows per measured epoch (default: sized to the device)."),
+    ] = None,
+    trial: Annotated[
+        bool,
+        typer.Option(
+            "--trial/--no-trial", help="Also time three quick-style trials end to end (the median is reported)."
+        ),
+    ] = True,
     as_json: JsonFlag = False,
 ) -> None:
     """The trainer against a bare PyTorch loop and the hardware: samples/s of each, their ratio,
@@ -125,7 +151,15 @@ def bench(
     if unknown:
         raise VaeLabError("--arch", f"unknown architecture {unknown[0]!r}", f"use any of: {', '.join(ARCHITECTURES)}")
     with err.status("benchmarking") as status:
-        report = run_bench(list(arch or ARCHITECTURES), batch_size=batch_size, device=device, precision=precision, rows=rows, trial=trial, progress=status.update)
+        report = run_bench(
+            list(arch or ARCHITECTURES),
+            batch_size=batch_size,
+            device=device,
+            precision=precision,
+            rows=rows,
+            trial=trial,
+            progress=status.update,
+        )
     if as_json:
         emit_json(report.to_dict())
         return
@@ -133,13 +167,23 @@ def bench(
     for column in ("arch", "batch", "trainer samples/s", "bare samples/s", "ratio", "GFLOP/sample", "MFU"):
         table.add_column(column, justify="left" if column == "arch" else "right")
     for a in report.archs:
-        table.add_row(a.arch, str(a.batch_size), f"{a.samples_per_s:,.0f}", f"{a.bare_samples_per_s:,.0f}", f"{a.ratio:.2f}", f"{a.flops_per_sample / 1e9:.3f}", f"{a.mfu:.1%}")
+        table.add_row(
+            a.arch,
+            str(a.batch_size),
+            f"{a.samples_per_s:,.0f}",
+            f"{a.bare_samples_per_s:,.0f}",
+            f"{a.ratio:.2f}",
+            f"{a.flops_per_sample / 1e9:.3f}",
+            f"{a.mfu:.1%}",
+        )
     out.print(table)
     if report.trial:
         t = report.trial
         out.print(
-            f"the median of {len(t['overhead_s_all'])} quick-style trials ({t['epochs']} epochs): {t['wall_s']:.2f} s = train {t['train_s']:.2f} + val {t['val_s']:.2f} + overhead {t['overhead_s']:.2f} "
-            f"(setup {t['setup_s']:.2f}, tracking {t['tracking_s']:.2f}, projections and figures {t['projections_s']:.2f}, model logging {t['model_logging_s']:.2f}); "
+            f"the median of {len(t['overhead_s_all'])} quick-style trials ({t['epochs']} epochs): "
+            f"{t['wall_s']:.2f} s = train {t['train_s']:.2f} + val {t['val_s']:.2f} + overhead {t['overhead_s']:.2f} "
+            f"(setup {t['setup_s']:.2f}, tracking {t['tracking_s']:.2f}, "
+            f"projections and figures {t['projections_s']:.2f}, model logging {t['model_logging_s']:.2f}); "
             f"every trial's overhead: {', '.join(f'{o:.2f}' for o in t['overhead_s_all'])} s"
         )
 
@@ -149,7 +193,9 @@ def bench(
 def ui(
     port: Annotated[int, typer.Option("--port", help="Port of the MLflow UI.")] = 5000,
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
-    workers: Annotated[int, typer.Option("--workers", min=1, max=16, help="Server processes (one is plenty for one person).")] = 1,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=16, help="Server processes (one is plenty for one person).")
+    ] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the command instead of starting the UI.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -165,7 +211,11 @@ def ui(
     base = runs_base(uri) if served else f"http://{host}:{port}"
     # The store URI goes to MLflow in its environment, not on the command line, where `ps`
     # would show any password in it to every user of the machine.
-    command = [] if served else [sys.executable, "-m", "mlflow", "ui", "--host", host, "--port", str(port), "--workers", str(workers)]
+    command = (
+        []
+        if served
+        else [sys.executable, "-m", "mlflow", "ui", "--host", host, "--port", str(port), "--workers", str(workers)]
+    )
     store_env = {} if served else {"MLFLOW_BACKEND_STORE_URI": uri}
     links = study_links(settings, base)
     if as_json or dry_run:
@@ -182,7 +232,11 @@ def ui(
     if command:
         # vae-lab logs no GenAI jobs, so MLflow's background job workers (a dozen processes)
         # are switched off; exec hands Ctrl-C and SIGTERM straight to the server.
-        env = os.environ | store_env | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")}
+        env = (
+            os.environ
+            | store_env
+            | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")}
+        )
         sys.stdout.flush()
         os.execve(command[0], command, env)
 
@@ -199,9 +253,15 @@ def study_links(settings, base: str) -> dict[str, str]:
     """Study name -> the URL of its training runs in the UI (at most 20, newest first)."""
     from vae_lab.tracking import Tracker, runs_link
 
-    if not settings.mlflow_tracking_uri.startswith(("http://", "https://")) and not _store_exists(settings.mlflow_tracking_uri):
+    if not settings.mlflow_tracking_uri.startswith(("http://", "https://")) and not _store_exists(
+        settings.mlflow_tracking_uri
+    ):
         return {}
-    experiments = Tracker(settings).client.search_experiments(filter_string="tags.`mlflow.experimentKind` = 'custom_model_development'", max_results=20, order_by=["last_update_time DESC"])
+    experiments = Tracker(settings).client.search_experiments(
+        filter_string="tags.`mlflow.experimentKind` = 'custom_model_development'",
+        max_results=20,
+        order_by=["last_update_time DESC"],
+    )
     return {e.name: runs_link(base, e.experiment_id) for e in experiments}
 
 

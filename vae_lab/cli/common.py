@@ -21,6 +21,7 @@ from rich.console import Console
 
 from vae_lab.errors import VaeLabError
 
+
 class ResultStream:
     """File-like: the stdout a command's results go to, even while sys.stdout is redirected."""
 
@@ -43,7 +44,9 @@ results = ResultStream()
 out = Console(file=results, soft_wrap=True)  # type: ignore[arg-type]
 err = Console(stderr=True)
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout (progress stays on stderr).")]
+JsonFlag = Annotated[
+    bool, typer.Option("--json", help="Print exactly one JSON document on stdout (progress stays on stderr).")
+]
 
 
 F = TypeVar("F", bound=Callable[..., Any])

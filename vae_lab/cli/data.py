@@ -23,7 +23,14 @@ SeedOption = Annotated[int, typer.Option("--seed", help="Random seed; the same s
 @user_errors
 def synth(
     out_path: Annotated[Path, typer.Option("--out", help="File to write: .parquet or .csv.")],
-    rows: Annotated[int, typer.Option("--rows", min=1, help="Raw rows, duplicates and all-zero rows included (~90% of them); the default is the journal's size.")] = DEFAULT_ROWS,
+    rows: Annotated[
+        int,
+        typer.Option(
+            "--rows",
+            min=1,
+            help="Raw rows, duplicates and all-zero rows included (~90% of them); the default is the journal's size.",
+        ),
+    ] = DEFAULT_ROWS,
     seed: SeedOption = 0,
     as_json: JsonFlag = False,
 ) -> None:
@@ -56,7 +63,9 @@ def summarize_command(
         return
     table = Table(title=f"{path}", show_header=False)
     for key in ("rows", "duplicate_rows", "all_zero_rows", "clean_rows", "grid", "max_occupied"):
-        table.add_row(key.replace("_", " "), f"{summary[key]:,}" if isinstance(summary[key], int) else str(summary[key]))
+        table.add_row(
+            key.replace("_", " "), f"{summary[key]:,}" if isinstance(summary[key], int) else str(summary[key])
+        )
     table.add_row("voxels per class", ", ".join(f"{k}: {v:,}" for k, v in summary["class_counts"].items()))
     if summary["label_counts"]:
         table.add_row("rows per label", ", ".join(f"{k}: {v:,}" for k, v in summary["label_counts"].items()))
@@ -67,8 +76,18 @@ def summarize_command(
 @user_errors
 def prepare(
     path: Annotated[Path, typer.Argument(help="Dataset file (.parquet, .csv or .npz).")],
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Cache directory (default VAE_LAB_CACHE_DIR).")] = None,
-    toy_fraction: Annotated[float, typer.Option("--toy-fraction", min=0.0, max=1.0, help="Share of train and val to keep (the journal used 0.2); test is untouched.")] = 1.0,
+    out_dir: Annotated[
+        Optional[Path], typer.Option("--out", help="Cache directory (default VAE_LAB_CACHE_DIR).")
+    ] = None,
+    toy_fraction: Annotated[
+        float,
+        typer.Option(
+            "--toy-fraction",
+            min=0.0,
+            max=1.0,
+            help="Share of train and val to keep (the journal used 0.2); test is untouched.",
+        ),
+    ] = 1.0,
     seed: SeedOption = 0,
     as_json: JsonFlag = False,
 ) -> None:

@@ -46,7 +46,13 @@ def list_models(latent_dim: LatentDim = 2, as_json: JsonFlag = False) -> None:
 def show(
     name: Annotated[str, typer.Argument(help="Family name, as in `vae-lab models list`.")],
     latent_dim: LatentDim = 2,
-    output: Annotated[Optional[OutputHead], typer.Option("--output", help="Decoder head: scalar or categorical (dense families), set (pointnet); default: the family's first.")] = None,
+    output: Annotated[
+        Optional[OutputHead],
+        typer.Option(
+            "--output",
+            help="Decoder head: scalar or categorical (dense families), set (pointnet); default: the family's first.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """One family layer by layer: parameters and output shape of each layer, and the total."""
@@ -54,11 +60,15 @@ def show(
     from vae_lab.models.summary import layer_table
 
     family = check_architecture(ModelConfig(architecture=name), where="vae-lab models show")
-    config = ModelConfig(architecture=name, latent_dim=latent_dim, output=output.value if output else None, grid=family.fixed_grid or 11)
+    config = ModelConfig(
+        architecture=name, latent_dim=latent_dim, output=output.value if output else None, grid=family.fixed_grid or 11
+    )
     rows = layer_table(family(config))
     if as_json:
         layers = [{"layer": r.layer, "params": r.params, "output_shape": list(r.output_shape)} for r in rows]
-        emit_json({"name": name, "description": family.description, "layers": layers, "params": sum(r.params for r in rows)})
+        emit_json(
+            {"name": name, "description": family.description, "layers": layers, "params": sum(r.params for r in rows)}
+        )
         return
     table = Table(title=f"{name}: {family.description}")
     table.add_column("layer")

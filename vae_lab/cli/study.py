@@ -14,7 +14,9 @@ from rich.table import Table
 from vae_lab.cli.common import JsonFlag, emit_json, err, fmt, out, user_errors
 from vae_lab.study.design.spec import known_studies, load_study_spec, renamed
 
-app = typer.Typer(help="Run and inspect studies (Optuna searches whose trials are logged to MLflow).", no_args_is_help=True)
+app = typer.Typer(
+    help="Run and inspect studies (Optuna searches whose trials are logged to MLflow).", no_args_is_help=True
+)
 
 
 def command_name() -> str:
@@ -37,11 +39,25 @@ def trials_table(trials: list[dict[str, Any]], title: str, best: int | None) -> 
         style = "bold green" if t["number"] == best else None
         cells = [str(t["params"].get(n, "-")) for n in varying]
         why = [(t.get("failure_reason") or "")[:60]] if notes else []
-        table.add_row(str(t["number"]), t["state"].lower(), fmt(t["value"]), fmt(t.get("best_epoch")), fmt(t["duration_s"], 1), *cells, *why, style=style)
+        table.add_row(
+            str(t["number"]),
+            t["state"].lower(),
+            fmt(t["value"]),
+            fmt(t.get("best_epoch")),
+            fmt(t["duration_s"], 1),
+            *cells,
+            *why,
+            style=style,
+        )
     return table
 
 
-DeviceOption = Annotated[Optional[str], typer.Option("--device", help="auto (CUDA if there is one), cpu, cuda or cuda:N; overrides the study's training.device.")]
+DeviceOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--device", help="auto (CUDA if there is one), cpu, cuda or cuda:N; overrides the study's training.device."
+    ),
+]
 ThreadsOption = Annotated[
     Optional[int],
     typer.Option("--threads", min=1, max=256, help="Compute threads of each worker (default: the cores shared out)."),
@@ -51,12 +67,32 @@ ThreadsOption = Annotated[
 @app.command("run")
 @user_errors
 def run(
-    study: Annotated[str, typer.Argument(help="A study name (./studies/ first, then the shipped ones: quick, seed-grid, ...) or a path to a YAML file.")],
-    n_trials: Annotated[Optional[int], typer.Option("--n-trials", min=1, help="Run this many more trials in all (default: what the study still owes).")] = None,
-    data: Annotated[Optional[Path], typer.Option("--data", help="Dataset file, overriding the study's and VAE_LAB_DATA.")] = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="Run under another name: a separate study, experiment and registered model.")] = None,
+    study: Annotated[
+        str,
+        typer.Argument(
+            help="A study name (./studies/ first, then the shipped ones: quick, seed-grid, ...) or a path to a YAML file."
+        ),
+    ],
+    n_trials: Annotated[
+        Optional[int],
+        typer.Option(
+            "--n-trials", min=1, help="Run this many more trials in all (default: what the study still owes)."
+        ),
+    ] = None,
+    data: Annotated[
+        Optional[Path], typer.Option("--data", help="Dataset file, overriding the study's and VAE_LAB_DATA.")
+    ] = None,
+    name: Annotated[
+        Optional[str],
+        typer.Option("--name", help="Run under another name: a separate study, experiment and registered model."),
+    ] = None,
     device: DeviceOption = None,
-    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes on this machine (one GPU each when there are several).")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", min=1, max=64, help="Worker processes on this machine (one GPU each when there are several)."
+        ),
+    ] = 1,
     threads: ThreadsOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -113,10 +149,14 @@ def run(
         )
         families = [a for a in c.get("aliases", {}) if a.startswith("best-")]
         if len(families) > 1:
-            out.print(f"best of each family: {', '.join(f'@{a}' for a in families)} (vae-lab registry show {spec.model_name} --alias best-...)")
+            out.print(
+                f"best of each family: {', '.join(f'@{a}' for a in families)} (vae-lab registry show {spec.model_name} --alias best-...)"
+            )
     else:
         out.print("no trial finished, so there is no champion yet")
-    out.print(f"compare the runs in the MLflow UI: [bold]{command_name()} ui[/], then open {ui_link(report)}", soft_wrap=True)
+    out.print(
+        f"compare the runs in the MLflow UI: [bold]{command_name()} ui[/], then open {ui_link(report)}", soft_wrap=True
+    )
 
 
 def ui_link(report) -> str:
@@ -164,7 +204,9 @@ def status(
 @user_errors
 def report(
     study: Annotated[str, typer.Argument(help="Study name as stored in the Optuna storage.")],
-    out_file: Annotated[Path, typer.Option("--out", help="Where to write the page (one self-contained HTML file).")] = Path("report.html"),
+    out_file: Annotated[
+        Path, typer.Option("--out", help="Where to write the page (one self-contained HTML file).")
+    ] = Path("report.html"),
 ) -> None:
     """A study's story on one page: its YAML, planned vs real time, leaderboard, Pareto front or
     history, best per family, every trial's curves, the champion's figures, failures and reasons."""
@@ -179,7 +221,9 @@ def report(
 def compare(
     first: Annotated[str, typer.Argument(help="A stored study.")],
     second: Annotated[str, typer.Argument(help="Another stored study.")],
-    out_file: Annotated[Optional[Path], typer.Option("--out", help="Also write the two studies side by side as an HTML page.")] = None,
+    out_file: Annotated[
+        Optional[Path], typer.Option("--out", help="Also write the two studies side by side as an HTML page.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Two studies side by side (e.g. one recipe on two datasets): a table here, a page with --out."""
@@ -206,7 +250,15 @@ def list_studies(as_json: JsonFlag = False) -> None:
     rows = []
     for path in known_studies().values():
         spec, _ = load_study_spec(str(path))
-        rows.append({"name": spec.name, "path": str(path), "sampler": spec.sampler, "trials": spec.planned_trials, "description": spec.description})
+        rows.append(
+            {
+                "name": spec.name,
+                "path": str(path),
+                "sampler": spec.sampler,
+                "trials": spec.planned_trials,
+                "description": spec.description,
+            }
+        )
     if as_json:
         emit_json(rows)
         return
@@ -222,7 +274,9 @@ def list_studies(as_json: JsonFlag = False) -> None:
 @user_errors
 def plan(
     study: Annotated[str, typer.Argument(help="A study name or a path to a YAML file.")],
-    data: Annotated[Optional[Path], typer.Option("--data", help="Dataset file, overriding the study's and VAE_LAB_DATA.")] = None,
+    data: Annotated[
+        Optional[Path], typer.Option("--data", help="Dataset file, overriding the study's and VAE_LAB_DATA.")
+    ] = None,
     device: DeviceOption = None,
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes the run would use.")] = 1,
     threads: ThreadsOption = None,
@@ -252,7 +306,10 @@ def plan(
         low, high = result.estimated_s_pruned
         table.add_row(f"with {spec.pruner.kind} pruning", f"{duration(low)} to {duration(high)}")
     for cost in result.configs:
-        table.add_row(f"  {cost.architecture}/{cost.output} {cost.loss} batch {cost.batch_size}", f"{cost.trials:g} trial(s), {cost.train_samples_per_s:,.0f} train rows/s, {cost.epoch_s:.2f} s/epoch")
+        table.add_row(
+            f"  {cost.architecture}/{cost.output} {cost.loss} batch {cost.batch_size}",
+            f"{cost.trials:g} trial(s), {cost.train_samples_per_s:,.0f} train rows/s, {cost.epoch_s:.2f} s/epoch",
+        )
     out.print(table)
     for line in result.warnings:
         err.print(f"[yellow]warning:[/] {line}")
@@ -267,7 +324,9 @@ def show(
     """Print a study's YAML (the shipped `quick` documents every field), and its grid size."""
     spec, path = load_study_spec(study)
     if as_json:
-        emit_json({"path": str(path), "spec": spec.model_dump(mode="json", exclude_none=True), "trials": spec.planned_trials})
+        emit_json(
+            {"path": str(path), "spec": spec.model_dump(mode="json", exclude_none=True), "trials": spec.planned_trials}
+        )
         return
     out.print(path.read_text(), markup=False, highlight=False)
     err.print(f"{path}: {spec.sampler} study of {spec.planned_trials} trials")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -84,9 +83,7 @@ def voxel_column_names(names: list) -> list:
     """The voxel columns of a table, in order: every column but `label`, `id` and a pandas index."""
     # pandas writes its index as `__index_level_0__`; it is not data.
     return [
-        name
-        for name in names
-        if name not in (LABEL_COLUMN, ID_COLUMN) and not str(name).startswith("__index_level_")
+        name for name in names if name not in (LABEL_COLUMN, ID_COLUMN) and not str(name).startswith("__index_level_")
     ]
 
 
@@ -131,9 +128,7 @@ def checked_descriptors(values: np.ndarray, where: str, what: str) -> np.ndarray
         fractional = values != np.floor(values)
         if fractional.any():
             example = values[fractional][0]
-            raise VaeLabError(
-                where, f"{what} has non-integer value {example:g}", "voxel values must be integers 0-4"
-            )
+            raise VaeLabError(where, f"{what} has non-integer value {example:g}", "voxel values must be integers 0-4")
     if values.min() < 0 or values.max() > MAX_VALUE:
         _bad_value(values, where, what)
     return values.astype(np.uint8)

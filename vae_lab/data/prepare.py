@@ -159,7 +159,11 @@ def prepare_dataset(
 
 def _cache_error(folder: Path, error: OSError) -> VaeLabError:
     reason = error.strerror or type(error).__name__
-    return VaeLabError(f"dataset cache {folder}", f"cannot be written ({reason})", "point VAE_LAB_CACHE_DIR (or --out) at a writable folder")
+    return VaeLabError(
+        f"dataset cache {folder}",
+        f"cannot be written ({reason})",
+        "point VAE_LAB_CACHE_DIR (or --out) at a writable folder",
+    )
 
 
 def _check_cache_folder(folder: Path) -> None:

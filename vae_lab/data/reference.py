@@ -41,4 +41,9 @@ class DataRef(BaseModel):
         return hashlib.sha256(key.encode()).hexdigest()[:12]
 
     def same_rows(self, other: "DataRef") -> bool:
-        return (self.content_hash, self.toy_fraction, self.seed, self.grid) == (other.content_hash, other.toy_fraction, other.seed, other.grid)
+        return (self.content_hash, self.toy_fraction, self.seed, self.grid) == (
+            other.content_hash,
+            other.toy_fraction,
+            other.seed,
+            other.grid,
+        )

@@ -11,7 +11,6 @@ from vae_lab.data.load import MAX_VALUE, load_voxels
 from vae_lab.data.sparse import max_occupied, nonzero_cells
 
 
-
 def descriptor_counts(flat: np.ndarray) -> np.ndarray:
     """(MAX_VALUE + 1,) int64: how many voxels hold each descriptor value 1..4 (index 0 unused)."""
     rows, cols = nonzero_cells(flat)

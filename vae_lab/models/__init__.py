@@ -1,5 +1,16 @@
 """VAE families. Importing this package registers every family in `ARCHITECTURES`."""
 
+# Registration side effect; the order here is the journal's, which `vae-lab models list` keeps.
+from vae_lab.models import (  # noqa: F401, I001
+    batch_norm,
+    conv,
+    conv_pool,
+    conv_skip,
+    deep,
+    fc,
+    pointnet,
+    pose,  # noqa: F401, E402  (after the journal's seven)
+)
 from vae_lab.models.base import (
     ARCHITECTURES,
     BaseVAE,
@@ -12,10 +23,6 @@ from vae_lab.models.base import (
     count_parameters,
     register,
 )
-
-# Registration side effect; the order here is the journal's, which `vae-lab models list` keeps.
-from vae_lab.models import fc, conv, conv_pool, conv_skip, deep, batch_norm, pointnet  # noqa: F401, I001
-from vae_lab.models import pose  # noqa: F401, E402  (after the journal's seven)
 
 __all__ = [
     "ARCHITECTURES",

@@ -31,6 +31,7 @@ from vae_lab.models.heads import HEADS, MAX_VALUE
 
 __all__ = ["MAX_VALUE", "NUM_CLASSES"]  # re-exported for the families and tests
 
+
 class ModelConfig(BaseModel):
     """Everything needed to rebuild a model; logged with every run."""
 
@@ -38,10 +39,14 @@ class ModelConfig(BaseModel):
 
     architecture: str
     latent_dim: int = Field(default=2, ge=1)
-    output: OutputHead = Field(default=None, description="scalar or categorical (dense families), set (sparse); default: the family's first")
+    output: OutputHead = Field(
+        default=None, description="scalar or categorical (dense families), set (sparse); default: the family's first"
+    )
     grid: int = Field(default=11, ge=3, description="edge length of the cubic voxel grid")
     max_points: int = Field(default=8, ge=1, description="K, the padded set size of sparse families")
-    width: int | None = Field(default=None, ge=8, description="hidden width, for families that have one (pointnet); default: the family's")
+    width: int | None = Field(
+        default=None, ge=8, description="hidden width, for families that have one (pointnet); default: the family's"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -152,7 +157,9 @@ class BaseVAE(nn.Module):
     def forward_batch(self, batch: Batch) -> VAEOutput:
         return self(*self.inputs(batch))
 
-    def reconstruction_loss(self, out: VAEOutput, batch: Batch, settings: LossSettings, weights: Tensor | None = None) -> Tensor:
+    def reconstruction_loss(
+        self, out: VAEOutput, batch: Batch, settings: LossSettings, weights: Tensor | None = None
+    ) -> Tensor:
         """(B,) the reconstruction term of each sample, summed over its cells (see `vae_lab.losses`)."""
         return HEADS[self.config.output].loss(out.recon, batch.grid, settings, weights)
 
@@ -214,7 +221,9 @@ def check_architecture(config: ModelConfig, where: str = "model") -> type[BaseVA
             "pick a family that follows the grid size (see `vae-lab models list`)",
         )
     if config.width is not None and cls.default_width is None:
-        raise VaeLabError(where, f"architecture {config.architecture!r} has fixed layer sizes, so no width", "leave width out for it")
+        raise VaeLabError(
+            where, f"architecture {config.architecture!r} has fixed layer sizes, so no width", "leave width out for it"
+        )
     if config.output not in cls.heads:
         raise VaeLabError(
             where,
@@ -233,7 +242,11 @@ def check_loss(architecture: str, output: str, loss: str, where: str = "model") 
         raise VaeLabError(where, f"loss {loss!r} does not fit architecture {architecture!r}", f"use one of: {fits}")
     if head != output:
         fits = ", ".join(name for name, h in LOSS_HEAD.items() if h == output)
-        raise VaeLabError(where, f"loss {loss!r} trains the {head} head, not the {output} head", f"with output {output} use {fits}; or leave output out (it follows the loss)")
+        raise VaeLabError(
+            where,
+            f"loss {loss!r} trains the {head} head, not the {output} head",
+            f"with output {output} use {fits}; or leave output out (it follows the loss)",
+        )
 
 
 def build_model(config: ModelConfig) -> BaseVAE:

@@ -44,7 +44,11 @@ def forward_flops_per_sample(model: BaseVAE, batch_size: int = 2) -> int:
         nonlocal total
         total += _layer_flops(module, inputs, output)
 
-    handles = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv3d, nn.ConvTranspose3d))]
+    handles = [
+        m.register_forward_hook(count)
+        for m in model.modules()
+        if isinstance(m, (nn.Linear, nn.Conv3d, nn.ConvTranspose3d))
+    ]
     was_training = model.training
     try:
         model.eval()

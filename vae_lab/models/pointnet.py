@@ -98,7 +98,9 @@ class PointNetVAE(BaseVAE):
             return torch.from_numpy(points).to(device), torch.from_numpy(mask).to(device)
         return batch.points, batch.mask
 
-    def reconstruction_loss(self, out: VAEOutput, batch: Batch, settings: LossSettings, weights: Tensor | None = None) -> Tensor:
+    def reconstruction_loss(
+        self, out: VAEOutput, batch: Batch, settings: LossSettings, weights: Tensor | None = None
+    ) -> Tensor:
         """The matched set loss; `weights` (5,) weigh each point's descriptor by its class."""
         return set_reconstruction_loss(out.recon, batch.points, batch.mask, weights)
 

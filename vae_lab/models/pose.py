@@ -273,8 +273,13 @@ def best_pose(inputs: tuple[Tensor, ...], candidates: Tensor) -> tuple[Tensor, T
 
 
 def pose_cost(
-    rotation: Tensor, translation: Tensor,
-    weight: Tensor, canonical: Tensor, target: Tensor, mask: Tensor, mismatch: Tensor,
+    rotation: Tensor,
+    translation: Tensor,
+    weight: Tensor,
+    canonical: Tensor,
+    target: Tensor,
+    mask: Tensor,
+    mismatch: Tensor,
 ) -> tuple[Tensor, Tensor]:
     """(B,) chamfer cost of a pose and the (B, K slots, K points) total pair costs."""
     posed = torch.einsum("bxy,bky->bkx", rotation, canonical) + translation.unsqueeze(1)
@@ -283,8 +288,13 @@ def pose_cost(
 
 
 def refine_pose(
-    rotation: Tensor, translation: Tensor,
-    weight: Tensor, canonical: Tensor, target: Tensor, mask: Tensor, mismatch: Tensor,
+    rotation: Tensor,
+    translation: Tensor,
+    weight: Tensor,
+    canonical: Tensor,
+    target: Tensor,
+    mask: Tensor,
+    mismatch: Tensor,
 ) -> tuple[Tensor, Tensor]:
     """One round of orthogonal Procrustes on each point's best slot; kept where it lowers the cost."""
     cost, pair = pose_cost(rotation, translation, weight, canonical, target, mask, mismatch)

@@ -81,8 +81,15 @@ def describe_families(latent_dim: int = 2) -> list[dict]:
     for name, cls in ARCHITECTURES.items():
         # On the meta device: shapes only, no weight initialisation, so listing is instant.
         with torch.device("meta"):
-            model = build_model(ModelConfig(architecture=name, latent_dim=latent_dim, output=cls.heads[0], grid=cls.fixed_grid or 11))
+            model = build_model(
+                ModelConfig(architecture=name, latent_dim=latent_dim, output=cls.heads[0], grid=cls.fixed_grid or 11)
+            )
         families.append(
-            {"name": name, "description": cls.description, "params": count_parameters(model), "input": "sparse" if cls.reads_points else "dense"}
+            {
+                "name": name,
+                "description": cls.description,
+                "params": count_parameters(model),
+                "input": "sparse" if cls.reads_points else "dense",
+            }
         )
     return families

@@ -35,7 +35,11 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 # Bounded retries for a tracking server: MLflow's defaults (7 retries with backoff, 120 s per
 # request) can hang a worker for many minutes on a dead server. The user's values win.
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
 
 
 def quiet_mlflow() -> None:
@@ -70,7 +74,9 @@ class Tracker:
         if experiment is None:
             location = Path(self.settings.artifact_root).resolve().as_uri() if is_database_uri(self.uri) else None
             try:
-                return self.client.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+                return self.client.create_experiment(
+                    name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+                )
             except MlflowException:
                 experiment = self.client.get_experiment_by_name(name)  # another worker made it first
                 if experiment is None:
@@ -79,7 +85,15 @@ class Tracker:
             self.client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return experiment.experiment_id
 
-    def start_run(self, experiment_id: str, run_name: str, *, parent_run_id: str | None = None, tags: dict[str, Any] | None = None, params: dict[str, Any] | None = None) -> str:
+    def start_run(
+        self,
+        experiment_id: str,
+        run_name: str,
+        *,
+        parent_run_id: str | None = None,
+        tags: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> str:
         """Create a run (nested under `parent_run_id` if given) and return its id; it is not made active."""
         all_tags = {k: str(v) for k, v in (tags or {}).items()}
         if parent_run_id:
@@ -103,7 +117,15 @@ class Tracker:
         for start in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
             self.client.log_batch(run_id, params=items[start : start + 100])
 
-    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int | None = None, *, model_id: str | None = None, dataset: tuple[str, str] | None = None) -> None:
+    def log_metrics(
+        self,
+        run_id: str,
+        metrics: dict[str, float],
+        step: int | None = None,
+        *,
+        model_id: str | None = None,
+        dataset: tuple[str, str] | None = None,
+    ) -> None:
         """Log finite metrics at `step` (0 if None), optionally linked to a logged model and a dataset.
         The one place metric names meet MLflow: each goes under its chart section (see `metric_names`)."""
         now = int(time.time() * 1000)
@@ -144,7 +166,9 @@ class Tracker:
             path = self.client.download_artifacts(run_id, artifact_file, folder)
             return Path(path).read_text()
 
-    def log_figure(self, run_id: str, figure: "go.Figure", artifact_file: str, assets: PlotlyAssets, parts: PageParts | None = None) -> None:
+    def log_figure(
+        self, run_id: str, figure: "go.Figure", artifact_file: str, assets: PlotlyAssets, parts: PageParts | None = None
+    ) -> None:
         """A plotly figure as an HTML artifact that opens interactively in the MLflow UI
         (with `parts`: the page around it, e.g. the latent explorer's side panel)."""
         self.client.log_text(run_id, figure_html(figure, assets, title=artifact_file, parts=parts), artifact_file)
@@ -161,14 +185,18 @@ class Tracker:
         frame.to_csv(buffer, index=False)
         self.client.log_text(run_id, buffer.getvalue(), f"{name}.csv")
         html = frame.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4f}", border=0)
-        page = f"<!doctype html><html><head><meta charset='utf-8'><title>{title or name}</title><style>{TABLE_STYLE}</style></head><body><h3>{title}</h3>{html}</body></html>"
+        head = f"<meta charset='utf-8'><title>{title or name}</title><style>{TABLE_STYLE}</style>"
+        page = f"<!doctype html><html><head>{head}</head><body><h3>{title}</h3>{html}</body></html>"
         self.client.log_text(run_id, page, f"{name}.html")
 
     # --- datasets -------------------------------------------------------------------------------
 
     def log_dataset(self, run_id: str, data: DataRef, splits: tuple[str, ...]) -> None:
         """Record the splits a run read as MLflow dataset inputs (the UI's Dataset column)."""
-        inputs = [DatasetInput(dataset_entity(data, split), tags=[InputTag("mlflow.data.context", SPLIT_CONTEXT[split])]) for split in splits]
+        inputs = [
+            DatasetInput(dataset_entity(data, split), tags=[InputTag("mlflow.data.context", SPLIT_CONTEXT[split])])
+            for split in splits
+        ]
         self.client.log_inputs(run_id, datasets=inputs)
 
 
@@ -188,8 +216,12 @@ def runs_link(base: str, experiment_id: str) -> str:
 
 def dataset_entity(data: DataRef, split: str) -> Dataset:
     source = json.dumps({"uri": Path(data.path).resolve().as_uri() if "://" not in data.path else data.path})
-    profile = json.dumps({"rows": data.rows.get(split, 0), "grid": data.grid, "toy_fraction": data.toy_fraction, "seed": data.seed})
-    return Dataset(name=f"{data.name}/{split}", digest=data.digest(split), source_type="local", source=source, profile=profile)
+    profile = json.dumps(
+        {"rows": data.rows.get(split, 0), "grid": data.grid, "toy_fraction": data.toy_fraction, "seed": data.seed}
+    )
+    return Dataset(
+        name=f"{data.name}/{split}", digest=data.digest(split), source_type="local", source=source, profile=profile
+    )
 
 
 def dataset_key(data: DataRef, split: str) -> tuple[str, str]:

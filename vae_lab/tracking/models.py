@@ -85,7 +85,9 @@ def log_model(
         model_type=f"vae/{portable.name}",
     )
     client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=step)])
-    description = Model(artifact_path=logged.artifact_location, model_uuid=logged.model_id, run_id=run_id, model_id=logged.model_id)
+    description = Model(
+        artifact_path=logged.artifact_location, model_uuid=logged.model_id, run_id=run_id, model_id=logged.model_id
+    )
     if examples is None:
         examples = portable.example_input(batch_size=3).grid.numpy()
     quiet = _DropPickleWarning()

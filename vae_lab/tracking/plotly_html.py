@@ -43,7 +43,6 @@ def plotly_library() -> str:
 
 def _cdn_url() -> str:
     import plotly
-
     from plotly.io._utils import plotly_cdn_url
 
     try:
@@ -135,7 +134,9 @@ def _json_block(text: str) -> str:
     return text.replace("</", "<\\/")  # keep "</script>" in strings from ending the block
 
 
-def figure_html(figure: "go.Figure", assets: PlotlyAssets, title: str = "figure", parts: PageParts | None = None) -> str:
+def figure_html(
+    figure: "go.Figure", assets: PlotlyAssets, title: str = "figure", parts: PageParts | None = None
+) -> str:
     """A whole HTML page for `figure`, getting plotly.js as `assets` says."""
     if assets.mode != "shared" and parts is None:
         return figure.to_html(include_plotlyjs=True if assets.mode == "embed" else "cdn", full_html=True)
@@ -155,9 +156,19 @@ def page_html(body: str, assets: PlotlyAssets, title: str, *, height: int = 600,
         head = f"<script>{plotly_library()}</script>"
     elif assets.mode == "cdn":
         head = f'<script src="{_cdn_url()}"></script>'
-    script = LOADER % {"run_id": json.dumps(assets.library_run_id), "file": json.dumps(LIBRARY_FILE), "cdn": json.dumps(_cdn_url())}
+    script = LOADER % {
+        "run_id": json.dumps(assets.library_run_id),
+        "file": json.dumps(LIBRARY_FILE),
+        "cdn": json.dumps(_cdn_url()),
+    }
     data = _json_block(json.dumps(parts.data, separators=(",", ":")))
     return PAGE % {
-        "title": html.escape(title), "head": head, "height": height, "style": parts.style, "body": body,
-        "data": data, "page_script": parts.script, "script": script,
+        "title": html.escape(title),
+        "head": head,
+        "height": height,
+        "style": parts.style,
+        "body": body,
+        "data": data,
+        "page_script": parts.script,
+        "script": script,
     }

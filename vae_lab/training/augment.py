@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import Tensor
-
 import torch.nn.functional as F
+from torch import Tensor
 
 from vae_lab.data.sparse import DESCRIPTORS
 from vae_lab.data.synth import cube_rotations
@@ -36,7 +35,9 @@ class Rotations:
         centred = 2 * cells - (edge - 1)  # doubled, so the centre is an integer for even edges too
         # For rotation r, target cell i takes its value from source cell maps[r, i] (R^T maps back).
         sources = (np.einsum("rji,nj->rni", matrices, centred) + (edge - 1)) // 2
-        self.maps = torch.from_numpy(((sources[..., 0] * edge + sources[..., 1]) * edge + sources[..., 2]).astype(np.int64)).to(device)
+        self.maps = torch.from_numpy(
+            ((sources[..., 0] * edge + sources[..., 1]) * edge + sources[..., 2]).astype(np.int64)
+        ).to(device)
         self.matrices = torch.from_numpy(matrices).to(device=device, dtype=torch.float32)
         self.edge = edge
         self.generator = torch.Generator(device=device).manual_seed(seed)
@@ -83,9 +84,15 @@ def random_rotations(n: int, generator: torch.Generator, device: torch.device) -
     w, x, y, z = F.normalize(torch.randn(n, 4, generator=generator, device=device), dim=1).unbind(1)
     return torch.stack(
         [
-            1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
-            2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
-            2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y),
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - z * w),
+            2 * (x * z + y * w),
+            2 * (x * y + z * w),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - x * w),
+            2 * (x * z - y * w),
+            2 * (y * z + x * w),
+            1 - 2 * (x * x + y * y),
         ],
         dim=1,
     ).view(n, 3, 3)

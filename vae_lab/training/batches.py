@@ -26,7 +26,9 @@ class TensorData:
     mask: Tensor | None = None  # (N, K) bool
 
     @classmethod
-    def from_arrays(cls, grids: np.ndarray, labels: np.ndarray | None = None, *, sparse_points: int | None = None) -> "TensorData":
+    def from_arrays(
+        cls, grids: np.ndarray, labels: np.ndarray | None = None, *, sparse_points: int | None = None
+    ) -> "TensorData":
         """Wrap numpy arrays; `sparse_points=K` also builds the padded point set."""
         grid = torch.from_numpy(np.ascontiguousarray(grids, dtype=np.uint8))
         if labels is None:
@@ -40,7 +42,9 @@ class TensorData:
         return data
 
     @classmethod
-    def for_model(cls, model: BaseVAE | type[BaseVAE], grids: np.ndarray, labels: np.ndarray | None, max_points: int) -> "TensorData":
+    def for_model(
+        cls, model: BaseVAE | type[BaseVAE], grids: np.ndarray, labels: np.ndarray | None, max_points: int
+    ) -> "TensorData":
         """What a family reads: the grid always, the point set (K = `max_points`) when it reads points."""
         return cls.from_arrays(grids, labels, sparse_points=max_points if model.reads_points else None)
 
@@ -60,7 +64,9 @@ class TensorData:
         pick = lambda t: None if t is None else t[index]  # noqa: E731
         return Batch(grid=self.grid[index], points=pick(self.points), mask=pick(self.mask))
 
-    def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None) -> Iterator[Batch]:
+    def batches(
+        self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None
+    ) -> Iterator[Batch]:
         n = len(self)
         if shuffle:
             # Drawn on the CPU (a seeded CPU generator gives the same order on every device),

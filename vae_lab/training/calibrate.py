@@ -48,7 +48,15 @@ def config_key(model: ModelConfig, train: TrainConfig, runtime: Runtime) -> str:
     return f"{model.architecture}|{model.output}|{train.loss}|batch {train.batch_size}|grid {model.grid}|{runtime.precision}"
 
 
-def measure_throughput(model_config: ModelConfig, train_config: TrainConfig, runtime: Runtime, grids: np.ndarray, *, seconds: float = 1.5, max_batches: int = 40) -> Throughput:
+def measure_throughput(
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    runtime: Runtime,
+    grids: np.ndarray,
+    *,
+    seconds: float = 1.5,
+    max_batches: int = 40,
+) -> Throughput:
     """Samples per second of training and validation for this configuration on `runtime.device`."""
     torch.manual_seed(0)
     model = build_model(model_config)
@@ -73,7 +81,15 @@ def measure_throughput(model_config: ModelConfig, train_config: TrainConfig, run
     train_rate = min(k * batch, len(data)) / (time.perf_counter() - started)
     evaluated, started = 0, time.perf_counter()
     while evaluated == 0 or (time.perf_counter() - started < seconds / 3 and evaluated < 5 * len(data)):
-        validate(model, data, loss=trainer.loss, beta=config.beta, weights=trainer.weights, kl_scale=config.kl_scale, precision=runtime.precision)
+        validate(
+            model,
+            data,
+            loss=trainer.loss,
+            beta=config.beta,
+            weights=trainer.weights,
+            kl_scale=config.kl_scale,
+            precision=runtime.precision,
+        )
         evaluated += len(data)
     val_rate = evaluated / (time.perf_counter() - started)
     return Throughput(train_rate, val_rate, time.strftime("%Y-%m-%d %H:%M:%S"))

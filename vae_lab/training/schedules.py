@@ -15,7 +15,9 @@ from __future__ import annotations
 import math
 
 
-def beta_at(epoch: int, *, beta: float, epochs: int, warmup_epochs: int = 0, cycles: int = 0, cycle_ratio: float = 0.5) -> float:
+def beta_at(
+    epoch: int, *, beta: float, epochs: int, warmup_epochs: int = 0, cycles: int = 0, cycle_ratio: float = 0.5
+) -> float:
     """beta for `epoch` (0-based) of a run of `epochs` epochs.
 
     Warm-up: beta * min(1, epoch / warmup_epochs), so epoch 0 trains a plain autoencoder and

@@ -20,7 +20,16 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vae_lab.choices import HIGHER_IS_BETTER, LATENT_METRICS, WEIGHTED_LOSSES, Augment, ClassWeighting, LrSchedule, OptimizerName, ReconLoss
+from vae_lab.choices import (
+    HIGHER_IS_BETTER,
+    LATENT_METRICS,
+    WEIGHTED_LOSSES,
+    Augment,
+    ClassWeighting,
+    LrSchedule,
+    OptimizerName,
+    ReconLoss,
+)
 from vae_lab.device import autocast, grad_scaler, prepare_backend, resolve_device
 from vae_lab.losses import LossSettings, class_weights, descriptor_weights, kl_divergence, kl_penalty
 from vae_lab.models.base import BaseVAE, check_loss
@@ -47,7 +56,9 @@ class TrainConfig(BaseModel):
 
     optimizer: OptimizerName = "adam"
     learning_rate: float = Field(default=1e-3, gt=0)
-    lr_schedule: LrSchedule = Field(default="constant", description="cosine: linear warm-up over 2% of the steps, then cosine decay to 0")
+    lr_schedule: LrSchedule = Field(
+        default="constant", description="cosine: linear warm-up over 2% of the steps, then cosine decay to 0"
+    )
     weight_decay: float = Field(default=0.0, ge=0)
     batch_size: int = Field(default=64, ge=1)
     loss: ReconLoss = "mse"
@@ -92,7 +103,14 @@ class TrainConfig(BaseModel):
         )
 
     def beta_at(self, epoch: int) -> float:
-        return beta_at(epoch, beta=self.beta, epochs=self.epochs, warmup_epochs=self.kl_warmup_epochs, cycles=self.kl_cycles, cycle_ratio=self.kl_cycle_ratio)
+        return beta_at(
+            epoch,
+            beta=self.beta,
+            epochs=self.epochs,
+            warmup_epochs=self.kl_warmup_epochs,
+            cycles=self.kl_cycles,
+            cycle_ratio=self.kl_cycle_ratio,
+        )
 
     def uses_latent_metrics(self) -> bool:
         """Whether selection or early stopping reads a latent metric, which then runs every epoch."""
@@ -140,11 +158,19 @@ def make_optimizer(model: BaseVAE, config: TrainConfig) -> torch.optim.Optimizer
     """The configured optimizer, fused where the model's device allows (+20-30% on `fc`, CPU)."""
     params = list(model.parameters())
     fused = all(p.device.type in FUSED_DEVICES and p.dtype.is_floating_point for p in params)
-    return OPTIMIZERS[config.optimizer](params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=fused or None)
+    return OPTIMIZERS[config.optimizer](
+        params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=fused or None
+    )
 
 
 class Trainer:
-    def __init__(self, model: BaseVAE, config: TrainConfig, callbacks: list[Callback] | None = None, runtime: Runtime | None = None):
+    def __init__(
+        self,
+        model: BaseVAE,
+        config: TrainConfig,
+        callbacks: list[Callback] | None = None,
+        runtime: Runtime | None = None,
+    ):
         check_loss(model.name, model.config.output, config.loss, where="training")
         self.runtime = runtime or Runtime()
         self.device = resolve_device(self.runtime.device)
@@ -201,7 +227,16 @@ class Trainer:
 
     def validate(self, data: TensorData, beta: float, keep_latents: bool = False) -> ValidationResult:
         c = self.config
-        return validate(self.model, data, loss=self.loss, beta=beta, weights=self.weights, kl_scale=c.kl_scale, precision=self.runtime.precision, keep_latents=keep_latents)
+        return validate(
+            self.model,
+            data,
+            loss=self.loss,
+            beta=beta,
+            weights=self.weights,
+            kl_scale=c.kl_scale,
+            precision=self.runtime.precision,
+            keep_latents=keep_latents,
+        )
 
     def fit(self, train: TensorData, val: TensorData) -> FitResult:
         torch.manual_seed(self.config.seed)
@@ -212,7 +247,7 @@ class Trainer:
         sign = 1 if self.config.select_mode == "max" else -1
         per_epoch_latents = self.config.uses_latent_metrics()
         dispatch(self.callbacks, "on_fit_start", self)
-        for self.epoch in range(self.config.epochs):
+        for self.epoch in range(self.config.epochs):  # noqa: B020 - callbacks read trainer.epoch
             metrics = self._run_epoch(train, val, per_epoch_latents)
             result.history.append(metrics)
             value = metrics.get(self.config.select_metric)
@@ -260,7 +295,9 @@ class Trainer:
         """The restored model on the validation split, with latents for the figures and latent metrics."""
         epoch = max(result.best_epoch, 0)
         final = self.validate(val, self.config.beta_at(epoch), keep_latents=True)
-        final.scores.update({k.removeprefix("val_"): v for k, v in latent_scores(final.latents, self.val_labels).items()})
+        final.scores.update(
+            {k.removeprefix("val_"): v for k, v in latent_scores(final.latents, self.val_labels).items()}
+        )
         final.scores.update(self._pose_scores(val))
         return final
 

@@ -16,7 +16,9 @@ from plotly.subplots import make_subplots
 CLASS_COLOURS = {1: "#0072B2", 2: "#E69F00", 3: "#009E73", 4: "#CC79A7"}
 
 
-def project_latents(latents: np.ndarray, method: Literal["pca", "umap"] = "pca", seed: int = 0) -> tuple[np.ndarray, str]:
+def project_latents(
+    latents: np.ndarray, method: Literal["pca", "umap"] = "pca", seed: int = 0
+) -> tuple[np.ndarray, str]:
     """2-D projection of (N, latent_dim) latents and axis-title suffix (variance explained for PCA)."""
     if latents.shape[1] <= 2 and method == "pca":
         padded = np.zeros((len(latents), 2), dtype=np.float32)
@@ -56,7 +58,13 @@ def latent_projection_figure(
         keep = labels == code
         name = label_names[code] if 0 <= code < len(label_names) else "unlabelled"
         figure.add_trace(
-            go.Scattergl(x=xy[keep, 0], y=xy[keep, 1], mode="markers", name=f"{name} ({keep.sum()})", marker={"size": 5, "opacity": 0.7})
+            go.Scattergl(
+                x=xy[keep, 0],
+                y=xy[keep, 1],
+                mode="markers",
+                name=f"{name} ({keep.sum()})",
+                marker={"size": 5, "opacity": 0.7},
+            )
         )
     axis = method.upper()
     figure.update_layout(
@@ -81,18 +89,36 @@ def _voxel_trace(grid: np.ndarray, in_legend: set[str], *, hollow: bool = False)
     # Invisible corners keep the scene's box drawn even when a reconstruction is empty.
     edge = grid.shape[-1] - 1
     corners = np.array([[x, y, z] for x in (0, edge) for y in (0, edge) for z in (0, edge)])
-    traces = [go.Scatter3d(x=corners[:, 0], y=corners[:, 1], z=corners[:, 2], mode="markers", marker={"opacity": 0}, hoverinfo="skip", showlegend=False)]
+    traces = [
+        go.Scatter3d(
+            x=corners[:, 0],
+            y=corners[:, 1],
+            z=corners[:, 2],
+            mode="markers",
+            marker={"opacity": 0},
+            hoverinfo="skip",
+            showlegend=False,
+        )
+    ]
     for cls, colour in CLASS_COLOURS.items():
         x, y, z = np.nonzero(grid == cls)
         name = f"input class {cls}" if hollow else f"class {cls}"
         first = len(x) > 0 and name not in in_legend
         in_legend.update([name] if first else [])
-        marker = {"size": 11, "color": colour, "symbol": "square-open"} if hollow else {"size": 6, "color": colour, "symbol": "square"}
-        traces.append(go.Scatter3d(x=x, y=y, z=z, mode="markers", name=name, legendgroup=name, showlegend=first, marker=marker))
+        marker = (
+            {"size": 11, "color": colour, "symbol": "square-open"}
+            if hollow
+            else {"size": 6, "color": colour, "symbol": "square"}
+        )
+        traces.append(
+            go.Scatter3d(x=x, y=y, z=z, mode="markers", name=name, legendgroup=name, showlegend=first, marker=marker)
+        )
     return traces
 
 
-def voxel_panels(grids: Sequence[np.ndarray], titles: Sequence[str], *, title: str, under: Sequence[np.ndarray] | None = None) -> go.Figure:
+def voxel_panels(
+    grids: Sequence[np.ndarray], titles: Sequence[str], *, title: str, under: Sequence[np.ndarray] | None = None
+) -> go.Figure:
     """One 3-D scene per grid, in rows of at most 7; `under[i]`, when given, is drawn hollow
     beneath grid i. At most MAX_SCENES scenes: the title says when some were left out."""
     shown = min(len(grids), MAX_SCENES)
@@ -117,11 +143,23 @@ def voxel_panels(grids: Sequence[np.ndarray], titles: Sequence[str], *, title: s
             figure.add_trace(trace, row=row, col=col)
     axis = {"range": [-0.5, edge - 0.5], "showticklabels": False, "title": ""}
     figure.update_scenes(xaxis=axis, yaxis=axis, zaxis=axis, aspectmode="cube")
-    figure.update_layout(title=title, height=350 * n_rows + 60, width=max(500, 240 * n_cols + 160), template="plotly_white", legend={"title": "descriptor"})
+    figure.update_layout(
+        title=title,
+        height=350 * n_rows + 60,
+        width=max(500, 240 * n_cols + 160),
+        template="plotly_white",
+        legend={"title": "descriptor"},
+    )
     return figure
 
 
-def reconstruction_figure(originals: np.ndarray, reconstructions: np.ndarray, *, title: str = "Reconstructions", names: Sequence[str] | None = None) -> go.Figure:
+def reconstruction_figure(
+    originals: np.ndarray,
+    reconstructions: np.ndarray,
+    *,
+    title: str = "Reconstructions",
+    names: Sequence[str] | None = None,
+) -> go.Figure:
     """Each sample's reconstruction (filled squares) drawn inside its input (open squares), one
     scene per sample, so a right cell is a filled square in an open one of its colour.
 
@@ -136,4 +174,9 @@ def reconstruction_figure(originals: np.ndarray, reconstructions: np.ndarray, *,
         return f"{name}: {int((original > 0).sum())} cells -> {made}" + (f", {wrong} wrong" if wrong and made else "")
 
     titles = [caption(n, o, g) for n, o, g in zip(names, originals, reconstructions)]
-    return voxel_panels(list(reconstructions), titles, title=f"{title} (open squares: input; filled: reconstruction)", under=list(originals))
+    return voxel_panels(
+        list(reconstructions),
+        titles,
+        title=f"{title} (open squares: input; filled: reconstruction)",
+        under=list(originals),
+    )

@@ -162,10 +162,24 @@ def plan_study(
                     cache.put(machine, key, throughput)
                 model = build_model(model_config)
                 flops = training_flops_per_sample(model) * train_rows + forward_flops_per_sample(model) * val_rows
-                costs[key] = ConfigCost(model_config.architecture, model_config.output, train_config.loss, train_config.batch_size, 0, flops / max(train_rows, 1), throughput.train_samples_per_s, throughput.val_samples_per_s, throughput.epoch_s(train_rows, val_rows))
+                costs[key] = ConfigCost(
+                    model_config.architecture,
+                    model_config.output,
+                    train_config.loss,
+                    train_config.batch_size,
+                    0,
+                    flops / max(train_rows, 1),
+                    throughput.train_samples_per_s,
+                    throughput.val_samples_per_s,
+                    throughput.epoch_s(train_rows, val_rows),
+                )
             cost = costs[key]
             cost.trials += count
-            trial_s = spec.training.epochs * cost.epoch_s + TRIAL_OVERHEAD_S + (UMAP_PER_TRIAL_S if spec.artifacts.umap else 0)
+            trial_s = (
+                spec.training.epochs * cost.epoch_s
+                + TRIAL_OVERHEAD_S
+                + (UMAP_PER_TRIAL_S if spec.artifacts.umap else 0)
+            )
             total_s += count * trial_s
             total_flops += count * spec.training.epochs * (cost.flops_per_sample * train_rows)
             trials += count
@@ -248,4 +262,3 @@ def advice(spec: StudySpec, plan: Plan, device_type: str) -> list[str]:
     if device_type == "cpu":
         hints.append("a GPU (--device cuda): the deep families run 100-1000x faster there")
     return [f"this plan runs past a working day ({duration(plan.estimated_s)}); what would fit: " + "; ".join(hints)]
-

@@ -106,7 +106,14 @@ def run_study_workers(
         parent_run_id = session.start_invocation({RunTag.WORKERS: workers})
         data_source = admission.data.source
         codes, interrupted = _run_processes(
-            spec, workers, n_trials, data_source, parent_run_id, device_spec, sink, admission.where,
+            spec,
+            workers,
+            n_trials,
+            data_source,
+            parent_run_id,
+            device_spec,
+            sink,
+            admission.where,
             worker_threads(workers, threads),
         )
         session.reap()
