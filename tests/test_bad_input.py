@@ -36,7 +36,7 @@ from vae_lab.data import synthesize, write_dataset
 pytestmark = pytest.mark.slow
 
 STORE_DEADLINE_S = 30
-PASSWORD = "password"  # as in the example URI
+PASSWORD = "pw-in-the-uri-0815"  # not a word the error messages use (they say "password" when explaining the fix)
 
 
 @pytest.fixture(scope="module")
