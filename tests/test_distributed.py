@@ -63,7 +63,7 @@ def postgres(tmp_path_factory):
         str(root / "log"),
         "-w",
         "-o",
-        f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=300",
         "start",
     )
     try:

@@ -81,7 +81,7 @@ def postgres():
             str(root / "log"),
             "-w",
             "-o",
-            f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=300",
             "start",
         )
         try:
