@@ -2,6 +2,7 @@
 
     python benchmarks/bench_pose.py --data /work/shared/data/fragments-wehi.parquet --steps pose --epochs 20
     python benchmarks/bench_pose.py --steps pose,pointnet --epochs 2 --train-rows 2000   # smoke test
+    python benchmarks/bench_pose.py --steps pointnet --set latent_dim=32 --set augment=so3  # any field
 
 Each step trains one model through the package's own `Trainer` on the full train split (or
 its first --train-rows rows) of the bundled synthetic dataset or --data, keeps the weights of
@@ -100,7 +101,21 @@ def pose_invariance(model, grids: np.ndarray, seed: int = 0, cube: bool = False)
     return float(np.mean(moved) / np.median(pdist(base)))
 
 
-def run_step(name: str, data, epochs: int, train_rows: int | None, log=sys.stderr) -> dict:
+def with_overrides(step: tuple[dict, dict], overrides: list[str]) -> tuple[dict, dict]:
+    """A step's (model fields, train fields) with `key=value` overrides put where each key belongs."""
+    import yaml
+
+    from vae_lab.models import ModelConfig
+
+    model_fields, train_fields = dict(step[0]), dict(step[1])
+    for item in overrides:
+        key, _, value = item.partition("=")
+        target = model_fields if key in ModelConfig.model_fields else train_fields
+        target[key] = yaml.safe_load(value)
+    return model_fields, train_fields
+
+
+def run_step(name: str, data, epochs: int, train_rows: int | None, overrides: list[str] = (), log=sys.stderr) -> dict:
     import torch
 
     from vae_lab.models import ModelConfig, build_model
@@ -118,7 +133,7 @@ def run_step(name: str, data, epochs: int, train_rows: int | None, log=sys.stder
             )
 
     started = time.perf_counter()
-    model_fields, train_fields = STEPS[name]
+    model_fields, train_fields = with_overrides(STEPS[name], list(overrides))
     torch.manual_seed(0)
     model = build_model(ModelConfig(grid=data.grid, max_points=8, **model_fields))
     config = TrainConfig(
@@ -159,6 +174,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-rows", type=int, default=None, help="first N training rows (default: the full split)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data", default=None, help="dataset file (default: the bundled synthetic dataset)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a model or training field"
+    )
     parser.add_argument("--out", type=Path, default=None, help="append the JSON rows to this file")
     args = parser.parse_args(argv)
 
@@ -174,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
         file=sys.stderr,
     )
     for name in args.steps.split(","):
-        row = {"data": args.data or "synthetic", **run_step(name.strip(), data, args.epochs, args.train_rows)}
+        row = {"data": args.data or "synthetic", **run_step(name.strip(), data, args.epochs, args.train_rows, args.set)}
         print(json.dumps(row), flush=True)
         if args.out is not None:
             with args.out.open("a") as handle:

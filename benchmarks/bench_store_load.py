@@ -3,7 +3,7 @@
 Eight `vae-lab study run` processes (as if on eight machines, one compute thread each) share one
 grid study of tiny trials, for a few minutes, against
   * `shared`: a throwaway PostgreSQL cluster (Optuna and MLflow's store) and `mlflow server` with
-    its login, started with the same helpers as tests/test_distributed.py; and
+    its login, started by the helpers the tests use (tests/services.py); and
   * `embedded`: the default local stores, a journal file and an SQLite MLflow database.
 At the deadline each worker gets SIGINT (it finishes its trial and stops, as Ctrl-C would).
 Meanwhile a probe times one store call of each kind every half second (an MLflow metric write,
@@ -13,12 +13,13 @@ Checked afterwards: "database is locked" nowhere in the workers' output, every f
 run holds one point per epoch of each per-epoch metric (none lost), and no grid point finished
 twice (no trial run twice).
 
-    .venv/bin/python benchmarks/bench_store_load.py [--workers 8] [--seconds 180] [--modes shared,embedded]
+    .venv/bin/python benchmarks/bench_store_load.py [--workers 8] [--seconds 180] [--modes shared,embedded] [--trials 80]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -34,75 +35,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import free_port, wait_for_mlflow  # noqa: E402
-from tests.test_distributed import ADMIN, WORKER, as_postgres, make_account, signed_in, stop_postgres  # noqa: E402
+from tests.services import WORKER, make_account, mlflow_login_server, signed_in, start_postgres  # noqa: E402
 
 VAE_LAB = shutil.which("vae-lab", path=os.path.dirname(sys.executable)) or "vae-lab"
 EPOCHS = 3
-STUDY = f"""
+
+
+def study_yaml(trials: int) -> str:
+    """A grid of `trials` tiny fc trials (latent sizes x two losses)."""
+    latents = ", ".join(str(d) for d in range(2, 2 + max(1, trials // 2)))
+    return f"""
 name: load
 data: {{path: voxels.parquet}}
 training: {{epochs: {EPOCHS}, patience: {EPOCHS}}}
-space: {{architecture: [fc], latent_dim: [{", ".join(str(d) for d in range(2, 42))}], loss: [mse, bce]}}
+space: {{architecture: [fc], latent_dim: [{latents}], loss: [mse, bce]}}
 artifacts: {{pca: false, reconstructions: 0, interpolation: false, plotlyjs: cdn}}
 """
-
-
-def start_postgres(root: Path) -> tuple[str, Path]:
-    data = root / "pg"
-    root.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        os.chmod(root, 0o755)
-    port = free_port()
-    as_postgres("initdb", "-D", str(data), "--auth=trust", "-U", "postgres")
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200"
-    as_postgres("pg_ctl", "-D", str(data), "-l", str(root / "log"), "-w", "-o", options, "start")
-    for database in ("optuna", "mlflow"):
-        as_postgres("createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database)
-    return f"postgresql+psycopg2://postgres@127.0.0.1:{port}", data
-
-
-def start_mlflow(postgres: str, root: Path) -> tuple[str, subprocess.Popen]:
-    port = free_port()
-    config = root / "auth.ini"
-    config.write_text(
-        (ROOT / "docker" / "mlflow-auth.ini").read_text().replace("sqlite:////mlauth/", f"sqlite:///{root}/")
-    )
-    env = os.environ | {
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        "MLFLOW_AUTH_CONFIG_PATH": str(config),
-        "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0],
-        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": "a-key-for-the-benchmark-only",
-    }
-    log = open(root / "mlflow.log", "w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--app-name",
-            "basic-auth",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"{postgres}/mlflow",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--serve-artifacts",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_for_mlflow(url, seconds=600)
-    make_account(url, WORKER, "EDIT")
-    return url, server
 
 
 class Probe(threading.Thread):
@@ -119,8 +67,11 @@ class Probe(threading.Thread):
         import optuna
 
         from vae_lab.study.execution.storage import open_storage
+        from vae_lab.tracking.sqlite_store import PatientClient
 
         client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
+        if self.tracking_uri.startswith("sqlite:"):
+            client = PatientClient(client)  # as the lab's own client waits out a held lock
         experiment = client.create_experiment(f"probe-{os.getpid()}-{time.time_ns()}")
         run_id = client.create_run(experiment).info.run_id
         storage = open_storage(self.storage)
@@ -207,23 +158,26 @@ def check_stores(tracking_uri: str, storage: str) -> dict:
     }
 
 
-def measure(mode: str, workers: int, seconds: float) -> dict:
+def measure(mode: str, workers: int, seconds: float, trials: int) -> dict:
     from vae_lab.data import synthesize, write_dataset
 
     root = Path(tempfile.mkdtemp(prefix=f"vae-lab-load-{mode}-"))
     os.chmod(root, 0o755)
     lab = root / "lab"
     (lab / "studies").mkdir(parents=True)
-    (lab / "studies" / "load.yaml").write_text(STUDY)
+    (lab / "studies" / "load.yaml").write_text(study_yaml(trials))
     write_dataset(synthesize(rows=600, seed=11), lab / "voxels.parquet")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "VAE_LAB_"))}
     env |= {"VAE_LAB_CACHE_DIR": str(lab / "cache"), "VAE_LAB_ARTIFACT_ROOT": str(lab / "mlruns")}
-    server = data = None
-    try:
+    with contextlib.ExitStack() as services:
         if mode == "shared":
-            postgres, data = start_postgres(root / "postgres")
-            tracking_uri, server = start_mlflow(postgres, root)
-            storage = f"{postgres}/optuna"
+            cluster = start_postgres()
+            services.callback(cluster.stop)
+            tracking_uri = services.enter_context(
+                mlflow_login_server(f"{cluster.url}/mlflow", root / "server", log=root / "mlflow.log", wait_s=600)
+            )
+            make_account(tracking_uri, WORKER, "EDIT")
+            storage = f"{cluster.url}/optuna"
             env |= signed_in(WORKER)
             os.environ.update(signed_in(WORKER))  # the probe and the checks sign in too
         else:
@@ -233,12 +187,6 @@ def measure(mode: str, workers: int, seconds: float) -> dict:
         load = run_load(env, lab, workers, seconds, tracking_uri, storage)
         server_log = (root / "mlflow.log").read_text() if (root / "mlflow.log").exists() else ""
         checks = check_stores(tracking_uri, storage)
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=60)
-        if data is not None:
-            stop_postgres(data)
     locked = load["output"].count("database is locked") + server_log.count("database is locked")
     latencies = {
         name: {"n": len(v), "p50_ms": round(1000 * statistics.median(v), 1), "p95_ms": round(1000 * p95(v), 1)}
@@ -265,12 +213,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=180, help="how long the workers run before SIGINT")
     parser.add_argument("--modes", default="shared,embedded")
+    parser.add_argument("--trials", type=int, default=80, help="grid size; more than the workers finish in --seconds")
     args = parser.parse_args()
     print(
         f"# {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}", flush=True
     )
     for mode in args.modes.split(","):
-        print(json.dumps(measure(mode, args.workers, args.seconds)), flush=True)
+        print(json.dumps(measure(mode, args.workers, args.seconds, args.trials)), flush=True)
 
 
 if __name__ == "__main__":

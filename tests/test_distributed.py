@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
-from pathlib import Path
 
 import mlflow
 import optuna
 import pytest
 
-from tests.conftest import free_port, wait_for_mlflow
+from tests.services import (
+    ADMIN,
+    READER,
+    WORKER,
+    have_postgres,
+    make_account,
+    mlflow_login_server,
+    signed_in,
+    start_postgres,
+)
 from tests.test_cli import VAE_LAB
 from vae_lab.config import get_settings
 from vae_lab.data import synthesize, write_dataset
@@ -26,135 +32,27 @@ from vae_lab.data import synthesize, write_dataset
 pytestmark = pytest.mark.slow
 
 
-def as_postgres(*command: str, check: bool = True) -> subprocess.CompletedProcess:
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    return subprocess.run([*prefix, *command], check=check, capture_output=True, text=True, timeout=120)
-
-
-def stop_postgres(data: Path) -> None:
-    """Stop a throwaway cluster; if pg_ctl cannot, end its postmaster by pid (never fail a test on it)."""
-    stopped = as_postgres("pg_ctl", "-D", str(data), "-m", "immediate", "stop", check=False)
-    pid_file = data / "postmaster.pid"
-    if stopped.returncode != 0 and pid_file.exists():
-        try:
-            os.kill(int(pid_file.read_text().split()[0]), 9)
-        except (OSError, ValueError, IndexError):
-            pass
-
-
 @pytest.fixture(scope="module")
-def postgres(tmp_path_factory):
-    if not shutil.which("initdb") or not shutil.which("pg_ctl"):
+def postgres():
+    if not have_postgres():
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    # Not under pytest's basetemp: another pytest run may chmod /tmp/pytest-of-<user> back to
-    # 0700 at any time, and the postgres user would lose its way to the cluster mid-test.
-    root = Path(tempfile.mkdtemp(prefix="vae-lab-pg-"))
-    data = root / "data"
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        os.chmod(root, 0o755)
-    port = free_port()
-    as_postgres("initdb", "-D", str(data), "--auth=trust", "-U", "postgres")
-    as_postgres(
-        "pg_ctl",
-        "-D",
-        str(data),
-        "-l",
-        str(root / "log"),
-        "-w",
-        "-o",
-        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=300",
-        "start",
-    )
+    cluster = start_postgres()
     try:
-        for database in ("optuna", "mlflow"):
-            as_postgres("createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database)
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}"
+        yield cluster.url
     finally:
-        stop_postgres(data)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-# The accounts of the login, as docker-compose.yml makes them: an admin from the environment, the
-# workers' account (EDIT) and, here, a read-only one, made by docker/mlflow-accounts.py.
-ADMIN = ("admin", "Admin-pw-for-the-test-1")
-WORKER = ("worker", "Worker-pw-for-the-test-2")
-READER = ("reader", "Reader-pw-for-the-test-3")
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def signed_in(account: tuple[str, str]) -> dict[str, str]:
-    return {"MLFLOW_TRACKING_USERNAME": account[0], "MLFLOW_TRACKING_PASSWORD": account[1]}
-
-
-def make_account(url: str, account: tuple[str, str], permission: str) -> None:
-    env = (
-        os.environ
-        | signed_in(ADMIN)
-        | {
-            "MLFLOW_TRACKING_URI": url,
-            "MLFLOW_ACCOUNT_USERNAME": account[0],
-            "MLFLOW_ACCOUNT_PASSWORD": account[1],
-            "MLFLOW_ACCOUNT_PERMISSION": permission,
-        }
-    )
-    python = str(Path(VAE_LAB).with_name("python"))
-    done = subprocess.run(
-        [python, str(ROOT / "docker" / "mlflow-accounts.py")], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
+        cluster.stop()
 
 
 @pytest.fixture
 def mlflow_server(postgres, tmp_path, monkeypatch):
     """`mlflow server --app-name basic-auth` on PostgreSQL, as docker-compose.yml runs it; this
     process (and the workers it starts) signs in with the workers' account."""
-    port = free_port()
-    config = tmp_path / "auth.ini"
-    config.write_text(
-        (ROOT / "docker" / "mlflow-auth.ini").read_text().replace("sqlite:////mlauth/", f"sqlite:///{tmp_path}/")
-    )
-    env = os.environ | {
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        "MLFLOW_AUTH_CONFIG_PATH": str(config),
-        "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0],
-        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": "a-key-for-the-test-only",
-    }
-    python = str(Path(VAE_LAB).with_name("python"))
-    server = subprocess.Popen(
-        [
-            python,
-            "-m",
-            "mlflow",
-            "server",
-            "--app-name",
-            "basic-auth",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"{postgres}/mlflow",
-            "--artifacts-destination",
-            str(tmp_path / "artifacts"),
-            "--serve-artifacts",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_mlflow(url, seconds=400)  # the login app's start is slow on a busy 2-core machine
+    with mlflow_login_server(f"{postgres}/mlflow", tmp_path) as url:
         make_account(url, WORKER, "EDIT")
         make_account(url, READER, "READ")
         for name, value in signed_in(WORKER).items():
             monkeypatch.setenv(name, value)
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 KILL_STUDY = """

@@ -7,7 +7,6 @@ process (as in the tests) never see each other's runs.
 
 from __future__ import annotations
 
-import fcntl
 import io
 import json
 import logging
@@ -24,6 +23,7 @@ from vae_lab.config import Settings, is_database_uri
 from vae_lab.data.reference import SPLIT_CONTEXT, DataRef
 from vae_lab.tracking.metric_names import mlflow_key, plain_metrics
 from vae_lab.tracking.plotly_html import PageParts, PlotlyAssets, figure_html
+from vae_lab.tracking.sqlite_store import PatientClient, initialise_sqlite_store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,9 +58,10 @@ class Tracker:
         quiet_mlflow()
         self.settings = settings
         self.uri = settings.mlflow_tracking_uri
-        if self.uri.startswith("sqlite:///"):
-            _initialise_sqlite_store(self.uri)
         self.client = mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        if self.uri.startswith("sqlite:///"):
+            initialise_sqlite_store(self.uri)
+            self.client = PatientClient(self.client)
 
     # --- experiments and runs -------------------------------------------------------------------
 
@@ -228,21 +229,6 @@ def dataset_key(data: DataRef, split: str) -> tuple[str, str]:
     """(name, digest) that links a metric to the dataset input it was measured on."""
     entity = dataset_entity(data, split)
     return entity.name, entity.digest
-
-
-def _initialise_sqlite_store(uri: str) -> None:
-    """Create or migrate the SQLite store under a file lock.
-
-    Several local workers starting at once would otherwise each run MLflow's schema
-    migrations on the new file, and all but one crash ("duplicate column name").
-    """
-    path = Path(uri.removeprefix("sqlite:///"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-        client.search_experiments(max_results=1)
-        client.search_registered_models(max_results=1)
 
 
 TABLE_STYLE = (

@@ -1,0 +1,85 @@
+"""The embedded MLflow store under several local writers: a held lock is waited for, not fatal."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+
+from vae_lab.config import get_settings
+from vae_lab.tracking.client import Tracker
+from vae_lab.tracking.sqlite_store import PatientClient
+
+HELD_S = 24  # longer than the 20 s MLflow's SQLite sessions wait for a lock
+
+
+@pytest.mark.slow
+def test_a_write_waits_out_a_lock_held_longer_than_mlflow_waits(lab: Path) -> None:
+    tracker = Tracker(get_settings())
+    run_id = tracker.start_run(tracker.ensure_experiment("busy"), "writer")
+    holder = sqlite3.connect(lab / "mlflow.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another worker in the middle of a write
+    outcome: dict[str, object] = {}
+
+    def write() -> None:
+        started = time.perf_counter()
+        try:
+            tracker.log_metrics(run_id, {"train_loss": 1.5}, step=3)
+            outcome["waited"] = time.perf_counter() - started
+        except Exception as error:  # noqa: BLE001 - the failure is what the test reports
+            outcome["error"] = error
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    time.sleep(HELD_S)
+    holder.execute("COMMIT")
+    holder.close()
+    writer.join(timeout=60)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["waited"] >= HELD_S - 0.5
+    assert tracker.metric_history(run_id, "train_loss") == [(3, 1.5)]
+
+
+def test_the_store_is_in_write_ahead_log_mode(lab: Path) -> None:
+    Tracker(get_settings())
+    mode = sqlite3.connect(lab / "mlflow.db").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+class Flaky:
+    """Fails its first `failures` calls with `message`, then answers."""
+
+    def __init__(self, failures: int, message: str = "(sqlite3.OperationalError) database is locked"):
+        self.calls, self.failures, self.message = 0, failures, message
+        self.name = "not a method"
+
+    def get_run(self, run_id: str) -> str:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise MlflowException(self.message, error_code=TEMPORARILY_UNAVAILABLE)
+        return f"run {run_id}"
+
+
+def test_lock_failures_are_retried_until_the_call_goes_through() -> None:
+    flaky = Flaky(failures=3)
+    assert PatientClient(flaky).get_run("r1") == "run r1"
+    assert flaky.calls == 4
+    assert PatientClient(flaky).name == "not a method"
+
+
+def test_other_errors_and_a_lock_past_patience_are_raised_as_they_were() -> None:
+    other = Flaky(failures=1, message="RESOURCE_DOES_NOT_EXIST: run r1 not found")
+    with pytest.raises(MlflowException, match="not found"):
+        PatientClient(other).get_run("r1")
+    assert other.calls == 1
+    stuck = Flaky(failures=1000)
+    started = time.monotonic()
+    with pytest.raises(MlflowException, match="database is locked"):
+        PatientClient(stuck, patience_s=1.0).get_run("r1")
+    assert time.monotonic() - started < 3
+    assert 2 <= stuck.calls < 20
