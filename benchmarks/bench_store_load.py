@@ -5,7 +5,8 @@ grid study of tiny trials, for a few minutes, against
   * `shared`: a throwaway PostgreSQL cluster (Optuna and MLflow's store) and `mlflow server` with
     its login, started by the helpers the tests use (tests/services.py); and
   * `embedded`: the default local stores, a journal file and an SQLite MLflow database.
-At the deadline each worker gets SIGINT (it finishes its trial and stops, as Ctrl-C would).
+At the deadline each worker gets SIGINT, as Ctrl-C: its running trial is recorded as interrupted
+(FAIL in Optuna, its run KILLED) and it stops.
 Meanwhile a probe times one store call of each kind every half second (an MLflow metric write,
 an Optuna read of the running trials), for the p95 latency a worker sees under that load.
 
@@ -112,7 +113,7 @@ def run_load(env: dict[str, str], lab: Path, workers: int, seconds: float, track
         time.sleep(1)
     for process in processes:
         if process.poll() is None:
-            process.send_signal(signal.SIGINT)  # finish the trial, then stop
+            process.send_signal(signal.SIGINT)  # the running trial is recorded as interrupted
     codes = [process.wait(timeout=600) for process in processes]
     wall = time.perf_counter() - started
     probe.stop.set()
@@ -158,6 +159,16 @@ def check_stores(tracking_uri: str, storage: str) -> dict:
     }
 
 
+def first_traceback(output: str, lines: int = 25) -> str | None:
+    """The end of the first traceback in the workers' output, to say what failed."""
+    start = output.find("Traceback")
+    if start < 0:
+        return None
+    block = output[start:].splitlines()
+    end = next((i for i, line in enumerate(block[1:], 1) if line and not line.startswith((" ", "Traceback"))), 0)
+    return "\n".join(block[: end + 1][-lines:])
+
+
 def measure(mode: str, workers: int, seconds: float, trials: int) -> dict:
     from vae_lab.data import synthesize, write_dataset
 
@@ -201,6 +212,7 @@ def measure(mode: str, workers: int, seconds: float, trials: int) -> dict:
         "trials_per_min": round(checks["trials_complete"] / (load["wall_s"] / 60), 1),
         "database_is_locked": locked,
         "tracebacks": load["output"].count("Traceback"),
+        "first_traceback": first_traceback(load["output"]),
         **checks,
         "latency": latencies,
     }

@@ -83,3 +83,20 @@ def test_other_errors_and_a_lock_past_patience_are_raised_as_they_were() -> None
         PatientClient(stuck, patience_s=1.0).get_run("r1")
     assert time.monotonic() - started < 3
     assert 2 <= stuck.calls < 20
+
+
+def test_mlflow_telemetry_is_off_unless_the_user_turns_it_on() -> None:
+    """MLflow's telemetry thread rewrites the environment while other threads read it (a worker
+    died of it under load): vae-lab switches it off before MLflow is imported."""
+    import os
+    import subprocess
+    import sys
+
+    ci_markers = ("PYTEST_CURRENT_TEST", "CI", "GITHUB_ACTIONS", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK")
+    env = {k: v for k, v in os.environ.items() if k not in ci_markers}
+    probe = "import vae_lab, mlflow.telemetry as t; print(t.get_telemetry_client() is None)"
+    default = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert default.stdout.strip() == "True", default.stderr
+    chosen = env | {"MLFLOW_DISABLE_TELEMETRY": "false"}
+    kept = subprocess.run([sys.executable, "-c", probe], env=chosen, capture_output=True, text=True, timeout=120)
+    assert kept.stdout.strip() == "False", kept.stderr
