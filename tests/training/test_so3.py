@@ -190,3 +190,16 @@ def test_pose_invariance_is_a_trial_metric_an_objective_can_minimise(tmp_path: P
     (tmp_path / "p.yaml").write_text("name: p\nobjective: {metric: val_pose_invariance}\n")
     spec, _ = load_study_spec(str(tmp_path / "p.yaml"))
     assert spec.direction == "minimize"
+
+
+def test_turning_only_the_occupied_cells_equals_turning_every_cell():
+    grids = sparse_grids(64, edge=11, seed=5, max_cells=8)
+    grid = torch.from_numpy(grids)
+    generator = torch.Generator().manual_seed(0)
+    rotations = random_rotations(64, generator, CPU)
+    shifts = torch.rand(64, 3, generator=generator) - 0.5
+    every = revoxelise(grid, rotations, shifts, max_cells=11**3)
+    assert torch.equal(revoxelise(grid, rotations, shifts), every)  # as many as the fullest sample
+    assert torch.equal(revoxelise(grid, rotations, shifts, max_cells=8), every)  # a point family's K
+    empty = torch.zeros(3, 11, 11, 11, dtype=torch.uint8)
+    assert torch.equal(revoxelise(empty, rotations[:3], shifts[:3]), empty)

@@ -72,9 +72,9 @@ class So3:
         size, device = batch.grid.shape[0], batch.grid.device
         rotations = random_rotations(size, self.generator, device)
         shifts = torch.rand(size, 3, generator=self.generator, device=device) - 0.5
-        grid = revoxelise(batch.grid, rotations, shifts)
         if batch.points is None:
-            return Batch(grid=grid)
+            return Batch(grid=revoxelise(batch.grid, rotations, shifts))
+        grid = revoxelise(batch.grid, rotations, shifts, max_cells=batch.points.shape[1])
         points, mask = points_from_grid(grid, batch.points.shape[1])
         return Batch(grid=grid, points=points, mask=mask)
 
@@ -98,7 +98,7 @@ def random_rotations(n: int, generator: torch.Generator, device: torch.device) -
     ).view(n, 3, 3)
 
 
-def revoxelise(grid: Tensor, rotations: Tensor, shifts: Tensor) -> Tensor:
+def revoxelise(grid: Tensor, rotations: Tensor, shifts: Tensor, max_cells: int | None = None) -> Tensor:
     """(B, D, D, D) uint8: each sample's occupied cells turned by `rotations` (B, 3, 3) about their
     centroid, moved by `shifts` (B, 3) cells, rounded to cells; descriptor values kept.
 
@@ -108,15 +108,26 @@ def revoxelise(grid: Tensor, rotations: Tensor, shifts: Tensor) -> Tensor:
     clamping cells onto the wall would squash its shape and merge cells, and dropping them would
     lose atoms (and maybe the class a label names). Only a structure wider than the grid in its
     new pose, which no translation can fit, loses the cells that stay outside.
+
+    Only the occupied cells are turned: the first `max_cells` of each sample (at least its count;
+    a point family's K), or, when None, as many as the fullest sample has (one host sync).
     """
     size, edge = grid.shape[0], grid.shape[1]
     flat = grid.reshape(size, -1)
-    axis = torch.arange(edge, device=grid.device, dtype=torch.float32)
-    cells = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
-    occupied = flat != 0
-    weight = occupied.float()
-    centroid = (weight @ cells) / weight.sum(1, keepdim=True).clamp(min=1)
-    offsets = cells.unsqueeze(0) - centroid.unsqueeze(1)
+    total = flat.shape[1]
+    filled = flat != 0
+    if max_cells is None:
+        max_cells = int(filled.sum(1).max()) if size else 0
+    if max_cells == 0:
+        return grid.clone()
+    order = torch.arange(total, device=grid.device).expand(size, total)
+    first = torch.where(filled, order, torch.full_like(order, total)).topk(max_cells, dim=1, largest=False).values
+    occupied = first < total
+    cell = first.clamp(max=total - 1)
+    cells = torch.stack([cell // (edge * edge), cell // edge % edge, cell % edge], dim=-1).float()
+    weight = occupied.float().unsqueeze(-1)
+    centroid = (cells * weight).sum(1) / weight.sum(1).clamp(min=1)
+    offsets = cells - centroid.unsqueeze(1)
     moved = torch.einsum("bij,bcj->bci", rotations.float(), offsets) + (centroid + shifts.float()).unsqueeze(1)
     target = moved.round()
     low = torch.where(occupied.unsqueeze(-1), target, torch.full_like(target, edge)).amin(1)
@@ -126,8 +137,10 @@ def revoxelise(grid: Tensor, rotations: Tensor, shifts: Tensor) -> Tensor:
     keep = occupied & ((target >= 0) & (target < edge)).all(-1)
     index = (target[..., 0] * edge + target[..., 1]) * edge + target[..., 2]
     index = torch.where(keep, index, torch.zeros_like(index))
-    values = torch.where(keep, flat.long(), torch.zeros_like(index))
-    out = torch.zeros_like(values).scatter_reduce_(1, index, values, reduce="amax")
+    values = torch.where(keep, flat.gather(1, cell).long(), torch.zeros_like(index))
+    out = torch.zeros(size, total, dtype=torch.long, device=grid.device).scatter_reduce_(
+        1, index, values, reduce="amax"
+    )
     return out.to(grid.dtype).view_as(grid)
 
 
