@@ -95,6 +95,26 @@ def test_the_pose_search_lays_a_known_shape_on_its_rotated_copy():
     assert (laid - target).norm(dim=-1).max() < 1e-3
 
 
+def test_a_non_finite_sample_keeps_its_pose_and_leaves_the_others_alone():
+    """A diverging model's NaN must reach the loss, where the trainer stops cleanly: the SVD of the
+    Procrustes step raised on it instead, and took the process down."""
+    model = pose_model()
+    generator = torch.Generator().manual_seed(1)
+    canonical = torch.randn(4, 8, 3, generator=generator)
+    canonical[2] = float("nan")
+    descriptor = torch.zeros(4, 8, 4)
+    descriptor[..., 0] = 8.0
+    points = torch.cat(
+        [(canonical.nan_to_num() + 5) / 10, torch.nn.functional.one_hot(torch.zeros(4, 8).long(), 4)], -1
+    )
+    rotation, translation = model.find_pose(
+        torch.full((4, 8), 10.0), canonical, descriptor, points, torch.ones(4, 8).bool()
+    )
+    laid = torch.einsum("bxy,bky->bkx", rotation, canonical) + translation.unsqueeze(1)
+    fine = [0, 1, 3]
+    assert (laid[fine] - points[fine, :, :3] * 10).norm(dim=-1).max() < 1e-3
+
+
 def test_decode_alone_poses_the_canonical_points_at_the_centre():
     model = pose_model(grid=9)
     z = torch.zeros(2, model.config.latent_dim)

@@ -305,11 +305,15 @@ def refine_pose(
     matched_centre, point_centre = (matched * real).sum(1) / count, (target * real).sum(1) / count
     spread = (target - point_centre.unsqueeze(1)) * real
     covariance = torch.einsum("bkx,bky->bxy", spread, matched - matched_centre.unsqueeze(1))
-    u, _, vh = torch.linalg.svd(covariance)
+    # A diverging model's NaN must reach the loss (and the trainer's finite check), not stop the
+    # SVD, which raises on a non-finite matrix: such samples keep their pose.
+    finite = torch.isfinite(covariance).flatten(1).all(1)
+    identity = torch.eye(3, device=covariance.device, dtype=covariance.dtype)
+    u, _, vh = torch.linalg.svd(torch.where(finite.view(-1, 1, 1), covariance, identity))
     new_rotation = u @ vh  # maps the matched canonical slots onto the points (reflections allowed)
     new_translation = point_centre - torch.einsum("bxy,by->bx", new_rotation, matched_centre)
     new_cost, _ = pose_cost(new_rotation, new_translation, weight, canonical, target, mask, mismatch)
-    better = (new_cost < cost) & torch.isfinite(new_rotation).flatten(1).all(1)
+    better = (new_cost < cost) & finite & torch.isfinite(new_rotation).flatten(1).all(1)
     return (
         torch.where(better.view(-1, 1, 1), new_rotation, rotation),
         torch.where(better.view(-1, 1), new_translation, translation),
