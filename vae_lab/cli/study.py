@@ -329,4 +329,5 @@ def show(
         )
         return
     out.print(path.read_text(), markup=False, highlight=False)
-    err.print(f"{path}: {spec.sampler} study of {spec.planned_trials} trials")
+    count = spec.planned_trials
+    err.print(f"{path}: {spec.sampler} study of {count} trial{'' if count == 1 else 's'}")
