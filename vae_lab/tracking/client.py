@@ -58,9 +58,10 @@ class Tracker:
         quiet_mlflow()
         self.settings = settings
         self.uri = settings.mlflow_tracking_uri
+        if self.uri.startswith("sqlite:///"):
+            initialise_sqlite_store(self.uri)  # before any client opens the file: it may migrate it
         self.client = mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         if self.uri.startswith("sqlite:///"):
-            initialise_sqlite_store(self.uri)
             self.client = PatientClient(self.client)
 
     # --- experiments and runs -------------------------------------------------------------------
