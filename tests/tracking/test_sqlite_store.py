@@ -100,3 +100,36 @@ def test_mlflow_telemetry_is_off_unless_the_user_turns_it_on() -> None:
     chosen = env | {"MLFLOW_DISABLE_TELEMETRY": "false"}
     kept = subprocess.run([sys.executable, "-c", probe], env=chosen, capture_output=True, text=True, timeout=120)
     assert kept.stdout.strip() == "False", kept.stderr
+
+
+class RacingInputs:
+    """`log_inputs` as a worker meets it when others record the same dataset at the same moment."""
+
+    def __init__(self, message: str):
+        self.message, self.calls = message, 0
+
+    def log_inputs(self, run_id: str, datasets: list) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise MlflowException(self.message)
+
+
+def test_a_dataset_another_worker_just_recorded_is_linked_not_fatal(lab: Path) -> None:
+    from vae_lab.data.reference import DataRef
+
+    tracker = Tracker(get_settings())
+    data = DataRef(
+        path=str(lab / "voxels.parquet"),
+        content_hash="ee558dc37f24",
+        toy_fraction=1.0,
+        seed=0,
+        grid=11,
+        rows={"train": 10, "val": 2},
+    )
+    racing = RacingInputs('duplicate key value violates unique constraint "dataset_pk"')
+    tracker.client = racing
+    tracker.log_dataset("run", data, ("train", "val"))
+    assert racing.calls == 2
+    tracker.client = RacingInputs("INVALID_PARAMETER_VALUE: no such run")
+    with pytest.raises(MlflowException, match="no such run"):
+        tracker.log_dataset("run", data, ("train",))

@@ -199,7 +199,22 @@ class Tracker:
             DatasetInput(dataset_entity(data, split), tags=[InputTag("mlflow.data.context", SPLIT_CONTEXT[split])])
             for split in splits
         ]
-        self.client.log_inputs(run_id, datasets=inputs)
+        try:
+            self.client.log_inputs(run_id, datasets=inputs)
+        except MlflowException as error:
+            # Workers starting together all record the same dataset: MLflow checks, then inserts,
+            # so all but one can hit the store's unique key. By now the dataset exists, and a
+            # second call links this run to it.
+            if not _is_duplicate_key(error):
+                raise
+            self.client.log_inputs(run_id, datasets=inputs)
+
+
+DUPLICATE_KEY = ("duplicate key value", "UNIQUE constraint failed", "Duplicate entry")
+
+
+def _is_duplicate_key(error: MlflowException) -> bool:
+    return any(marker in str(error) for marker in DUPLICATE_KEY)
 
 
 def runs_link(base: str, experiment_id: str) -> str:
