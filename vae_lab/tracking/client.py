@@ -60,9 +60,9 @@ class Tracker:
         self.uri = settings.mlflow_tracking_uri
         if self.uri.startswith("sqlite:///"):
             initialise_sqlite_store(self.uri)  # before any client opens the file: it may migrate it
-        self.client = mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
-        if self.uri.startswith("sqlite:///"):
-            self.client = PatientClient(self.client)
+            self.client = PatientClient(mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri))
+        else:
+            self.client = mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
     # --- experiments and runs -------------------------------------------------------------------
 
