@@ -115,7 +115,15 @@ def with_overrides(step: tuple[dict, dict], overrides: list[str]) -> tuple[dict,
     return model_fields, train_fields
 
 
-def run_step(name: str, data, epochs: int, train_rows: int | None, overrides: list[str] = (), log=sys.stderr) -> dict:
+def run_step(
+    name: str,
+    data,
+    epochs: int,
+    train_rows: int | None,
+    overrides: list[str] = (),
+    log=sys.stderr,
+    save: Path | None = None,
+) -> dict:
     import torch
 
     from vae_lab.models import ModelConfig, build_model
@@ -150,6 +158,8 @@ def run_step(name: str, data, epochs: int, train_rows: int | None, overrides: li
     val = TensorData.for_model(model, data.val.grids, data.val.labels, 8)
     result = Trainer(model, config, callbacks=[EpochLog()], runtime=Runtime(device="cpu")).fit(train, val)
     best = result.best_metrics
+    if save is not None:  # the best epoch's weights and the config that builds the model again
+        torch.save({"config": model.config.model_dump(), "state": model.state_dict()}, save)
     return {
         "step": name,
         "model": model_fields,
@@ -178,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a model or training field"
     )
     parser.add_argument("--out", type=Path, default=None, help="append the JSON rows to this file")
+    parser.add_argument("--save", type=Path, default=None, help="save each step's best weights as SAVE-<step>.pt")
     args = parser.parse_args(argv)
 
     import torch
@@ -192,7 +203,17 @@ def main(argv: list[str] | None = None) -> None:
         file=sys.stderr,
     )
     for name in args.steps.split(","):
-        row = {"data": args.data or "synthetic", **run_step(name.strip(), data, args.epochs, args.train_rows, args.set)}
+        row = {
+            "data": args.data or "synthetic",
+            **run_step(
+                name.strip(),
+                data,
+                args.epochs,
+                args.train_rows,
+                args.set,
+                save=None if args.save is None else args.save.with_name(f"{args.save.name}-{name.strip()}.pt"),
+            ),
+        }
         print(json.dumps(row), flush=True)
         if args.out is not None:
             with args.out.open("a") as handle:

@@ -13,7 +13,7 @@ from scipy.spatial.transform import Rotation
 from vae_lab.data.synth import MOTIFS, cube_rotations
 from vae_lab.losses import LossSettings, kl_divergence
 from vae_lab.models import ModelConfig, build_model
-from vae_lab.models.pose import PoseOutput, candidate_poses, spiral_rotations
+from vae_lab.models.pose import RBF_SPACING, PoseOutput, candidate_poses, spiral_rotations
 from vae_lab.training.metrics import confusion_matrix, macro_f1
 
 
@@ -47,6 +47,37 @@ def test_content_latent_ignores_continuous_rotation_translation_and_order(seed):
     with torch.no_grad():
         other, _ = model.encode(make_batch(model, batch_size=6, seed=seed + 10).points, batch.mask)
     assert (other - mu).abs().max() > 1e-3
+
+
+def encode_pair_by_pair(model, points, mask):
+    """The content encoder with each pair's distance expanded on the radial basis and mapped by
+    the filter one pair at a time: what the distance table must reproduce."""
+    xyz = model.cell_coordinates(points)
+    distance = (xyz.unsqueeze(2) - xyz.unsqueeze(1)).pow(2).sum(-1).sqrt()
+    centres = torch.arange(0.0, math.sqrt(3) * (model.config.grid - 1) + RBF_SPACING, RBF_SPACING)
+    expanded = torch.exp(-0.5 / RBF_SPACING**2 * (distance.unsqueeze(-1) - centres).pow(2))
+    eye = torch.eye(mask.shape[1], dtype=torch.bool)
+    pair_mask = (mask.unsqueeze(2) & mask.unsqueeze(1) & ~eye).float().unsqueeze(-1)
+    hidden = model.embed(points[..., 3:])
+    for messages in model.rounds:
+        weights = messages.filter(expanded) * pair_mask
+        received = torch.einsum("bijw,bjw->biw", weights, messages.source(hidden))
+        hidden = hidden + messages.update(torch.cat([hidden, received], dim=-1))
+    real = mask.unsqueeze(-1)
+    peak = hidden.masked_fill(~real, float("-inf")).amax(1)
+    h = model.encoder(torch.cat([(hidden * real).sum(1), peak], dim=-1))
+    return model.to_mu(h)
+
+
+@pytest.mark.parametrize("grid", [11, 7])
+def test_the_distance_table_gives_the_pair_by_pair_encoder_on_cells(grid):
+    model = pose_model(grid=grid, width=32)
+    batch = make_batch(model, batch_size=6, seed=3)
+    with torch.no_grad():
+        mu, _ = model.encode(batch.points, batch.mask)
+        expected = encode_pair_by_pair(model, batch.points, batch.mask)
+    assert expected.abs().mean() > 1e-2
+    torch.testing.assert_close(mu, expected, atol=1e-5, rtol=1e-4)
 
 
 def test_the_kl_and_the_metrics_see_the_content_latent_and_the_output_carries_the_pose():
