@@ -146,6 +146,22 @@ def test_a_nan_loss_fails_the_fit_naming_the_epoch():
     assert caught.value.epoch == 2 and "NaN" in str(caught.value)
 
 
+def test_max_grad_norm_bounds_each_step():
+    """SGD at learning rate 1 moves the weights by exactly the gradient: with clipping, by no more
+    than the norm asked for; without it, by far more."""
+
+    def first_step_length(max_grad_norm):
+        model = fc()
+        before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+        config = TrainConfig(epochs=1, batch_size=48, optimizer="sgd", learning_rate=1.0, max_grad_norm=max_grad_norm)
+        trainer = Trainer(model, config, runtime=CPU)
+        trainer.train_epoch(tiny_data(), beta=1.0)
+        return (torch.cat([p.detach().flatten() for p in model.parameters()]) - before).norm().item()
+
+    assert first_step_length(0.0) > 1.0
+    assert first_step_length(0.05) == pytest.approx(0.05, rel=1e-3)
+
+
 def test_callback_can_stop_training():
     class StopAfterTwo(Callback):
         def on_epoch_end(self, trainer, epoch, metrics):

@@ -60,6 +60,9 @@ class TrainConfig(BaseModel):
         default="constant", description="cosine: linear warm-up over 2% of the steps, then cosine decay to 0"
     )
     weight_decay: float = Field(default=0.0, ge=0)
+    max_grad_norm: float = Field(
+        default=0.0, ge=0, description="clip each step's gradient to this global L2 norm (0: no clipping)"
+    )
     batch_size: int = Field(default=64, ge=1)
     loss: ReconLoss = "mse"
     focal_alpha: float = Field(default=0.25, ge=0, le=1)
@@ -217,6 +220,9 @@ class Trainer:
             total = recon + beta * kl_penalty(mu, logvar, self.config.free_bits)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(total).backward()
+            if self.config.max_grad_norm > 0:
+                self.scaler.unscale_(self.optimizer)  # clip the true gradient, not the loss-scaled one
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
             self.scaler.step(self.optimizer)
             self.scaler.update()
             # Accumulate as a tensor: one .item() per batch would sync and cost ~5% on small models.

@@ -93,6 +93,7 @@ class SearchSpace(Strict):
     lr_schedule: Optional[list[LrSchedule]] = Field(default=None, min_length=1)
     width: IntChoices = None
     weight_decay: FloatChoices = None
+    max_grad_norm: FloatChoices = None
     beta: FloatChoices = None
     class_weighting: Optional[list[ClassWeighting]] = Field(default=None, min_length=1)
     kl_warmup_epochs: IntChoices = None
