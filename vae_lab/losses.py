@@ -329,7 +329,9 @@ def _match_slots_on_cpu(cost: Tensor, mask: Tensor) -> Tensor:
     import numpy as np
     from scipy.optimize import linear_sum_assignment
 
-    cost_np = cost.detach().to("cpu", torch.float64).numpy()
+    # A diverging model's NaN must reach the loss (and the trainer's finite check), not stop
+    # scipy, which refuses a non-finite matrix: such a sample is matched on finite stand-ins.
+    cost_np = np.nan_to_num(cost.detach().to("cpu", torch.float64).numpy(), nan=1e30, posinf=1e30, neginf=-1e30)
     mask_np = mask.detach().cpu().numpy()
     slot_of_point = np.zeros(mask_np.shape, dtype=np.int64)
     for b in range(cost_np.shape[0]):

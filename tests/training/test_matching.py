@@ -56,3 +56,17 @@ def test_the_set_loss_is_the_same_whichever_exact_matcher_runs(monkeypatch):
     on_cpu = losses.set_reconstruction_loss(recon, points, mask)
     monkeypatch.setattr(losses, "_match_slots", _match_slots_on_device)  # what an accelerator runs
     torch.testing.assert_close(losses.set_reconstruction_loss(recon, points, mask), on_cpu)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_non_finite_cost_is_matched_and_left_to_the_loss(bad):
+    """A diverging model's NaN reaches the set loss (whose finite check fails the trial), instead
+    of stopping the matching with scipy's "invalid numeric entries"."""
+    cost = torch.rand(3, 4, 4)
+    cost[1, 2, 0] = bad
+    mask = torch.ones(3, 4, dtype=torch.bool)
+    slot_of_point = _match_slots_on_cpu(cost, mask)
+    assert sorted(slot_of_point[1].tolist()) == [0, 1, 2, 3]  # still a permutation
+    clean = cost.clone()
+    clean[1] = 0.0
+    torch.testing.assert_close(slot_of_point[[0, 2]], _match_slots_on_cpu(clean, mask)[[0, 2]])
