@@ -13,7 +13,7 @@ from scipy.spatial.transform import Rotation
 from vae_lab.data.synth import MOTIFS, cube_rotations
 from vae_lab.losses import LossSettings, kl_divergence
 from vae_lab.models import ModelConfig, build_model
-from vae_lab.models.pose import RBF_SPACING, PoseOutput, candidate_poses, spiral_rotations
+from vae_lab.models.pose import DESCRIPTOR_COST, RBF_SPACING, PoseOutput, candidate_poses, pose_cost, spiral_rotations
 from vae_lab.training.metrics import confusion_matrix, macro_f1
 
 
@@ -124,6 +124,30 @@ def test_the_pose_search_lays_a_known_shape_on_its_rotated_copy():
     rotation, translation = model.find_pose(presence, canonical, descriptor * 8, points, mask)
     laid = torch.einsum("bxy,bky->bkx", rotation, canonical) + translation.unsqueeze(1)
     assert (laid - target).norm(dim=-1).max() < 1e-3
+
+
+def test_out_of_training_the_wider_search_never_lays_a_worse_pose():
+    """Evaluation refines more starts for longer; its starts include training's, and a refining
+    round keeps a pose only where it lowers the cost, so no sample can get a worse pose."""
+    model = pose_model(width=32)
+    batch = make_batch(model, batch_size=64, seed=5)
+
+    def costs(training):
+        model.train(training)
+        with torch.no_grad():
+            out = model.forward_batch(batch)
+            presence, canonical, descriptor = model.decode_canonical(out.mu)
+        onehot = batch.points[..., 3:].float()
+        mismatch = DESCRIPTOR_COST * (-descriptor.log_softmax(-1) @ onehot.transpose(1, 2))
+        target = model.cell_coordinates(batch.points)
+        cost, _ = pose_cost(out.rotation, out.translation, presence.sigmoid(), canonical, target, batch.mask, mismatch)
+        return cost
+
+    torch.manual_seed(0)
+    model.reparameterize = lambda mu, logvar: mu  # the same canonical points in both modes
+    narrow, wide = costs(True), costs(False)
+    assert (wide <= narrow + 1e-4).all()
+    assert (wide < narrow - 1e-3).any()  # and it does find better poses
 
 
 def test_a_non_finite_sample_keeps_its_pose_and_leaves_the_others_alone():
