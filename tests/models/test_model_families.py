@@ -81,6 +81,19 @@ def test_one_adam_step_lowers_the_loss(variant):
     assert after < before
 
 
+@every_variant
+def test_a_bf16_autocast_step_runs_and_gives_float_gradients(variant):
+    """What `--precision bf16` does (here on the CPU): a forward and backward pass under autocast,
+    with a finite loss and float32 gradients for the float32 weights."""
+    model = tiny(*variant).train()
+    batch = make_batch(model)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = simple_loss(model, model.forward_batch(batch), batch)
+    loss.float().backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad.dtype == torch.float32 for p in model.parameters() if p.grad is not None)
+
+
 def test_conv_pool_recovers_from_its_first_step_at_lr_1e_3():
     model = tiny("conv_pool").eval()
     batch = make_batch(model)

@@ -66,3 +66,25 @@ def test_the_logged_model_is_an_output_of_its_run(tracked):
     assert logged.source_run_id == run_id and logged.status == LoggedModelStatus.READY
     outputs = tracker.client.get_run(run_id).outputs.model_outputs
     assert [(o.model_id, o.step) for o in outputs] == [(ref.model_id, 4)]
+
+
+def test_requirements_pin_what_is_installed_and_leave_out_what_is_not(monkeypatch):
+    """A lean GPU machine holds mlflow-skinny and no pyarrow: its models still log, pinning
+    mlflow at mlflow-skinny's release and leaving pyarrow out."""
+    import importlib.metadata
+
+    from vae_lab.tracking.models import RUNTIME_PACKAGES, model_requirements
+
+    real = importlib.metadata.version
+
+    def lean(name):
+        if name in ("pyarrow", "mlflow"):
+            raise importlib.metadata.PackageNotFoundError(name)
+        return "3.17.2" if name == "mlflow-skinny" else real(name)
+
+    assert {pin.split("==")[0] for pin in model_requirements()} == set(RUNTIME_PACKAGES)
+    monkeypatch.setattr(importlib.metadata, "version", lean)
+    pins = model_requirements()
+    assert "mlflow==3.17.2" in pins
+    assert not any(pin.startswith("pyarrow") for pin in pins)
+    assert f"torch=={real('torch').split('+')[0]}" in pins

@@ -112,7 +112,9 @@ class DistanceMessages(nn.Module):
         table = self.filter(rbf_table)
         table = torch.cat([table, table.new_zeros(1, table.shape[1])])
         weights = torch.lerp(
-            nn.functional.embedding(pairs.low, table), nn.functional.embedding(pairs.high, table), pairs.frac
+            nn.functional.embedding(pairs.low, table),
+            nn.functional.embedding(pairs.high, table),
+            pairs.frac.to(table.dtype),
         )
         messages = (weights * self.source(hidden).unsqueeze(1)).sum(2)
         return hidden + self.update(torch.cat([hidden, messages], dim=-1))

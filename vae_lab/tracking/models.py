@@ -35,11 +35,29 @@ RUNTIME_PACKAGES = ("torch", "numpy", "pandas", "pyarrow", "pydantic", "pydantic
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the vae_lab package, copied into each model
 
 
-def model_requirements() -> list[str]:
-    """Pinned requirements of a logged model: the installed versions, without local tags (+cpu)."""
-    from importlib.metadata import version
+# Where a package is installed under another distribution's name, the same release pins it
+# (a lean machine may hold mlflow-skinny, whose versions follow mlflow's).
+SAME_RELEASE_AS = {"mlflow": "mlflow-skinny"}
 
-    return [f"{name}=={version(name).split('+')[0]}" for name in RUNTIME_PACKAGES]
+
+def model_requirements() -> list[str]:
+    """Pinned requirements of a logged model: the installed versions, without local tags (+cpu).
+
+    A runtime package this environment lacks is left out rather than guessed (a GPU machine
+    without pyarrow still logs its models)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for name in RUNTIME_PACKAGES:
+        for distribution in (name, SAME_RELEASE_AS.get(name)):
+            try:
+                found = version(distribution) if distribution else None
+            except PackageNotFoundError:
+                continue
+            if found:
+                pins.append(f"{name}=={found.split('+')[0]}")
+                break
+    return pins
 
 
 @dataclass(frozen=True)
