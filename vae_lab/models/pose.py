@@ -52,7 +52,8 @@ MESSAGE_ROUNDS = 3
 REFINE_ROUNDS = 3
 # Out of training (validation, evaluate, encode) the search refines more starts for longer: on
 # the `molecules` champion (pose w512, fragments-wehi) 16 starts and 8 rounds raised val F1 from
-# 0.8667 to 0.8741 (exact 40.9% -> 42.6%) at 1.8x the time of a validation pass.
+# 0.8667 to 0.8741 (exact 40.8% -> 42.4%) at 1.7x the time of a validation pass
+# (benchmarks/bench_pose_search.py).
 EVAL_REFINE_STARTS = 16
 EVAL_REFINE_ROUNDS = 8
 POSITION_SIGMA = 0.5  # cells: the width of a posed point's per-axis cell logits
