@@ -202,17 +202,11 @@ def main(argv: list[str] | None = None) -> None:
         f"{platform.machine()}; data {args.data or 'synthetic'}: train {len(data.train)} / val {len(data.val)}",
         file=sys.stderr,
     )
-    for name in args.steps.split(","):
+    for name in (step.strip() for step in args.steps.split(",")):
+        save = None if args.save is None else args.save.with_name(f"{args.save.name}-{name}.pt")
         row = {
             "data": args.data or "synthetic",
-            **run_step(
-                name.strip(),
-                data,
-                args.epochs,
-                args.train_rows,
-                args.set,
-                save=None if args.save is None else args.save.with_name(f"{args.save.name}-{name.strip()}.pt"),
-            ),
+            **run_step(name, data, args.epochs, args.train_rows, args.set, save=save),
         }
         print(json.dumps(row), flush=True)
         if args.out is not None:

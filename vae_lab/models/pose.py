@@ -164,7 +164,7 @@ class PoseVAE(BaseVAE):
         # Points sit on cells, so two of them are apart by one of the integer squared distances
         # 0 .. 3 (D-1)^2: the radial basis is tabulated there (and read off linearly between,
         # for points off the cells). Looking a filter up per pair instead of mapping each pair's
-        # basis made a training step 2.4x faster (benchmarks/RESULTS.md, the pose section).
+        # basis made a training epoch on fragments 1.3x faster (benchmarks/RESULTS.md, pose section).
         self.largest_square = 3 * (edge - 1) ** 2
         distance = torch.arange(self.largest_square + 1, dtype=torch.float32).sqrt()
         table = torch.exp(-0.5 / RBF_SPACING**2 * (distance.unsqueeze(-1) - centres).pow(2))
@@ -301,13 +301,13 @@ def best_pose(
     matters: from the single best one it settled in a wrong pose for ~5% of random chains.
     """
     rotation, translation = search_candidates(*inputs, candidates, keep=starts)
-    batch, starts = rotation.shape[:2]
-    repeated = tuple(t.repeat_interleave(starts, dim=0) for t in inputs)
+    batch, kept = rotation.shape[:2]  # `starts`, or every candidate when there are fewer
+    repeated = tuple(t.repeat_interleave(kept, dim=0) for t in inputs)
     rotation, translation = rotation.flatten(0, 1), translation.flatten(0, 1)
     for _ in range(rounds):
         rotation, translation = refine_pose(rotation, translation, *repeated)
     cost, _ = pose_cost(rotation, translation, *repeated)
-    best = cost.view(batch, starts).argmin(1) + torch.arange(batch, device=cost.device) * starts
+    best = cost.view(batch, kept).argmin(1) + torch.arange(batch, device=cost.device) * kept
     return rotation[best], translation[best]
 
 

@@ -49,14 +49,12 @@ def model_requirements() -> list[str]:
 
     pins = []
     for name in RUNTIME_PACKAGES:
-        for distribution in (name, SAME_RELEASE_AS.get(name)):
+        for distribution in filter(None, (name, SAME_RELEASE_AS.get(name))):
             try:
-                found = version(distribution) if distribution else None
+                pins.append(f"{name}=={version(distribution).split('+')[0]}")
+                break
             except PackageNotFoundError:
                 continue
-            if found:
-                pins.append(f"{name}=={found.split('+')[0]}")
-                break
     return pins
 
 
