@@ -48,3 +48,19 @@ def test_a_gallery_stays_within_the_browsers_webgl_contexts():
     assert len(scenes) == MAX_SCENES <= 16
     assert f"the first {MAX_SCENES} of 20" in figure.layout.title.text
     assert "sample 0: 1 cells -> 1" in [a.text for a in figure.layout.annotations]
+
+
+def test_the_gallerys_worst_panels_say_how_many_cells_are_wrong_once():
+    """Six panels a row: a caption that said the count twice ran into its neighbour's."""
+    from vae_lab.study.trial.artifacts import gallery_samples
+
+    labels = np.array([0, 0, 1, 1])
+    errors = np.array([0, 3, 0, 5])
+    chosen, names = gallery_samples(labels, errors, ["a", "b"], per_label=1)
+    assert chosen == [0, 2, 3] and names == ["a", "b", "worst #3"]
+    originals = np.zeros((4, 5, 5, 5), dtype=np.uint8)  # sample 3 has one wrong cell
+    originals[:, 1, 1, 1] = 2
+    reconstructions = originals.copy()
+    reconstructions[3, 1, 1, 1] = 1
+    figure = reconstruction_figure(originals[chosen], reconstructions[chosen], names=names)
+    assert [a.text for a in figure.layout.annotations][2] == "worst #3: 1 cells -> 1, 1 wrong"

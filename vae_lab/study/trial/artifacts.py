@@ -103,7 +103,7 @@ def gallery_samples(
             :per_label
         ]
         chosen += worst
-        names += [f"worst #{i} ({int(errors[i])} wrong)" for i in worst]
+        names += [f"worst #{i}" for i in worst]  # the panel's caption adds how many cells are wrong
     return chosen, names
 
 
