@@ -25,7 +25,7 @@ from vae_lab.config import Settings
 from vae_lab.data import default_dataset
 from vae_lab.study.design.spec import StudySpec
 from vae_lab.study.execution.run import run_study
-from vae_lab.study.execution.storage import open_storage
+from vae_lab.study.trial.storage import open_storage
 
 # Two 12-point grids around the quick recipe (pointnet, matched set loss, Adam cosine) on the
 # full split. Trials are deterministic (fixed seed, CPU), so the pruned run finds the unpruned

@@ -67,7 +67,7 @@ class Probe(threading.Thread):
         import mlflow
         import optuna
 
-        from vae_lab.study.execution.storage import open_storage
+        from vae_lab.study.trial.storage import open_storage
         from vae_lab.tracking.sqlite_store import PatientClient
 
         client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
@@ -129,7 +129,7 @@ def check_stores(tracking_uri: str, storage: str) -> dict:
     import mlflow
     import optuna
 
-    from vae_lab.study.execution.storage import open_storage
+    from vae_lab.study.trial.storage import open_storage
     from vae_lab.tracking.metric_names import mlflow_key
 
     study = optuna.load_study(study_name="load", storage=open_storage(storage))

@@ -64,7 +64,7 @@ def served(tmp_path_factory):
     )
     assert study.returncode == 0, study.stderr[-4000:]
     report = json.loads(study.stdout)
-    assert [t["state"] for t in report["trials"]] == ["COMPLETE", "COMPLETE"], report["trials"]
+    assert [t["state"] for t in report["trials"]] == ["complete", "complete"], report["trials"]
 
     port = free_port()
     log = open(lab / "ui.log", "wb")

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from vae_lab.cli import app
 from vae_lab.config import get_settings
 from vae_lab.data import synthesize, write_dataset
-from vae_lab.study.execution.storage import open_storage
+from vae_lab.study.trial.storage import open_storage
 from vae_lab.tracking import mlflow_key, plain_metrics, plain_name
 from vae_lab.training.record import TrialRecord
 
@@ -99,7 +99,7 @@ def figure_payload(client, run_id: str, name: str) -> dict:
 
 def test_every_trial_logs_params_metrics_datasets_figures_record_and_model(finished_study):
     lab, report, client = finished_study
-    assert [t["state"] for t in report["trials"]] == ["COMPLETE"] * 3
+    assert [t["state"] for t in report["trials"]] == ["complete"] * 3
     experiment = client.get_experiment_by_name("tiny")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     runs = client.search_runs([experiment.experiment_id])

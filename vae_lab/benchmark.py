@@ -171,8 +171,8 @@ def bench_trial(grids_path: Path, device: torch.device, epochs: int = 5, trials:
     from vae_lab.config import Settings
     from vae_lab.study.design.spec import StudySpec
     from vae_lab.study.execution.run import run_study
-    from vae_lab.study.execution.storage import open_storage
     from vae_lab.study.trial.provenance import TrialAttr
+    from vae_lab.study.trial.storage import open_storage
 
     with tempfile.TemporaryDirectory(prefix="vae-lab-bench-") as folder:
         root = Path(folder)

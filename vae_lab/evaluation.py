@@ -18,6 +18,7 @@ from vae_lab.device import resolve_device
 from vae_lab.errors import VaeLabError
 from vae_lab.registry import CHAMPION, load_version
 from vae_lab.stores import check_stores
+from vae_lab.study.trial.provenance import EVALUATION_KIND, RunTag
 from vae_lab.tracking import Tracker, dataset_key
 from vae_lab.training import TensorData, training_weights, validate
 from vae_lab.training.latent_metrics import latent_scores
@@ -95,13 +96,13 @@ def evaluate_registered(
         experiment_id,
         f"evaluate {name}@{alias} v{info['version']} on {split}",
         tags={
-            "kind": "evaluation",
-            "study": record.study,
-            "model": name,
-            "alias": alias,
-            "model_version": info["version"],
-            "architecture": record.model.architecture,
-            "same_data": reference.same_rows(record.data),
+            RunTag.KIND: EVALUATION_KIND,
+            RunTag.STUDY: record.study,
+            RunTag.MODEL: name,
+            RunTag.ALIAS: alias,
+            RunTag.MODEL_VERSION: info["version"],
+            RunTag.ARCHITECTURE: record.model.architecture,
+            RunTag.SAME_DATA: reference.same_rows(record.data),
         },
         params={"split": split, "rows": len(tensors), "model_uri": info["uri"], "device": str(torch_device)},
     )

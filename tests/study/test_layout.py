@@ -1,4 +1,4 @@
-"""The study package's imports run one way (design <- trial <- execution) and never in a circle."""
+"""The study package's imports run one way (design <- trial <- reading <- execution) and never in a circle."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import vae_lab
 
 PACKAGE = Path(vae_lab.__file__).parent
-LAYERS = {"design": 0, "trial": 1, "execution": 2}
+LAYERS = {"design": 0, "trial": 1, "reading": 2, "execution": 3}
 
 
 def module_name(path: Path) -> str:
@@ -75,3 +75,19 @@ def test_the_design_layer_needs_no_mlflow_and_no_storage():
         text = path.read_text()
         assert "mlflow" not in imports_of(path) and "import mlflow" not in text, path
         assert "vae_lab.tracking" not in text and "storages" not in text, path
+
+
+def test_every_module_of_the_study_package_sits_in_a_layer():
+    outside = [
+        name
+        for name in study_graph()
+        if name != "vae_lab.study" and (len(name.split(".")) < 3 or name.split(".")[2] not in LAYERS)
+    ]
+    assert not outside, f"modules outside design/trial/reading/execution: {outside}"
+
+
+def test_the_reading_layer_never_trains_or_crowns():
+    for path in (PACKAGE / "study" / "reading").rglob("*.py"):
+        deps = imports_of(path)
+        assert not any(d.startswith("vae_lab.study.execution") for d in deps), path
+        assert "vae_lab.registry.reconcile" not in deps and "vae_lab.training.trainer" not in deps, path

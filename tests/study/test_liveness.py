@@ -11,8 +11,8 @@ import pytest
 from optuna.trial import TrialState
 
 from vae_lab.study.execution.liveness import Lease, Liveness, lease_is_free, lease_path, owner_is_dead
-from vae_lab.study.execution.storage import open_storage
 from vae_lab.study.trial.provenance import HOST, Owner, invocation_lease_key, trial_lease_key
+from vae_lab.study.trial.storage import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 

@@ -6,14 +6,17 @@ from __future__ import annotations
 import mlflow
 import optuna
 import pytest
+import yaml
 
 from vae_lab.config import get_settings
 from vae_lab.data import synthesize, write_dataset
 from vae_lab.errors import VaeLabError
 from vae_lab.selection import choose_champion, knee, make_rule, pareto_front
 from vae_lab.study.design.spec import StudySpec, parse_study
+from vae_lab.study.execution.events import SilentSink
 from vae_lab.study.execution.run import run_study
-from vae_lab.study.execution.storage import open_storage
+from vae_lab.study.execution.workers import run_study_workers
+from vae_lab.study.trial.storage import open_storage
 
 pytestmark = pytest.mark.slow
 OBJECTIVES = {"val_f1": "maximize", "val_kl": "minimize"}
@@ -50,7 +53,7 @@ def champion() -> tuple[int, dict[str, str]]:
 def test_a_two_objective_grid_crowns_by_its_rule_and_re_crowns_on_resume(lab):
     write_dataset(synthesize(rows=1200, seed=3), lab / "voxels.parquet")
     report = run_study(two_objectives(lab))
-    assert [t["state"] for t in report.trials] == ["COMPLETE"] * 6 and all(len(t["values"]) == 2 for t in report.trials)
+    assert [t.state for t in report.trials] == ["complete"] * 6 and all(len(t.values) == 2 for t in report.trials)
     points = stored_points()
     front = pareto_front(points, OBJECTIVES)
     number, tags = champion()
@@ -97,6 +100,16 @@ def test_a_two_objective_grid_crowns_by_its_rule_and_re_crowns_on_resume(lab):
         run_study(two_objectives(lab, rule="constrained", metric="val_f1", where={"val_kl": "<= -1"}))
     assert "no trial meets val_kl <= -1" in str(error.value) and "\n" not in str(error.value)
     assert champion()[0] == expected
+
+    # Several workers share the one invocation lifecycle: a changed rule re-crowns without training...
+    again = run_study_workers(two_objectives(lab, rule="knee"), 2, sink=SilentSink())
+    assert again.parent_run_id is None and champion()[0] == knee(points, OBJECTIVES)
+    # ...and an unmet rule is the same one line with exit code 2 from the command.
+    unmet = two_objectives(lab, rule="constrained", metric="val_f1", where={"val_kl": "<= -1"})
+    (lab / "studies" / "two.yaml").write_text(yaml.safe_dump(unmet.model_dump(mode="json")))
+    ran = CliRunner().invoke(app, ["study", "run", "two", "--workers", "2"])
+    assert ran.exit_code == 2 and "no trial meets val_kl <= -1" in ran.output, ran.output
+    assert champion()[0] == knee(points, OBJECTIVES)
 
 
 @pytest.mark.parametrize(

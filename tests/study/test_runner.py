@@ -14,7 +14,7 @@ from vae_lab.config import get_settings
 from vae_lab.data import synthesize, write_dataset
 from vae_lab.study.design.spec import StudySpec
 from vae_lab.study.execution.run import run_study
-from vae_lab.study.execution.storage import open_storage
+from vae_lab.study.trial.storage import open_storage
 from vae_lab.tracking import plain_metrics
 from vae_lab.training import Trainer
 
@@ -50,8 +50,8 @@ def stored_trials(name: str, waiting: bool = False) -> list[optuna.trial.FrozenT
 def test_pruned_trial_is_killed_in_mlflow_and_pruned_in_optuna(spec, monkeypatch):
     monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda self: True)
     report = run_study(spec, n_trials=1)
-    assert report.trials[0]["state"] == "PRUNED"
-    run = child_runs("ends")[report.trials[0]["mlflow_run_id"]]
+    assert report.trials[0].state == "pruned"
+    run = child_runs("ends")[report.trials[0].mlflow_run_id]
     assert run.info.status == "KILLED" and run.data.tags["trial_state"] == "PRUNED"
     assert plain_metrics(run.data.metrics)["epochs_run"] == 1  # pruned after its first epoch's report
 
@@ -68,15 +68,15 @@ def test_failed_trial_is_failed_and_the_study_goes_on(spec, monkeypatch):
 
     monkeypatch.setattr(Trainer, "fit", fit_failing_once)
     report = run_study(spec)
-    assert [t["state"] for t in report.trials] == ["FAIL", "COMPLETE", "COMPLETE"]
-    failed = child_runs("ends")[report.trials[0]["mlflow_run_id"]]
+    assert [t.state for t in report.trials] == ["failed", "complete", "complete"]
+    failed = child_runs("ends")[report.trials[0].mlflow_run_id]
     assert failed.info.status == "FAILED" and "disk is full" in failed.data.tags["failure_reason"]
     assert report.champion is not None
     # The next run retries the failed point (and only it).
     monkeypatch.setattr(Trainer, "fit", real_fit)
     again = run_study(spec)
-    assert [t["state"] for t in again.trials] == ["FAIL", "COMPLETE", "COMPLETE", "COMPLETE"]
-    assert again.trials[3]["params"] == again.trials[0]["params"]
+    assert [t.state for t in again.trials] == ["failed", "complete", "complete", "complete"]
+    assert again.trials[3].params == again.trials[0].params
 
 
 def test_a_diverging_trial_records_why_and_when_and_the_study_goes_on(spec, monkeypatch):
@@ -90,11 +90,11 @@ def test_a_diverging_trial_records_why_and_when_and_the_study_goes_on(spec, monk
 
     monkeypatch.setattr(Trainer, "train_epoch", diverge_in_second_epoch)
     report = run_study(spec)
-    assert [t["state"] for t in report.trials] == ["FAIL", "COMPLETE", "COMPLETE"]
-    run = child_runs("ends")[report.trials[0]["mlflow_run_id"]]
+    assert [t.state for t in report.trials] == ["failed", "complete", "complete"]
+    run = child_runs("ends")[report.trials[0].mlflow_run_id]
     assert run.info.status == "FAILED"
     assert run.data.tags["failed_epoch"] == "1" and "NaN" in run.data.tags["failure_reason"]
-    assert "NaN" in report.trials[0]["failure_reason"]
+    assert "NaN" in report.trials[0].failure_reason
 
 
 def test_interrupted_study_keeps_finished_trials_and_resumes_the_grid(spec, monkeypatch):
@@ -117,9 +117,9 @@ def test_interrupted_study_keeps_finished_trials_and_resumes_the_grid(spec, monk
 
     monkeypatch.setattr(Trainer, "fit", real_fit)
     report = run_study(spec)
-    complete = [t for t in report.trials if t["state"] == "COMPLETE"]
+    complete = [t for t in report.trials if t.state == "complete"]
     assert len(complete) == 3  # the first trial kept, two more run
-    assert sorted(t["params"]["latent_dim"] for t in complete) == [2, 3, 4]  # every grid point, none twice
+    assert sorted(t.params["latent_dim"] for t in complete) == [2, 3, 4]  # every grid point, none twice
 
 
 def test_a_trial_of_a_dead_worker_is_failed_its_run_killed_and_its_point_rerun(spec, lab):
@@ -145,12 +145,12 @@ run_study(StudySpec.model_validate({spec.model_dump(mode="json")!r}), n_trials=1
     assert child_runs("ends")[orphan.user_attrs["mlflow_run_id"]].info.status == "RUNNING"
 
     report = run_study(spec)
-    states = {t["number"]: t["state"] for t in report.trials}
-    assert states[orphan.number] == "FAIL"
+    states = {t.number: t.state for t in report.trials}
+    assert states[orphan.number] == "failed"
     dead_run = child_runs("ends")[orphan.user_attrs["mlflow_run_id"]]
     assert dead_run.info.status == "KILLED" and dead_run.data.tags["trial_state"] == "WORKER_DIED"
-    complete = [t for t in report.trials if t["state"] == "COMPLETE"]
-    assert sorted(t["params"]["latent_dim"] for t in complete) == [2, 3, 4]
+    complete = [t for t in report.trials if t.state == "complete"]
+    assert sorted(t.params["latent_dim"] for t in complete) == [2, 3, 4]
     assert all(r.info.status != "RUNNING" for r in child_runs("ends").values())
 
 
@@ -161,9 +161,9 @@ def test_tpe_study_samples_ranges_and_can_prune(spec):
     tpe = StudySpec.model_validate(raw)
     report = run_study(tpe)
     assert len(report.trials) == 4
-    assert {t["state"] for t in report.trials} <= {"COMPLETE", "PRUNED"}
+    assert {t.state for t in report.trials} <= {"complete", "pruned"}
     for t in report.trials:
-        assert 2 <= t["params"]["latent_dim"] <= 6 and 1e-4 <= t["params"]["learning_rate"] <= 1e-2
+        assert 2 <= t.params["latent_dim"] <= 6 and 1e-4 <= t.params["learning_rate"] <= 1e-2
     # A second invocation owes nothing more: n_trials counts across invocations.
     assert len(run_study(tpe).trials) == 4
 
@@ -174,8 +174,8 @@ def test_hyperband_prunes_in_a_tiny_tpe_study(spec):
     raw["pruner"] = {"kind": "hyperband", "min_epochs": 1, "reduction_factor": 3}
     raw["space"] |= {"learning_rate": {"low": 1e-5, "high": 1e-2, "log": True}}
     report = run_study(StudySpec.model_validate(raw))
-    states = [t["state"] for t in report.trials]
-    assert "PRUNED" in states and "COMPLETE" in states
+    states = [t.state for t in report.trials]
+    assert "pruned" in states and "complete" in states
     pruned = [r for r in child_runs("hyper").values() if r.data.tags.get("trial_state") == "PRUNED"]
     assert pruned and all(plain_metrics(r.data.metrics)["epochs_run"] < 6 for r in pruned)
 
@@ -183,7 +183,7 @@ def test_hyperband_prunes_in_a_tiny_tpe_study(spec):
 def test_n_trials_past_the_end_of_a_grid_runs_exactly_that_many(spec):
     assert len(run_study(spec).trials) == 3
     report = run_study(spec, n_trials=2)
-    assert len(report.trials) == 5 and all(t["state"] == "COMPLETE" for t in report.trials)
+    assert len(report.trials) == 5 and all(t.state == "complete" for t in report.trials)
 
 
 def test_a_grid_point_is_trained_once_with_conditional_hyperparameters(spec):
@@ -195,7 +195,7 @@ def test_a_grid_point_is_trained_once_with_conditional_hyperparameters(spec):
         "latent_dim": [2],
     }
     report = run_study(StudySpec.model_validate(raw))
-    params = sorted((t["params"]["loss"], t["params"].get("focal_gamma")) for t in report.trials)
+    params = sorted((t.params["loss"], t.params.get("focal_gamma")) for t in report.trials)
     assert params == [("focal_ce", 1.0), ("focal_ce", 2.0), ("weighted_ce", None)]
 
 
@@ -219,4 +219,4 @@ def test_the_objective_direction_follows_the_metric(spec):
     report = run_study(loss_spec, n_trials=2)
     study = optuna.load_study(study_name="loss-study", storage=open_storage(get_settings().optuna_storage))
     assert study.direction == optuna.study.StudyDirection.MINIMIZE
-    assert report.champion["tags"]["value"] == repr(min(t["value"] for t in report.trials))
+    assert report.champion["tags"]["value"] == repr(min(t.value for t in report.trials))

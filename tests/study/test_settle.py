@@ -13,9 +13,11 @@ from tests.study.study_helpers import FakeTracker, grid_spec
 from vae_lab.study.execution.liveness import Liveness, lease_is_free
 from vae_lab.study.execution.lock import StudyLock
 from vae_lab.study.execution.loop import TrialLoop
+from vae_lab.study.execution.reaper import StaleTrialCollector
+from vae_lab.study.execution.session import StudySession
 from vae_lab.study.execution.settle import TrialBooks, ending_of, settle, settle_dead
-from vae_lab.study.execution.storage import open_storage
 from vae_lab.study.trial.provenance import INTERRUPTED_REASON, Owner, RunTag, TrialAttr, TrialEnding, TrialOutcome
+from vae_lab.study.trial.storage import open_storage
 from vae_lab.training import NonFiniteError
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -132,23 +134,42 @@ class StandInObjective:
         return self.outcome
 
 
+class RecordingSession(StudySession):
+    """A real session over the test's stores whose crowning is only recorded."""
+
+    crowned: list
+
+    def crown(self):
+        self.crowned.append(True)
+
+
 def loop_for(books: TrialBooks, tmp_path, outcome) -> tuple[TrialLoop, list]:
     url = str(tmp_path / "optuna.log")
-    crowned: list = []
-    session = SimpleNamespace(
-        study=books.study,
-        books=books,
-        spec=grid_spec(),
-        lock=StudyLock(url, "unit"),
-        liveness=Liveness(books.storage, url, "unit"),
-        crown=lambda: crowned.append(True),
+    spec = grid_spec()
+    admission = SimpleNamespace(spec=spec, settings=SimpleNamespace(optuna_storage=url))
+    session = RecordingSession(
+        admission,
+        books.tracker,
+        books.storage,
+        books.study,
+        books,
+        Liveness(books.storage, url, "unit"),
+        StudyLock(url, "unit"),
+        StaleTrialCollector(),
     )
+    session.crowned = []
     observer = SimpleNamespace(
         on_trial_start=lambda *a: None, training_callback=lambda: None, on_trial_end=lambda t: None
     )
-    return TrialLoop(
-        session, StandInObjective(books, outcome), observer, SimpleNamespace(request=lambda: None)
-    ), crowned
+    loop = TrialLoop(
+        session,
+        StandInObjective(books, outcome),
+        observer,
+        SimpleNamespace(request=lambda: None),
+        grid=True,
+        planned=spec.planned_trials,
+    )
+    return loop, session.crowned
 
 
 @pytest.mark.parametrize(

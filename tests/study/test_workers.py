@@ -15,7 +15,7 @@ import pytest
 from tests.test_cli import VAE_LAB
 from vae_lab.config import get_settings
 from vae_lab.data import synthesize, write_dataset
-from vae_lab.study.execution.storage import open_storage
+from vae_lab.study.trial.storage import open_storage
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +62,7 @@ def test_two_local_workers_share_a_study_and_agree_on_the_champion(lab):
     for worker, (_, stderr) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, stderr
         assert "Traceback" not in stderr
-    complete = [t for t in status(lab, "pair")["trials"] if t["state"] == "COMPLETE"]
+    complete = [t for t in status(lab, "pair")["trials"] if t["state"] == "complete"]
     assert sorted(t["params"]["latent_dim"] for t in complete) == [2, 3, 4, 5]  # each point once
     best = max(complete, key=lambda t: t["value"])
     shown = json.loads(
@@ -104,8 +104,8 @@ def test_a_worker_killed_mid_trial_loses_nothing_and_the_same_command_finishes_t
     assert again.returncode == 0, again.stderr
 
     trials = {t["number"]: t for t in status(lab, "kill")["trials"]}
-    assert trials[victim.number]["state"] == "FAIL" and "died" in trials[victim.number]["failure_reason"]
-    complete = [t for t in trials.values() if t["state"] == "COMPLETE"]
+    assert trials[victim.number]["state"] == "failed" and "died" in trials[victim.number]["failure_reason"]
+    complete = [t for t in trials.values() if t["state"] == "complete"]
     assert sorted(t["params"]["latent_dim"] for t in complete) == [2, 3, 4, 5, 6, 7]  # every point once
     client = mlflow.MlflowClient(get_settings().mlflow_tracking_uri)
     experiment = client.get_experiment_by_name("kill")
@@ -138,5 +138,5 @@ def test_ctrl_c_stops_every_worker_cleanly_and_the_same_command_resumes(lab):
 
     again = subprocess.run(command, cwd=lab, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
-    complete = [t for t in status(lab, "kill")["trials"] if t["state"] == "COMPLETE"]
+    complete = [t for t in status(lab, "kill")["trials"] if t["state"] == "complete"]
     assert sorted(t["params"]["latent_dim"] for t in complete) == [2, 3, 4, 5, 6, 7]

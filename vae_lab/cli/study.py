@@ -6,13 +6,16 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
 
 from vae_lab.cli.common import JsonFlag, emit_json, err, fmt, out, user_errors
 from vae_lab.study.design.spec import known_studies, load_study_spec, renamed
+
+if TYPE_CHECKING:
+    from vae_lab.study.reading.trials import TrialRow
 
 app = typer.Typer(
     help="Run and inspect studies (Optuna searches whose trials are logged to MLflow).", no_args_is_help=True
@@ -26,28 +29,21 @@ def command_name() -> str:
     return os.path.relpath(sys.argv[0])
 
 
-def trials_table(trials: list[dict[str, Any]], title: str, best: int | None) -> Table:
+def trials_table(trials: list[TrialRow], title: str, best: int | None) -> Table:
     """Trials as rows; hyperparameters that vary get a column each, fixed ones go in the caption."""
-    names = list(dict.fromkeys(k for t in trials for k in t["params"]))
-    varying = [n for n in names if len({repr(t["params"].get(n)) for t in trials}) > 1]
-    fixed = [f"{n}={trials[0]['params'][n]}" for n in names if n not in varying and n in trials[0]["params"]]
+    names = list(dict.fromkeys(k for t in trials for k in t.params))
+    varying = [n for n in names if len({repr(t.params.get(n)) for t in trials}) > 1]
+    fixed = [f"{n}={trials[0].params[n]}" for n in names if n not in varying and n in trials[0].params]
     table = Table(title=title, caption=("fixed: " + " ".join(fixed)) if fixed else None)
-    notes = any(t.get("failure_reason") for t in trials)
+    notes = any(t.failure_reason for t in trials)
     for column in ("#", "state", "value", "best epoch", "time (s)", *varying, *(["why"] if notes else [])):
         table.add_column(column, justify="left" if column in ("state", "why") or column in varying else "right")
     for t in trials:
-        style = "bold green" if t["number"] == best else None
-        cells = [str(t["params"].get(n, "-")) for n in varying]
-        why = [(t.get("failure_reason") or "")[:60]] if notes else []
+        style = "bold green" if t.number == best else None
+        cells = [str(t.params.get(n, "-")) for n in varying]
+        why = [(t.failure_reason or "")[:60]] if notes else []
         table.add_row(
-            str(t["number"]),
-            t["state"].lower(),
-            fmt(t["value"]),
-            fmt(t.get("best_epoch")),
-            fmt(t["duration_s"], 1),
-            *cells,
-            *why,
-            style=style,
+            str(t.number), t.state, fmt(t.value), fmt(t.best_epoch), fmt(t.duration_s, 1), *cells, *why, style=style
         )
     return table
 
@@ -127,12 +123,11 @@ def run(
                     spec, workers, sink=progress, n_trials=n_trials, device=device, admission=admission, threads=threads
                 )
             else:
-                from vae_lab.study.execution.events import EventObserver
                 from vae_lab.study.execution.run import run_study
                 from vae_lab.threads import apply_threads, worker_threads
 
                 apply_threads(worker_threads(1, threads))
-                report = run_study(spec, n_trials=n_trials, observer=EventObserver(progress), admission=admission)
+                report = run_study(spec, n_trials=n_trials, sink=progress, admission=admission)
     except KeyboardInterrupt:
         err.print(f"interrupted: finished trials are kept; `{command_name()} study run {study}` resumes")
         raise typer.Exit(130) from None
@@ -189,15 +184,14 @@ def status(
     as_json: JsonFlag = False,
 ) -> None:
     """Trials of a study so far (states, values, params), without running anything."""
-    from vae_lab.study.execution.status import study_status
+    from vae_lab.study.reading.status import study_status
 
-    report = study_status(study)
+    status = study_status(study)
     if as_json:
-        emit_json(report)
+        emit_json(status.to_dict())
         return
-    best = report["best"]["number"] if report["best"] else None
-    direction = report.get("direction") or ", ".join(report["directions"])
-    out.print(trials_table(report["trials"], f"study {study} ({direction})", best))
+    best = status.best.number if status.best else None
+    out.print(trials_table(status.trials, f"study {study} ({', '.join(status.directions)})", best))
 
 
 @app.command("report")
@@ -210,7 +204,7 @@ def report(
 ) -> None:
     """A study's story on one page: its YAML, planned vs real time, leaderboard, Pareto front or
     history, best per family, every trial's curves, the champion's figures, failures and reasons."""
-    from vae_lab.study.story import write_report
+    from vae_lab.study.reading.story import write_report
 
     path = write_report(study, out_file)
     out.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, opens offline)")
@@ -227,7 +221,7 @@ def compare(
     as_json: JsonFlag = False,
 ) -> None:
     """Two studies side by side (e.g. one recipe on two datasets): a table here, a page with --out."""
-    from vae_lab.study.story import compare_studies
+    from vae_lab.study.reading.story import compare_studies
 
     rows = compare_studies(first, second, out_file)
     if as_json:

@@ -1,5 +1,6 @@
-"""Studies: what a study is (`design`), one trial (`trial`), and running them (`execution`).
+"""Studies: what a study is (`design`), one trial (`trial`), reading them back (`reading`), and
+running them (`execution`).
 
-Imports run one way: design <- trial <- execution. Nothing here is imported eagerly, so
-`vae_lab.study.design.spec` loads without Optuna's storages or MLflow.
+Imports run one way: design <- trial <- reading <- execution. Nothing here is imported eagerly,
+so `vae_lab.study.design.spec` loads without Optuna's storages or MLflow.
 """

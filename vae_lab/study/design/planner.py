@@ -91,7 +91,7 @@ def duration(seconds: float) -> str:
 def representative_points(spec: StudySpec) -> list[tuple[dict[str, Any], int]]:
     """(chosen hyperparameters, how many trials look like it): the grid itself, or for TPE one
     point per architecture (and listed head/loss) with ranges at their geometric middle."""
-    if spec.sampler == "grid":
+    if spec.is_grid:
         points = grid_points(spec.space)
         if spec.n_trials is not None and spec.n_trials != len(points):
             scale = spec.n_trials / len(points)
@@ -248,7 +248,7 @@ def advice(spec: StudySpec, plan: Plan, device_type: str) -> list[str]:
     hints = []
     if spec.data.toy_fraction > 0.25:
         hints.append(f"data.toy_fraction: 0.2 (about {duration(plan.estimated_s * 0.2 / spec.data.toy_fraction)})")
-    if spec.sampler == "grid":
+    if spec.is_grid:
         hints.append("sampler: tpe with n_trials: 20 and pruner: {kind: hyperband}")
     elif spec.pruner.kind == "none":
         hints.append("pruner: {kind: hyperband}")

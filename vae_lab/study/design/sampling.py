@@ -10,7 +10,7 @@ from vae_lab.study.design.spec import StudySpec
 def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
     """TPE for tpe studies. A grid study's points are all queued up front (see `execution.queue`), so
     its sampler only ever picks repeats past the end of the grid."""
-    if spec.sampler == "grid":
+    if spec.is_grid:
         return optuna.samplers.RandomSampler(seed=spec.training.seed)
     if spec.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(

@@ -168,7 +168,7 @@ class StudySpec(Strict):
 
     @model_validator(mode="after")
     def _grid_has_no_ranges(self) -> "StudySpec":
-        if self.sampler == "grid" and self.space.ranges():
+        if self.is_grid and self.space.ranges():
             raise ValueError(f"sampler 'grid' needs lists, but space has ranges for: {', '.join(self.space.ranges())}")
         if self.objective.several and self.pruner.kind != "none":
             raise ValueError(
@@ -198,10 +198,15 @@ class StudySpec(Strict):
         return len(grid_points(self.space))
 
     @property
+    def is_grid(self) -> bool:
+        """A grid study runs each configuration once (queued points); the others sample."""
+        return self.sampler == "grid"
+
+    @property
     def planned_trials(self) -> int:
         if self.n_trials is not None:
             return self.n_trials
-        return self.grid_size if self.sampler == "grid" else 20
+        return self.grid_size if self.is_grid else 20
 
 
 def renamed(spec: StudySpec, name: str) -> StudySpec:

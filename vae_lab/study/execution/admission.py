@@ -23,8 +23,8 @@ from vae_lab.models import ModelConfig, check_architecture
 from vae_lab.stores import check_stores
 from vae_lab.study.design.sampling import make_pruner, make_sampler
 from vae_lab.study.design.spec import StudySpec
-from vae_lab.study.execution.storage import open_storage, storage_exists
 from vae_lab.study.trial.provenance import StudyAttr
+from vae_lab.study.trial.storage import open_storage, storage_exists
 
 LATENT_METRICS = {"val_silhouette", "val_knn_accuracy"}
 
@@ -116,7 +116,7 @@ def check_stored_study(storage: optuna.storages.BaseStorage, spec: StudySpec, da
             "pass --name NEW for a study on this data",
         )
     stored_space = attrs.get(StudyAttr.SEARCH_SPACE)
-    if spec.sampler == "grid" and stored_space is not None and stored_space != space_key(spec):
+    if spec.is_grid and stored_space is not None and stored_space != space_key(spec):
         raise VaeLabError(
             where,
             "the stored study was run with a different search space, so its grid cannot be resumed",

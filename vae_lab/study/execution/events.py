@@ -12,14 +12,12 @@ from typing import Any, Protocol
 import optuna
 
 from vae_lab.models import ModelConfig
-from vae_lab.study.design.spec import StudySpec
+from vae_lab.study.trial.provenance import TrialStatus
 from vae_lab.training import Callback, TrainConfig, Trainer
 
 
 class StudyObserver:
     """Hooks for a front end (the CLI's progress bars); every default does nothing."""
-
-    def on_study_start(self, spec: StudySpec, remaining: int, done: int) -> None: ...
 
     def on_trial_start(self, number: int, model: ModelConfig, train: TrainConfig) -> None: ...
 
@@ -66,16 +64,11 @@ class EpochEvents(Callback):
 
 
 class EventObserver(StudyObserver):
-    """A study observer that turns a worker's hooks into `ProgressSink` events."""
+    """A study observer that turns worker `worker`'s hooks into `ProgressSink` events; `metric` is
+    the objective its epoch lines show."""
 
-    def __init__(self, sink: ProgressSink, worker: int = 0, workers: int = 1, announce: bool = True):
-        self.sink, self.worker, self.workers, self.announce = sink, worker, workers, announce
-        self.metric = "val_tradeoff"
-
-    def on_study_start(self, spec: StudySpec, remaining: int, done: int) -> None:
-        self.metric = spec.objective.metric
-        if self.announce:
-            self.sink.study_start(spec.name, remaining, done, self.workers)
+    def __init__(self, sink: ProgressSink, worker: int = 0, metric: str = "val_tradeoff"):
+        self.sink, self.worker, self.metric = sink, worker, metric
 
     def on_trial_start(self, number: int, model: ModelConfig, train: TrainConfig) -> None:
         self.sink.trial_start(self.worker, number, trial_label(model, train).format(number=number), train.epochs)
@@ -84,7 +77,22 @@ class EventObserver(StudyObserver):
         return EpochEvents(self.sink, self.worker, self.metric)
 
     def on_trial_end(self, trial: optuna.trial.FrozenTrial) -> None:
-        self.sink.trial_end(self.worker, trial.number, trial.state.name, trial.values[0] if trial.values else None)
+        value = trial.values[0] if trial.values else None
+        self.sink.trial_end(self.worker, trial.number, TrialStatus.of(trial.state), value)
+
+
+class SilentSink:
+    """A `ProgressSink` that shows nothing (the Python API's default)."""
+
+    def study_start(self, name: str, remaining: int, done: int, workers: int) -> None: ...
+
+    def trial_start(self, worker: int, number: int, label: str, epochs: int) -> None: ...
+
+    def epoch(self, worker: int, completed: float, note: str) -> None: ...
+
+    def trial_end(self, worker: int, number: int, state: str, value: float | None) -> None: ...
+
+    def worker_done(self, worker: int, code: int, message: str) -> None: ...
 
 
 class QueueSink:

@@ -29,8 +29,8 @@ from typing import Iterator
 import optuna
 from optuna.trial import TrialState
 
-from vae_lab.study.execution.storage import trial_id_of
 from vae_lab.study.trial.provenance import Owner, trial_lease_key
+from vae_lab.study.trial.storage import trial_id_of
 
 # A RUNNING trial that never said which worker owns it is treated as dead after this long
 # (a worker killed in the instant between Optuna creating the trial and the objective starting).

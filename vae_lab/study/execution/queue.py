@@ -70,7 +70,7 @@ def plan_remaining(
     when `n_trials` asks for more than the grid has left (not for workers of `--workers`, whose
     parent queued them). Under the lock."""
     done = finished_count(study)
-    if spec.sampler == "grid":
+    if spec.is_grid:
         waiting = queue_grid(study, grid_points(spec.space), limit=n_trials)
         if n_trials is None:
             return waiting, done

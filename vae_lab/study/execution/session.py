@@ -1,19 +1,22 @@
 """A worker's open study: spec, data, stores, lock and parent run, opened once per invocation.
 
-`StudySession.open` starts from an `Admission` (the checks are done), opens the Optuna storage
+`StudySession.open` starts from an `Admission` (the checks are done): it opens the Optuna storage
 and the study, settles the trials of dead workers and plans what is left to run. The session
-then starts (or, as a worker of `--workers N`, joins) the invocation's parent run, and `close`
-ends what it started. The lock is only ever held inside a `with self.lock` block here or in the
-trial loop.
+then starts (or, as one of several workers, joins) the invocation's parent run, and `close` ends
+what it started. It is also the trial loop's `TrialHost`: claiming, holding, settling and
+crowning a trial all go through it, and the lock is only ever held inside a `with self.lock`
+block here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import optuna
 import yaml
@@ -25,12 +28,20 @@ from vae_lab.registry import CHAMPION, Candidate, Crowning, champion_info, recon
 from vae_lab.study.execution.admission import Admission, check_stored_study, open_study
 from vae_lab.study.execution.liveness import Lease, Liveness
 from vae_lab.study.execution.lock import StudyLock
-from vae_lab.study.execution.queue import plan_remaining, requeue
+from vae_lab.study.execution.queue import finished_count, plan_remaining, requeue, waiting_count
 from vae_lab.study.execution.reaper import StaleTrialCollector, reap_dead_invocations, reap_dead_trials
-from vae_lab.study.execution.settle import TrialBooks
-from vae_lab.study.execution.status import trial_rows
-from vae_lab.study.execution.storage import open_storage
-from vae_lab.study.trial.provenance import INVOCATION_KIND, Owner, RunTag, TrialAttr, invocation_lease_key
+from vae_lab.study.execution.settle import TrialBooks, settle
+from vae_lab.study.reading.trials import TrialRow, trial_rows
+from vae_lab.study.trial.provenance import (
+    INVOCATION_KIND,
+    Owner,
+    RunStatus,
+    RunTag,
+    TrialAttr,
+    TrialEnding,
+    invocation_lease_key,
+)
+from vae_lab.study.trial.storage import open_storage
 from vae_lab.tracking import Tracker
 
 logger = logging.getLogger(__name__)
@@ -41,7 +52,7 @@ class StudyReport:
     study: str
     experiment_id: str
     parent_run_id: str | None  # None when there was nothing left to run
-    trials: list[dict[str, Any]] = field(default_factory=list)
+    trials: list[TrialRow] = field(default_factory=list)
     champion: dict[str, Any] | None = None
     tracking_uri: str = ""  # masked: safe to print
     device: str = ""
@@ -50,33 +61,65 @@ class StudyReport:
         return asdict(self)
 
 
+@dataclass
 class StudySession:
-    """One invocation's hold on a study; use as a context manager (`close` on the way out)."""
+    """One invocation's hold on a study; made by `open`, used as a context manager (`close` on the
+    way out). `remaining` and `done` are the plan made on opening."""
 
-    def __init__(self, admission: Admission, n_trials: int | None, allow_repeats: bool = True):
-        self.admission = admission
-        self.spec, self.data, self.device = admission.spec, admission.data, admission.device
-        self.storage_url = admission.settings.optuna_storage
-        self.tracker = Tracker(admission.settings)
-        self.heartbeat_failures = StaleTrialCollector()
-        self.storage = open_storage(self.storage_url, on_stale_trial=self.heartbeat_failures)
+    admission: Admission
+    tracker: Tracker
+    storage: optuna.storages.BaseStorage
+    study: optuna.Study
+    books: TrialBooks
+    liveness: Liveness
+    lock: StudyLock
+    heartbeat_failures: StaleTrialCollector
+    experiment_id: str = ""
+    remaining: int = 0
+    done: int = 0
+    parent_run_id: str | None = None
+    _invocation: Lease | None = None  # held while this session owns the parent run
+
+    @classmethod
+    def open(cls, admission: Admission, n_trials: int | None, *, allow_repeats: bool = True) -> StudySession:
+        """Open the study's stores, settle dead workers' trials and plan what is left to run.
+        `allow_repeats`: a grid asked for more trials than it has left queues repeats (not for a
+        worker that joins an invocation: its parent queued them)."""
+        spec, url = admission.spec, admission.settings.optuna_storage
+        tracker = Tracker(admission.settings)
+        collector = StaleTrialCollector()
+        storage = open_storage(url, on_stale_trial=collector)
         if not admission.stored_study_checked:
-            check_stored_study(self.storage, self.spec, self.data)
-        self.study = open_study(self.storage, self.spec, self.data)
-        self.books = TrialBooks(self.study, self.storage, self.tracker)
-        self.liveness = Liveness(self.storage, self.storage_url, self.spec.name)
-        self.lock = StudyLock(self.storage_url, self.spec.name)
-        self.parent_run_id: str | None = None
-        self._invocation: Lease | None = None  # held while this session owns the parent run
+            check_stored_study(storage, spec, admission.data)
+        study = open_study(storage, spec, admission.data)
+        session = cls(
+            admission,
+            tracker,
+            storage,
+            study,
+            TrialBooks(study, storage, tracker),
+            Liveness(storage, url, spec.name),
+            StudyLock(url, spec.name),
+            collector,
+        )
         try:
-            with self.lock:
-                reap_dead_trials(self.books, self.liveness, self.heartbeat_failures)
-                self.remaining, self.done = plan_remaining(self.study, self.spec, n_trials, allow_repeats=allow_repeats)
-            self.experiment_id = self.tracker.ensure_experiment(self.spec.name)
-            reap_dead_invocations(self.tracker, self.experiment_id, self.storage_url, self.spec.name)
+            with session.lock:
+                reap_dead_trials(session.books, session.liveness, collector)
+                session.remaining, session.done = plan_remaining(study, spec, n_trials, allow_repeats=allow_repeats)
+            session.experiment_id = tracker.ensure_experiment(spec.name)
+            reap_dead_invocations(tracker, session.experiment_id, url, spec.name)
         except BaseException:
-            self.lock.close()
+            session.close()
             raise
+        return session
+
+    @property
+    def spec(self):
+        return self.admission.spec
+
+    @property
+    def storage_url(self) -> str:
+        return self.admission.settings.optuna_storage
 
     def __enter__(self) -> StudySession:
         return self
@@ -88,7 +131,7 @@ class StudySession:
 
     def start_invocation(self, extra_tags: dict[str, Any] | None = None) -> str:
         """Start the parent run that this invocation's trials nest under, and hold its lease."""
-        spec, data = self.spec, self.data
+        spec, data = self.spec, self.admission.data
         run_id = self.tracker.start_run(
             self.experiment_id,
             f"{spec.name} @ {time.strftime('%Y-%m-%d %H:%M:%S')}",
@@ -97,7 +140,7 @@ class StudySession:
                 RunTag.KIND: INVOCATION_KIND,
                 RunTag.SAMPLER: spec.sampler,
                 RunTag.OBJECTIVE: ",".join(spec.objective.names),
-                "champion_rule": spec.champion_rule().describe(),
+                RunTag.CHAMPION_RULE: spec.champion_rule().describe(),
                 **Owner.this_process().attrs(),
                 **(extra_tags or {}),
             },
@@ -125,7 +168,7 @@ class StudySession:
         """Nest this worker's trials under a parent run another process started (and will end)."""
         self.parent_run_id = parent_run_id
 
-    def finish_invocation(self, status: str, extra_tags: dict[str, Any] | None = None) -> None:
+    def finish_invocation(self, status: RunStatus, extra_tags: dict[str, Any] | None = None) -> None:
         """Summarise and end the parent run this session started (nothing for a joined one)."""
         if self._invocation is None:
             return
@@ -146,7 +189,7 @@ class StudySession:
         if metrics:
             self.tracker.log_metrics(self.parent_run_id, metrics)
 
-    # --- under the lock ----------------------------------------------------------------------------
+    # --- the trial loop's host (see `execution.loop.TrialHost`) -----------------------------------
 
     def reap(self, requeue_points: bool = False) -> list[optuna.trial.FrozenTrial]:
         """Settle dead workers' trials (and queue their grid points again, if asked)."""
@@ -158,6 +201,28 @@ class StudySession:
                 if dead:
                     reap_dead_invocations(self.tracker, self.experiment_id, self.storage_url, self.spec.name)
         return dead
+
+    def claim(self) -> optuna.Trial | None:
+        """The next trial: a queued grid point (None when the queue is empty; claimed under the
+        lock, so two workers never take the same point), or a new sample."""
+        if not self.spec.is_grid:
+            return _ask(self.study)
+        with self.lock:
+            return _ask(self.study) if waiting_count(self.study) else None
+
+    @contextlib.contextmanager
+    def hold(self, trial: optuna.Trial) -> Iterator[None]:
+        """Own `trial` (its owner recorded) and keep it alive in other workers' eyes meanwhile."""
+        with self.liveness.hold(trial):
+            for key, value in Owner.this_process().attrs().items():
+                trial.set_user_attr(key, value)
+            yield
+
+    def settle(self, trial: optuna.Trial, run_id: str | None, ending: TrialEnding) -> optuna.trial.FrozenTrial:
+        return settle(self.books, trial, run_id, ending)
+
+    def finished_count(self) -> int:
+        return finished_count(self.study)
 
     def crown(self) -> Crowning | None:
         """Point champion (by the study's rule), best-<family> and pareto-<k> at the study's trials
@@ -197,16 +262,23 @@ class StudySession:
             champion = champion_info(self.tracker, self.spec.model_name, CHAMPION)
         except VaeLabError:
             champion = None
-        rows = trial_rows(self.study)
         return StudyReport(
             self.spec.name,
             self.experiment_id,
             self.parent_run_id,
-            rows,
+            trial_rows(self.study),
             champion,
             mask_uri(self.tracker.uri),
-            device or str(self.device),
+            device or str(self.admission.device),
         )
 
     def close(self) -> None:
         self.lock.close()
+
+
+def _ask(study: optuna.Study) -> optuna.Trial:
+    with warnings.catch_warnings():
+        # Optuna warns that heartbeats are meant for Study.optimize; the loop beats itself
+        # (Liveness.hold), as Study.optimize would.
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        return study.ask()

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
-from vae_lab.study.execution.storage import trial_id_of
 from vae_lab.study.trial.provenance import TrialAttr, TrialEnding
+from vae_lab.study.trial.storage import trial_id_of
 from vae_lab.tracking import Tracker
 from vae_lab.training import NonFiniteError
 

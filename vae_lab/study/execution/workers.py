@@ -1,11 +1,13 @@
 """`vae-lab study run NAME --workers N`: N worker processes on this machine, one display.
 
-Each worker is an ordinary `run_study` in its own process, sharing the study through the
-configured stores exactly as workers on other machines do (the lock, liveness and grid queue of
-`vae_lab.study.execution`); nothing here schedules trials. The parent prepares what the
-workers share once (data cache, study, parent run, grid queue), starts them, shows their
-progress through one event queue, and reaps the trials of any worker that dies. With several
-GPUs, worker i owns GPU i mod the number of visible ones (CUDA_VISIBLE_DEVICES decides which).
+`LocalWorkers` is a launcher of the one invocation lifecycle (`execution.invocation`): the
+parent process opens the study, crowns, starts the parent run and ends it, exactly as with one
+worker; in between it starts the worker processes, shows their progress through one event queue,
+and reaps the trials of any worker that dies. Each worker joins the parent run and runs its share
+with `run_trials`, sharing the study through the configured stores exactly as workers on other
+machines do (the lock, liveness and grid queue of `vae_lab.study.execution`); nothing here
+schedules trials. With several GPUs, worker i owns GPU i mod the number of visible ones
+(CUDA_VISIBLE_DEVICES decides which).
 
 Progress reaches the parent as events (`execution.events`): each worker's `QueueSink` puts them
 on one queue, and the parent hands them to the front end's `ProgressSink`.
@@ -19,6 +21,7 @@ import queue
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +31,9 @@ from vae_lab.errors import VaeLabError
 from vae_lab.study.design.spec import StudySpec
 from vae_lab.study.execution import interrupts
 from vae_lab.study.execution.admission import Admission, admit
-from vae_lab.study.execution.events import EventObserver, ProgressSink, QueueSink
-from vae_lab.study.execution.run import WorkerOptions, run_study
+from vae_lab.study.execution.events import ProgressSink, QueueSink
+from vae_lab.study.execution.invocation import Launch, run_invocation
+from vae_lab.study.execution.run import run_trials
 from vae_lab.study.execution.session import StudyReport, StudySession
 from vae_lab.study.trial.provenance import RunTag
 from vae_lab.threads import apply_threads, thread_environment, worker_threads
@@ -42,43 +46,49 @@ def split_budget(total: int | None, workers: int) -> list[int | None]:
     return [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
 
 
-def _worker_main(
-    spec_json: dict,
-    index: int,
-    n_trials: int | None,
-    data_path: str | None,
-    parent_run_id: str,
-    device: str,
-    events: Any,
-    where: str,
-    threads: int = 1,
-) -> None:
+@dataclass
+class WorkerJob:
+    """What one worker process is told: its share of the invocation whose parent run it joins."""
+
+    spec_json: dict
+    index: int
+    n_trials: int | None
+    data_path: str
+    parent_run_id: str
+    device: str
+    where: str
+    threads: int = 1
+
+
+def run_worker(job: WorkerJob, sink: ProgressSink) -> None:
+    """One worker's share: open the study (no repeats queued: the parent did), join the parent
+    run, run the trials. Any launcher's worker, in whatever process or node it runs, calls this."""
+    spec = StudySpec.model_validate(job.spec_json)
+    admission = admit(spec, data_path=Path(job.data_path), device=job.device, where=job.where)
+    with StudySession.open(admission, job.n_trials, allow_repeats=False) as session:
+        if session.remaining == 0:
+            return
+        session.join_invocation(job.parent_run_id)
+        run_trials(session, sink, count=session.remaining, exact=job.n_trials is not None, worker=job.index)
+
+
+def _worker_main(job: WorkerJob, events: Any) -> None:
     """Entry point of a worker process (spawned: a fresh interpreter, its own CUDA context)."""
-    apply_threads(threads)
+    apply_threads(job.threads)
     interrupts.install()
     sink = QueueSink(events)
     try:
-        spec = StudySpec.model_validate(spec_json)
-        observer = EventObserver(sink, index, announce=False)
-        options = WorkerOptions(index=index, parent_run_id=parent_run_id, device=device)
-        run_study(
-            spec,
-            n_trials=n_trials,
-            data_path=Path(data_path) if data_path else None,
-            observer=observer,
-            where=where,
-            worker=options,
-        )
+        run_worker(job, sink)
     except KeyboardInterrupt:
-        sink.worker_done(index, 130, "interrupted")
+        sink.worker_done(job.index, 130, "interrupted")
         sys.exit(130)
     except VaeLabError as error:
-        sink.worker_done(index, 2, str(error))
+        sink.worker_done(job.index, 2, str(error))
         sys.exit(2)
     except BaseException as error:  # a bug: say which, and let the parent report it
-        sink.worker_done(index, 1, f"{type(error).__name__}: {error}")
+        sink.worker_done(job.index, 1, f"{type(error).__name__}: {error}")
         raise
-    sink.worker_done(index, 0, "")
+    sink.worker_done(job.index, 0, "")
 
 
 def run_study_workers(
@@ -98,74 +108,60 @@ def run_study_workers(
     share of the cores); returns the study's report."""
     if admission is None:
         admission = admit(spec, data_path=data_path, device=device, where=where, settings=settings)
-    spec, device_spec = admission.spec, device or admission.spec.training.device
-    with StudySession(admission, n_trials) as session:
-        sink.study_start(spec.name, session.remaining, session.done, workers)
-        if session.remaining == 0:
-            return session.report(device_spec)
-        parent_run_id = session.start_invocation({RunTag.WORKERS: workers})
-        data_source = admission.data.source
-        codes, interrupted = _run_processes(
-            spec,
-            workers,
-            n_trials,
-            data_source,
-            parent_run_id,
-            device_spec,
-            sink,
-            admission.where,
-            worker_threads(workers, threads),
-        )
+    launcher = LocalWorkers(workers, sink, device or admission.spec.training.device, worker_threads(workers, threads))
+    return run_invocation(admission, launcher, sink, n_trials)
+
+
+@dataclass
+class LocalWorkers:
+    """The launcher of `--workers N`: N spawned processes on this machine."""
+
+    workers: int
+    sink: ProgressSink
+    device: str  # the device spec each worker resolves (worker i takes GPU i mod n)
+    threads: int = 1
+
+    def tags(self) -> dict[str, Any]:
+        return {RunTag.WORKERS: self.workers}
+
+    def launch(self, session: StudySession, n_trials: int | None) -> Launch:
+        admission = session.admission
+        budgets = split_budget(n_trials, self.workers)
+        jobs = [
+            WorkerJob(
+                admission.spec.model_dump(mode="json"),
+                i,
+                budgets[i],
+                str(admission.data.source),
+                session.parent_run_id,
+                worker_device(self.device, i),
+                admission.where,
+                self.threads,
+            )
+            for i in range(self.workers)
+            if budgets[i] is None or budgets[i] > 0
+        ]
+        codes, interrupted = _run_processes(jobs, self.sink)
         session.reap()
         died = sum(code < 0 for code in codes)
-        session.finish_invocation(
-            "KILLED" if interrupted else "FINISHED", {RunTag.WORKERS_DIED: died} if died else None
-        )
-        if interrupted:
-            raise KeyboardInterrupt
+        error = None
         if codes and all(code == 2 for code in codes):
-            raise VaeLabError(
-                f"study {spec.name}",
+            error = VaeLabError(
+                f"study {admission.spec.name}",
                 "every worker stopped on an error (shown above)",
                 "fix it and run the same command again",
             )
-        return session.report(device_spec)
+        return Launch({RunTag.WORKERS_DIED: died} if died else {}, error, interrupted)
 
 
-def _run_processes(
-    spec: StudySpec,
-    workers: int,
-    n_trials: int | None,
-    data_path: Path,
-    parent_run_id: str,
-    device: str,
-    sink: ProgressSink,
-    where: str,
-    threads: int = 1,
-) -> tuple[list[int], bool]:
+def _run_processes(jobs: list[WorkerJob], sink: ProgressSink) -> tuple[list[int], bool]:
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
-    budgets = split_budget(n_trials, workers)
     processes = {
-        i: context.Process(
-            target=_worker_main,
-            args=(
-                spec.model_dump(mode="json"),
-                i,
-                budgets[i],
-                str(data_path),
-                parent_run_id,
-                worker_device(device, i),
-                events,
-                where,
-                threads,
-            ),
-            name=f"vae-lab-worker-{i}",
-        )
-        for i in range(workers)
-        if budgets[i] is None or budgets[i] > 0
+        job.index: context.Process(target=_worker_main, args=(job, events), name=f"vae-lab-worker-{job.index}")
+        for job in jobs
     }
-    with thread_environment(threads):  # sized before torch starts in the spawned interpreter
+    with thread_environment(jobs[0].threads if jobs else 1):  # sized before torch starts in the spawned interpreter
         for process in processes.values():
             process.start()
     interrupted = False

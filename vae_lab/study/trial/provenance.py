@@ -67,18 +67,58 @@ class RunTag:
     SAMPLER = "sampler"
     OBJECTIVE = "objective"
     OBJECTIVES = "objectives"  # every objective, in order (the first is OBJECTIVE)
+    CHAMPION_RULE = "champion_rule"
     WORKERS = "workers"
     WORKERS_DIED = "workers_died"
     TRIAL_STATE = "trial_state"  # a TrialOutcome; absent on a trial that completed
     FAILURE_REASON = "failure_reason"
     PRUNED_REASON = "pruned_reason"
     FAILED_EPOCH = "failed_epoch"
+    # evaluation runs (`vae-lab evaluate`)
+    MODEL = "model"
+    ALIAS = "alias"
+    MODEL_VERSION = "model_version"
+    SAME_DATA = "same_data"  # the evaluated rows are the ones the model was trained on
 
 
 INVOCATION_KIND = "study-invocation"  # RunTag.KIND of a `study run` invocation's parent run
+EVALUATION_KIND = "evaluation"  # RunTag.KIND of a `vae-lab evaluate` run
 
 
-class TrialOutcome(str, enum.Enum):
+class RunStatus(enum.StrEnum):
+    """An MLflow run's status as vae-lab ends runs (MLflow's own names)."""
+
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+
+
+class TrialStatus(enum.StrEnum):
+    """A trial's state in every table, report, event and JSON output: the one vocabulary readers see
+    (Optuna's `TrialState` stays inside the stores)."""
+
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    FAILED = "failed"
+    RUNNING = "running"
+    WAITING = "waiting"
+
+    @classmethod
+    def of(cls, state: TrialState) -> TrialStatus:
+        return _STATUS_OF[state]
+
+
+_STATUS_OF = {
+    TrialState.COMPLETE: TrialStatus.COMPLETE,
+    TrialState.PRUNED: TrialStatus.PRUNED,
+    TrialState.FAIL: TrialStatus.FAILED,
+    TrialState.RUNNING: TrialStatus.RUNNING,
+    TrialState.WAITING: TrialStatus.WAITING,
+}
+
+
+class TrialOutcome(enum.StrEnum):
     """The `trial_state` tag of a trial run that did not complete."""
 
     PRUNED = "PRUNED"
@@ -95,7 +135,7 @@ class TrialEnding:
     """How one trial ended, as both stores record it (see `execution.settle`)."""
 
     state: TrialState  # written to Optuna
-    run_status: str  # MLflow: FINISHED, FAILED or KILLED
+    run_status: RunStatus
     outcome: TrialOutcome | None = None  # the run's trial_state tag
     reason: str | None = None
     value: float | tuple[float, ...] | None = None  # a tuple with several objectives
@@ -103,24 +143,24 @@ class TrialEnding:
 
     @classmethod
     def complete(cls, value: float | tuple[float, ...]) -> TrialEnding:
-        return cls(TrialState.COMPLETE, "FINISHED", value=value)
+        return cls(TrialState.COMPLETE, RunStatus.FINISHED, value=value)
 
     @classmethod
     def pruned(cls, reason: str) -> TrialEnding:
-        return cls(TrialState.PRUNED, "KILLED", TrialOutcome.PRUNED, reason)
+        return cls(TrialState.PRUNED, RunStatus.KILLED, TrialOutcome.PRUNED, reason)
 
     @classmethod
     def failed(cls, reason: str, failed_epoch: int | None = None) -> TrialEnding:
         extra = {RunTag.FAILED_EPOCH: failed_epoch} if failed_epoch is not None else {}
-        return cls(TrialState.FAIL, "FAILED", TrialOutcome.FAILED, reason[:500], extra_tags=extra)
+        return cls(TrialState.FAIL, RunStatus.FAILED, TrialOutcome.FAILED, reason[:500], extra_tags=extra)
 
     @classmethod
     def interrupted(cls) -> TrialEnding:
-        return cls(TrialState.FAIL, "KILLED", TrialOutcome.INTERRUPTED, INTERRUPTED_REASON)
+        return cls(TrialState.FAIL, RunStatus.KILLED, TrialOutcome.INTERRUPTED, INTERRUPTED_REASON)
 
     @classmethod
     def worker_died(cls, reason: str) -> TrialEnding:
-        return cls(TrialState.FAIL, "KILLED", TrialOutcome.WORKER_DIED, reason)
+        return cls(TrialState.FAIL, RunStatus.KILLED, TrialOutcome.WORKER_DIED, reason)
 
     def run_tags(self) -> dict[str, Any]:
         """The tags the trial's MLflow run gets (none for a completed trial)."""

@@ -23,7 +23,17 @@ from vae_lab.data import PreparedDataset
 from vae_lab.data.sparse import max_occupied
 from vae_lab.models import BaseVAE
 from vae_lab.study.design.spec import StudySpec
+from vae_lab.study.reading.trials import duration_s, family_of
 from vae_lab.study.trial.artifacts import gallery_samples
+from vae_lab.study.trial.provenance import (
+    INVOCATION_KIND,
+    RunTag,
+    StudyAttr,
+    TrialAttr,
+    TrialStatus,
+    failure_reason_of,
+    run_id_of,
+)
 from vae_lab.tracking import PlotlyAssets, Tracker
 from vae_lab.training import TensorData
 from vae_lab.training.metrics import confusion_matrix, per_class_f1
@@ -32,13 +42,6 @@ from vae_lab.viz.study_report import CURVES, ChampionView, StudyView, TrialView
 
 logger = logging.getLogger(__name__)
 
-STATES = {
-    TrialState.COMPLETE: "complete",
-    TrialState.PRUNED: "pruned",
-    TrialState.FAIL: "failed",
-    TrialState.RUNNING: "running",
-    TrialState.WAITING: "waiting",
-}
 REPORT_FILE = "report.html"
 PARETO_FILE = "pareto.html"
 
@@ -53,6 +56,13 @@ class StoryContext:
     cached: dict[str, ChampionView] = field(default_factory=dict)
     # A finished trial's curves and reason never change: read once, not at every refresh.
     finished: dict[int, tuple[dict, str | None]] = field(default_factory=dict)
+    # The planner's estimate prepares data and builds every model: once per invocation, not per refresh.
+    planned: list[float | None] = field(default_factory=list)
+
+    def planned_s(self, data_path: Path | None) -> float | None:
+        if not self.planned:
+            self.planned.append(planned_time(self.spec, data_path))
+        return self.planned[0]
 
 
 def trial_views(
@@ -62,11 +72,10 @@ def trial_views(
     views = []
     finished = {} if finished is None else finished
     for t in study.get_trials(deepcopy=False):
-        values = {k: float(v) for k, v in t.user_attrs.get("summary", {}).items()}
+        values = {k: float(v) for k, v in t.user_attrs.get(TrialAttr.SUMMARY, {}).items()}
         if t.values and len(t.values) == len(names):
             values.update(zip(names, map(float, t.values), strict=True))
-        run_id = t.user_attrs.get("mlflow_run_id")
-        reason = t.user_attrs.get("failure_reason")
+        run_id, reason = run_id_of(t), failure_reason_of(t)
         curves = {}
         if t.number in finished:
             curves, reason = finished[t.number]
@@ -74,31 +83,14 @@ def trial_views(
             try:
                 curves = {name: tracker.metric_history(run_id, name) for name in CURVES}
                 if t.state == TrialState.PRUNED and reason is None:
-                    reason = tracker.client.get_run(run_id).data.tags.get("pruned_reason")
+                    reason = tracker.client.get_run(run_id).data.tags.get(RunTag.PRUNED_REASON)
             except Exception as error:  # a run removed from MLflow: the trial still tells its part
                 logger.debug("no MLflow run for trial %s: %s", t.number, error)
             if t.state.is_finished():
                 finished[t.number] = (curves, reason)
-        duration = (
-            (t.datetime_complete - t.datetime_start).total_seconds()
-            if t.datetime_complete and t.datetime_start
-            else None
-        )
-        family = (
-            t.params.get("architecture")
-            or t.user_attrs.get("architecture")
-            or dict(t.system_attrs.get("fixed_params", {})).get("architecture", "?")
-        )
         views.append(
             TrialView(
-                t.number,
-                family,
-                STATES.get(t.state, t.state.name.lower()),
-                values,
-                dict(t.params),
-                duration,
-                reason,
-                curves,
+                t.number, family_of(t), TrialStatus.of(t.state), values, dict(t.params), duration_s(t), reason, curves
             )
         )
     return views
@@ -106,7 +98,7 @@ def trial_views(
 
 def wall_time(study: optuna.Study) -> float | None:
     """From the first trial's start to the last one's end."""
-    trials = [t for t in study.get_trials(deepcopy=False) if t.datetime_start and t.datetime_complete]
+    trials = [t for t in study.get_trials(deepcopy=False) if t.duration is not None]
     if not trials:
         return None
     return (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
@@ -135,11 +127,11 @@ def study_view(study: optuna.Study, tracker: Tracker, story: StoryContext) -> St
     try:
         info = champion_info(tracker, spec.model_name)
         champion, run_id = int(info["tags"]["trial"]), info["run_id"]
-        rule = info["tags"].get("champion_rule", rule)
+        rule = info["tags"].get("champion_rule", rule)  # a registry version's tag (see vae_lab.registry)
     except (VaeLabError, KeyError, ValueError):
         pass
     text = yaml.safe_dump(spec.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
-    data_path = Path(study.user_attrs["data_path"]) if "data_path" in study.user_attrs else None
+    data_path = Path(study.user_attrs[StudyAttr.DATA_PATH]) if StudyAttr.DATA_PATH in study.user_attrs else None
     view = StudyView(
         spec.name,
         text,
@@ -147,7 +139,7 @@ def study_view(study: optuna.Study, tracker: Tracker, story: StoryContext) -> St
         trials,
         champion,
         rule,
-        planned_time(spec, data_path),
+        story.planned_s(data_path),
         wall_time(study),
     )
     if run_id is not None and story.data is not None:
@@ -199,7 +191,7 @@ def write_story(tracker: Tracker, run_id: str, study: optuna.Study, story: Story
     from vae_lab.viz.study_report import pareto_figure, study_report_html
 
     view = study_view(study, tracker, story)
-    if not any(t.state == "complete" for t in view.trials):
+    if not any(t.state == TrialStatus.COMPLETE for t in view.trials):
         return
     if len(view.objectives) > 1:
         tracker.log_figure(run_id, pareto_figure(view), PARETO_FILE, assets)
@@ -211,30 +203,22 @@ def stored_view(name: str, settings=None, *, with_champion: bool = True) -> Stud
     from the study's last invocation (`study.yaml` on its parent run), else from its file."""
     from vae_lab.config import get_settings
     from vae_lab.data import prepare_dataset
-    from vae_lab.errors import VaeLabError
     from vae_lab.stores import check_stores
     from vae_lab.study.design.spec import load_study_spec, parse_study
-    from vae_lab.study.execution.storage import open_storage
+    from vae_lab.study.reading.status import load_stored_study
+    from vae_lab.study.trial.storage import open_storage
 
     settings = settings or get_settings()
     check_stores(settings)
-    storage = open_storage(settings.optuna_storage)
-    try:
-        study = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
-        known = optuna.study.get_all_study_names(storage)
-        raise VaeLabError(
-            f"study {name}",
-            "not found in the Optuna storage",
-            f"known studies: {', '.join(known)}" if known else "run it first: vae-lab study run NAME",
-        ) from None
+    study = load_stored_study(name, open_storage(settings.optuna_storage))
     tracker = Tracker(settings)
     text = _logged_spec(tracker, name)
     spec = parse_study(yaml.safe_load(text), f"study {name}: study.yaml") if text else load_study_spec(name)[0]
     data = None
-    if with_champion and "data_path" in study.user_attrs and Path(study.user_attrs["data_path"]).is_file():
+    data_path = study.user_attrs.get(StudyAttr.DATA_PATH)
+    if with_champion and data_path and Path(data_path).is_file():
         data = prepare_dataset(
-            Path(study.user_attrs["data_path"]),
+            Path(data_path),
             toy_fraction=spec.data.toy_fraction,
             seed=spec.data.seed,
             grid=spec.data.grid,
@@ -249,7 +233,7 @@ def _logged_spec(tracker: Tracker, name: str) -> str | None:
         return None
     runs = tracker.client.search_runs(
         [experiment.experiment_id],
-        "tags.kind = 'study-invocation'",
+        f"tags.{RunTag.KIND} = '{INVOCATION_KIND}'",
         order_by=["attributes.start_time DESC"],
         max_results=5,
     )
