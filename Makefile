@@ -1,7 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make quick   set up, then run the `quick` study on the bundled synthetic dataset
 #   make test    set up, then run the test suite (what CI runs)
-# For the edit loop: make test-fast (the unit tier, no end-to-end study runs) and make lint.
+# For the edit loop: make test-fast (the unit tier, no end-to-end study runs), make lint and make docs.
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: setup quick test test-fast lint ui clean-state
+.PHONY: setup quick test test-fast lint docs ui clean-state
 
 setup: $(VENV)/.installed
 
@@ -37,6 +37,11 @@ test-fast: setup
 lint: setup
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
+
+# The documentation site (mkdocs.yml, docs/) into site/; --strict fails on a broken link or anchor
+# and on a page missing from the nav. Needs the docs extra: $(PY) -m pip install -e ".[docs]".
+docs: setup
+	$(PY) -m mkdocs build --strict -d site
 
 ui: setup
 	$(VENV)/bin/vae-lab ui
