@@ -9,7 +9,7 @@
   Optuna's `fail_stale_trials` fails trials silent past the grace period, wherever their
   worker ran.
 
-`Liveness.hold` takes both for one trial; `Liveness.dead_trials` asks both. What happens to a
+`Liveness.hold` takes both for one trial; `fail_stale_trials` and `dead_local_trials` ask them. What happens to a
 dead trial (failed, its run closed, its point queued again) is the reaper's business.
 """
 

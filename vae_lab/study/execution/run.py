@@ -26,7 +26,7 @@ from vae_lab.study.execution.admission import Admission, admit
 from vae_lab.study.execution.events import EventObserver, ProgressSink, SilentSink
 from vae_lab.study.execution.invocation import Launch, run_invocation
 from vae_lab.study.execution.loop import TrialLoop
-from vae_lab.study.execution.report import ReportRefresher
+from vae_lab.study.execution.refresh import ReportRefresher
 from vae_lab.study.execution.session import StudyReport, StudySession
 from vae_lab.study.reading.story import StoryContext
 from vae_lab.study.trial.objective import TrialObjective, TrialSetup
