@@ -6,27 +6,32 @@ at the best trial of each architecture (`models:/architecture-sweep@best-conv`),
 families is a registry lookup. Versions carry the tags a researcher filters on
 (`best_architecture`, `study`, `trial`, `objective`, `value`, `run_id`, `model_id`).
 
-With several objectives the champion follows the study's stated rule (`vae_lab.selection`:
-best, constrained or knee), every Pareto-optimal trial gets an alias `pareto-<k>` (k = 1 is the
-front's best on the first objective), and every aliased version carries the tags
-`champion_rule` and `pareto_rank` (as of the last reconcile).
+The champion follows the study's stated rule (`vae_lab.selection`: best, constrained or knee)
+and its version carries the tag `champion_rule`. With several objectives every Pareto-optimal
+trial also gets an alias `pareto-<k>` (k = 1 is the front's best on the first objective), and
+every aliased version carries the tag `pareto_rank`. Both tags describe the last reconcile: a
+version that loses its role loses them. The registered model's own tags name the champion's
+trial, value and rule.
 
 `reconcile` makes the aliases agree with the study's trials as stored in Optuna, the one source
-of truth; the study runner calls it under the study's lock whenever a trial finishes, so two
-workers finishing at once still leave `champion` on the true best trial. Calling it with another
-rule re-crowns without retraining. A rule no trial meets leaves `champion` where it was and
-says so in the returned `Crowning`.
+of truth. It reads the registry once and writes only what differs, so a crowning that changes
+nothing writes nothing, and one that was cut short is finished by the next. The study runner
+calls it under the study's lock whenever a trial finishes: reading the trials, reading the
+registry and writing the differences must not interleave with another worker's, or a worker with
+an older view of the trials could write last and leave `champion` off the true best trial.
+Calling it with another rule re-crowns without retraining. A rule no trial meets leaves
+`champion` (and its tags) where it was and says so in the returned `Crowning`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from mlflow.exceptions import MlflowException
 
 from vae_lab.errors import VaeLabError
-from vae_lab.selection import ChampionRule, choose_champion, pareto_ranks
+from vae_lab.selection import ChampionRule, best, choose_champion, pareto_ranks
 from vae_lab.tracking import Tracker, load_model
 
 CHAMPION = "champion"
@@ -64,15 +69,6 @@ class Candidate:
         }
 
 
-def best(entries: Iterable[Candidate]) -> Candidate | None:
-    """The best entry by value in its study's direction; ties go to the earlier trial."""
-    entries = list(entries)
-    if not entries:
-        return None
-    sign = 1 if entries[0].direction == "maximize" else -1
-    return max(entries, key=lambda e: (sign * e.value, -e.trial))
-
-
 def pareto_alias(k: int) -> str:
     return f"{PARETO_PREFIX}{k}"
 
@@ -97,6 +93,13 @@ def _objectives(entries: list[Candidate]) -> dict[str, str]:
     return {metric: direction_of(metric) for metric in first.values}
 
 
+def _best_by_value(entries: list[Candidate]) -> Candidate | None:
+    """The entry with the best value in the study's direction (ties: the earlier trial)."""
+    by_trial = {e.trial: e for e in entries}
+    number = best({e.trial: {"value": e.value} for e in entries}, "value", entries[0].direction)
+    return by_trial.get(number)
+
+
 def wanted_aliases(
     entries: list[Candidate], rule: ChampionRule | None = None
 ) -> tuple[dict[str, Candidate], dict[int, int], VaeLabError | None]:
@@ -112,13 +115,18 @@ def wanted_aliases(
     ranks = pareto_ranks(points, objectives)
     unmet = None
     try:
-        number = choose_champion(rule, points, objectives) if rule is not None else best(entries).trial
-        if number is not None:
-            wanted[CHAMPION] = by_trial[number]
+        if rule is None:
+            champion = _best_by_value(entries)
+        else:
+            champion = by_trial.get(choose_champion(rule, points, objectives))
+        if champion is not None:
+            wanted[CHAMPION] = champion
     except VaeLabError as error:
         unmet = error
     for family in sorted({e.architecture for e in entries}):
-        wanted[family_alias(family)] = best(e for e in entries if e.architecture == family)
+        family_best = _best_by_value([e for e in entries if e.architecture == family])
+        if family_best is not None:
+            wanted[family_alias(family)] = family_best
     if len(objectives) > 1:
         sign = 1 if entries[0].direction == "maximize" else -1
         front = sorted((by_trial[n] for n, r in ranks.items() if r == 1), key=lambda e: (-sign * e.value, e.trial))
@@ -126,89 +134,147 @@ def wanted_aliases(
     return wanted, ranks, unmet
 
 
+# The version tags a crowning owns: set on the versions that should carry them and deleted from
+# the others, so they always describe the last crowning, never a version's former role.
+CROWNING_TAGS = ("champion_rule", "pareto_rank")
+# The registered model's own tags: which trial is its champion, and by which rule.
+CHAMPION_MODEL_TAGS = ("study", "best_architecture", "objective", "value", "trial")
+DESCRIPTION = "VAEs of a vae-lab study: alias champion is the best, best-<family> the best of each family."
+
+
+@dataclass
+class RegistryState:
+    """A registered model's aliases (alias -> version), its tags, and the tags a crowning owns on
+    each version; as read, or as a crowning wants them. Versions are strings, as MLflow takes them."""
+
+    aliases: dict[str, str] = field(default_factory=dict)
+    model_tags: dict[str, str] = field(default_factory=dict)
+    version_tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    runs: dict[str, str] = field(default_factory=dict)  # version -> run id (as read)
+
+    def version_of(self, run_id: str) -> str | None:
+        """The earliest version registered for `run_id`, if there is one."""
+        found = [version for version, run in self.runs.items() if run == run_id]
+        return min(found, key=int) if found else None
+
+
 def reconcile(tracker: Tracker, name: str, entries: list[Candidate], rule: ChampionRule | None = None) -> Crowning:
-    """Point every alias at its wanted entry, registering a version where one is missing, and
-    drop pareto-<k> aliases past the current front. Call it under the study's lock."""
-    client = tracker.client
+    """Point every alias at its wanted entry, registering a version only where its run has none,
+    drop pareto-<k> aliases past the current front, and tag as the module docstring says.
+
+    The registry is read once (two calls) and only what differs is written, so a crowning that
+    changes nothing costs two reads. Call it under the study's lock (see the module docstring).
+    """
     wanted, ranks, unmet = wanted_aliases(entries, rule)
     crowning = Crowning(ranks=ranks, unmet=unmet)
     if not wanted:
         return crowning
-    _ensure_registered_model(client, name)
-    for alias, entry in wanted.items():
-        current = _version_by_alias(client, name, alias)
-        if current is not None and current.run_id == entry.run_id:
-            crowning.versions[alias] = int(current.version)
-            continue
-        version = _version_of(client, name, entry)
-        client.set_registered_model_alias(name, alias, version)
-        crowning.versions[alias] = int(version)
-    registered = client.get_registered_model(name)
-    for alias in registered.aliases:
-        if alias.startswith(PARETO_PREFIX) and alias not in wanted:
-            client.delete_registered_model_alias(name, alias)
-    _tag_versions(client, name, wanted, crowning, rule)
-    champion = wanted.get(CHAMPION) or _current_champion(client, name, entries)
-    if champion is not None:
-        for key in ("study", "best_architecture", "objective", "value", "trial"):
-            client.set_registered_model_tag(name, key, champion.tags()[key])
-        if rule is not None:
-            client.set_registered_model_tag(name, "champion_rule", rule.describe())
+    client = tracker.client
+    rule_text = rule.describe() if rule is not None else f"best {entries[0].objective}"
+    current = _read(client, name, _model_tags(wanted.get(CHAMPION), rule_text))
+    target = _target(client, name, current, wanted, entries, rule_text, ranks if len(_objectives(entries)) > 1 else {})
+    _write_differences(client, name, current, target)
+    crowning.versions = {alias: int(target.aliases[alias]) for alias in wanted}
     return crowning
 
 
-def _tag_versions(
-    client, name: str, wanted: dict[str, Candidate], crowning: Crowning, rule: ChampionRule | None
-) -> None:
-    """Each aliased version's Pareto rank, and the champion's rule, as of now."""
+def _target(
+    client,
+    name: str,
+    current: RegistryState,
+    wanted: dict[str, Candidate],
+    entries: list[Candidate],
+    rule_text: str | None,
+    ranks: dict[int, int],
+) -> RegistryState:
+    """The state `wanted` asks for, registering the versions it needs; `ranks` is empty for one objective."""
+
+    def owned_tags(entry: Candidate | None, champion_rule: str | None) -> dict[str, str]:
+        tags = {"champion_rule": champion_rule} if champion_rule is not None else {}
+        if entry is not None and entry.trial in ranks:
+            tags["pareto_rank"] = str(ranks[entry.trial])
+        return tags
+
+    champion = wanted.get(CHAMPION)
+    target = RegistryState()
     for alias, entry in wanted.items():
-        version = str(crowning.versions[alias])
-        if entry.trial in crowning.ranks:
-            client.set_model_version_tag(name, version, "pareto_rank", str(crowning.ranks[entry.trial]))
-        if alias == CHAMPION:
-            client.set_model_version_tag(
-                name, version, "champion_rule", rule.describe() if rule else f"best {entry.objective}"
-            )
+        tags = owned_tags(entry, rule_text if entry is champion else None)
+        version = current.aliases.get(alias)
+        if version is None or current.runs.get(version) != entry.run_id:
+            version = current.version_of(entry.run_id) or _register(client, name, entry, tags, current)
+        target.aliases[alias], target.version_tags[version] = version, tags
+    if champion is None and CHAMPION in current.aliases:  # an unmet rule: the champion stays, as it was crowned
+        kept = target.aliases[CHAMPION] = current.aliases[CHAMPION]
+        champion = next((e for e in entries if e.run_id == current.runs.get(kept)), None)
+        rule_text = current.version_tags.get(kept, {}).get("champion_rule")
+        target.version_tags[kept] = owned_tags(champion, rule_text)
+    target.model_tags = _model_tags(champion, rule_text)
+    return target
 
 
-def _current_champion(client, name: str, entries: list[Candidate]) -> Candidate | None:
-    current = _version_by_alias(client, name, CHAMPION)
-    return next((e for e in entries if current is not None and e.run_id == current.run_id), None)
+def _model_tags(champion: Candidate | None, champion_rule: str | None) -> dict[str, str]:
+    if champion is None:
+        return {}
+    tags = {key: champion.tags()[key] for key in CHAMPION_MODEL_TAGS}
+    return tags | ({"champion_rule": champion_rule} if champion_rule is not None else {})
 
 
-def _ensure_registered_model(client, name: str) -> None:
+def _write_differences(client, name: str, current: RegistryState, target: RegistryState) -> None:
+    """Move the aliases that point elsewhere, drop pareto-<k> past the front, and set or delete
+    the tags that differ; nothing else is written."""
+    for alias, version in target.aliases.items():
+        if current.aliases.get(alias) != version:
+            client.set_registered_model_alias(name, alias, version)
+    for alias in current.aliases:
+        if alias.startswith(PARETO_PREFIX) and alias not in target.aliases:
+            client.delete_registered_model_alias(name, alias)
+    for version, tags in current.version_tags.items():
+        owned = target.version_tags.get(version, {})
+        for key, value in owned.items():
+            if tags.get(key) != value:
+                client.set_model_version_tag(name, version, key, value)
+        for key in CROWNING_TAGS:
+            if key in tags and key not in owned:
+                client.delete_model_version_tag(name, version, key)
+    for key, value in target.model_tags.items():
+        if current.model_tags.get(key) != value:
+            client.set_registered_model_tag(name, key, value)
+
+
+def _read(client, name: str, model_tags: dict[str, str]) -> RegistryState:
+    """The registered model `name` as it stands (two reads), created with `model_tags` if it does not exist."""
     try:
-        client.get_registered_model(name)
+        model = client.get_registered_model(name)
     except MlflowException:
         try:
-            client.create_registered_model(
-                name,
-                description="VAEs of a vae-lab study: alias champion is the best, best-<family> the best of each family.",
-            )
+            client.create_registered_model(name, tags=model_tags, description=DESCRIPTION)
+            return RegistryState(model_tags=dict(model_tags))
         except MlflowException:
-            client.get_registered_model(name)  # another worker created it first
+            model = client.get_registered_model(name)  # another worker created it first
+    state = RegistryState({alias: str(v) for alias, v in model.aliases.items()}, dict(model.tags))
+    page = client.search_model_versions(f"name='{name}'")
+    while True:
+        for version in page:
+            state.runs[str(version.version)] = version.run_id
+            state.version_tags[str(version.version)] = {k: v for k, v in version.tags.items() if k in CROWNING_TAGS}
+        if not page.token:
+            return state
+        page = client.search_model_versions(f"name='{name}'", page_token=page.token)
 
 
-def _version_by_alias(client, name: str, alias: str):
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
-
-
-def _version_of(client, name: str, entry: Candidate) -> str:
-    """The version registered for `entry`'s run, registered now if there is none."""
-    existing = client.search_model_versions(f"name='{name}' and run_id='{entry.run_id}'")
-    if existing:
-        return str(min(int(v.version) for v in existing))
+def _register(client, name: str, entry: Candidate, owned_tags: dict[str, str], current: RegistryState) -> str:
+    """A new version for `entry`'s run, tagged as wanted from the start; `current` learns of it."""
     # The logged model's own artifact location as the source: a `models:/m-...` source makes
     # MLflow's SQL registry look the model up through the process-wide tracking URI, which this
     # client does not use (an MLflow TODO), so it fails whenever the two differ.
     location = client.get_logged_model(entry.model_id).artifact_location
-    version = client.create_model_version(
-        name, source=location, run_id=entry.run_id, tags=entry.tags(), model_id=entry.model_id
+    tags = entry.tags() | owned_tags
+    created = client.create_model_version(
+        name, source=location, run_id=entry.run_id, tags=tags, model_id=entry.model_id
     )
-    return str(version.version)
+    version = str(created.version)
+    current.runs[version], current.version_tags[version] = entry.run_id, dict(owned_tags)
+    return version
 
 
 def champion_info(tracker: Tracker, name: str, alias: str = CHAMPION, version: int | None = None) -> dict[str, Any]:
@@ -247,6 +313,13 @@ def champion_info(tracker: Tracker, name: str, alias: str = CHAMPION, version: i
         "tags": dict(found.tags),
         "aliases": aliases,
     }
+
+
+def _version_by_alias(client, name: str, alias: str):
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
 
 
 def _version_by_number(client, name: str, version: int):
