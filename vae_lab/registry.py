@@ -32,6 +32,7 @@ from mlflow.exceptions import MlflowException
 
 from vae_lab.errors import VaeLabError
 from vae_lab.selection import ChampionRule, best, choose_champion, pareto_ranks
+from vae_lab.study.trial.provenance import VersionTag
 from vae_lab.tracking import Tracker, load_model
 
 CHAMPION = "champion"
@@ -58,14 +59,14 @@ class Candidate:
 
     def tags(self) -> dict[str, str]:
         return {
-            "best_architecture": self.architecture,
-            "study": self.study,
-            "trial": str(self.trial),
-            "objective": self.objective,
-            "direction": self.direction,
-            "value": repr(float(self.value)),
-            "run_id": self.run_id,
-            "model_id": self.model_id,
+            VersionTag.BEST_ARCHITECTURE: self.architecture,
+            VersionTag.STUDY: self.study,
+            VersionTag.TRIAL: str(self.trial),
+            VersionTag.OBJECTIVE: self.objective,
+            VersionTag.DIRECTION: self.direction,
+            VersionTag.VALUE: repr(float(self.value)),
+            VersionTag.RUN_ID: self.run_id,
+            VersionTag.MODEL_ID: self.model_id,
         }
 
 
@@ -136,9 +137,15 @@ def wanted_aliases(
 
 # The version tags a crowning owns: set on the versions that should carry them and deleted from
 # the others, so they always describe the last crowning, never a version's former role.
-CROWNING_TAGS = ("champion_rule", "pareto_rank")
+CROWNING_TAGS = (VersionTag.CHAMPION_RULE, VersionTag.PARETO_RANK)
 # The registered model's own tags: which trial is its champion, and by which rule.
-CHAMPION_MODEL_TAGS = ("study", "best_architecture", "objective", "value", "trial")
+CHAMPION_MODEL_TAGS = (
+    VersionTag.STUDY,
+    VersionTag.BEST_ARCHITECTURE,
+    VersionTag.OBJECTIVE,
+    VersionTag.VALUE,
+    VersionTag.TRIAL,
+)
 DESCRIPTION = "VAEs of a vae-lab study: alias champion is the best, best-<family> the best of each family."
 
 
@@ -190,9 +197,9 @@ def _target(
     """The state `wanted` asks for, registering the versions it needs; `ranks` is empty for one objective."""
 
     def owned_tags(entry: Candidate | None, champion_rule: str | None) -> dict[str, str]:
-        tags = {"champion_rule": champion_rule} if champion_rule is not None else {}
+        tags = {VersionTag.CHAMPION_RULE: champion_rule} if champion_rule is not None else {}
         if entry is not None and entry.trial in ranks:
-            tags["pareto_rank"] = str(ranks[entry.trial])
+            tags[VersionTag.PARETO_RANK] = str(ranks[entry.trial])
         return tags
 
     champion = wanted.get(CHAMPION)
@@ -206,7 +213,7 @@ def _target(
     if champion is None and CHAMPION in current.aliases:  # an unmet rule: the champion stays, as it was crowned
         kept = target.aliases[CHAMPION] = current.aliases[CHAMPION]
         champion = next((e for e in entries if e.run_id == current.runs.get(kept)), None)
-        rule_text = current.version_tags.get(kept, {}).get("champion_rule")
+        rule_text = current.version_tags.get(kept, {}).get(VersionTag.CHAMPION_RULE)
         target.version_tags[kept] = owned_tags(champion, rule_text)
     target.model_tags = _model_tags(champion, rule_text)
     return target
@@ -216,7 +223,7 @@ def _model_tags(champion: Candidate | None, champion_rule: str | None) -> dict[s
     if champion is None:
         return {}
     tags = {key: champion.tags()[key] for key in CHAMPION_MODEL_TAGS}
-    return tags | ({"champion_rule": champion_rule} if champion_rule is not None else {})
+    return tags | ({VersionTag.CHAMPION_RULE: champion_rule} if champion_rule is not None else {})
 
 
 def _write_differences(client, name: str, current: RegistryState, target: RegistryState) -> None:
@@ -307,7 +314,7 @@ def champion_info(tracker: Tracker, name: str, alias: str = CHAMPION, version: i
         "alias": alias if version is None else None,
         "version": int(found.version),
         "run_id": found.run_id,
-        "model_id": found.tags.get("model_id") or getattr(found, "model_id", None),
+        "model_id": found.tags.get(VersionTag.MODEL_ID) or getattr(found, "model_id", None),
         "source": found.source,
         "uri": uri,
         "tags": dict(found.tags),

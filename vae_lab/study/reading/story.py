@@ -31,6 +31,7 @@ from vae_lab.study.trial.provenance import (
     StudyAttr,
     TrialAttr,
     TrialStatus,
+    VersionTag,
     failure_reason_of,
     run_id_of,
 )
@@ -126,8 +127,8 @@ def study_view(study: optuna.Study, tracker: Tracker, story: StoryContext) -> St
     champion, rule, run_id = None, spec.champion_rule().describe(), None
     try:
         info = champion_info(tracker, spec.model_name)
-        champion, run_id = int(info["tags"]["trial"]), info["run_id"]
-        rule = info["tags"].get("champion_rule", rule)  # a registry version's tag (see vae_lab.registry)
+        champion, run_id = int(info["tags"][VersionTag.TRIAL]), info["run_id"]
+        rule = info["tags"].get(VersionTag.CHAMPION_RULE, rule)
     except (VaeLabError, KeyError, ValueError):
         pass
     text = yaml.safe_dump(spec.model_dump(mode="json", exclude_defaults=True), sort_keys=False)

@@ -81,6 +81,21 @@ class RunTag:
     SAME_DATA = "same_data"  # the evaluated rows are the ones the model was trained on
 
 
+class VersionTag:
+    """Names of the tags of a registered model version (and of the registered model, for its champion)."""
+
+    BEST_ARCHITECTURE = "best_architecture"
+    STUDY = "study"
+    TRIAL = "trial"
+    OBJECTIVE = "objective"
+    DIRECTION = "direction"
+    VALUE = "value"
+    RUN_ID = "run_id"
+    MODEL_ID = "model_id"
+    CHAMPION_RULE = "champion_rule"  # on the champion: the rule that crowned it
+    PARETO_RANK = "pareto_rank"  # several objectives: the version's rank on the front
+
+
 INVOCATION_KIND = "study-invocation"  # RunTag.KIND of a `study run` invocation's parent run
 EVALUATION_KIND = "evaluation"  # RunTag.KIND of a `vae-lab evaluate` run
 
