@@ -210,7 +210,6 @@ def stored_view(name: str, settings=None, *, with_champion: bool = True) -> Stud
     """The report's view of a stored study, by name, without running anything. The spec comes
     from the study's last invocation (`study.yaml` on its parent run), else from its file."""
     from vae_lab.config import get_settings
-    from vae_lab.data import prepare_dataset
     from vae_lab.errors import VaeLabError
     from vae_lab.stores import check_stores
     from vae_lab.study.design.spec import load_study_spec, parse_study
@@ -233,13 +232,7 @@ def stored_view(name: str, settings=None, *, with_champion: bool = True) -> Stud
     spec = parse_study(yaml.safe_load(text), f"study {name}: study.yaml") if text else load_study_spec(name)[0]
     data = None
     if with_champion and "data_path" in study.user_attrs and Path(study.user_attrs["data_path"]).is_file():
-        data = prepare_dataset(
-            Path(study.user_attrs["data_path"]),
-            toy_fraction=spec.data.toy_fraction,
-            seed=spec.data.seed,
-            grid=spec.data.grid,
-            cache_dir=settings.cache_dir,
-        )
+        data = spec.data.prepare(Path(study.user_attrs["data_path"]), settings.cache_dir)
     return study_view(study, tracker, StoryContext(spec, data))
 
 
