@@ -79,11 +79,7 @@ def trial_views(
                 logger.debug("no MLflow run for trial %s: %s", t.number, error)
             if t.state.is_finished():
                 finished[t.number] = (curves, reason)
-        duration = (
-            (t.datetime_complete - t.datetime_start).total_seconds()
-            if t.datetime_complete and t.datetime_start
-            else None
-        )
+        duration = t.duration.total_seconds() if t.duration is not None else None
         family = (
             t.params.get("architecture")
             or t.user_attrs.get("architecture")

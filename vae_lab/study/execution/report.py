@@ -31,11 +31,7 @@ def leaderboard(study: optuna.Study, objective: str) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     names = study.user_attrs.get("objectives") or [objective]
     for t in study.get_trials(deepcopy=False):
-        duration = (
-            (t.datetime_complete - t.datetime_start).total_seconds()
-            if t.datetime_complete and t.datetime_start
-            else None
-        )
+        duration = t.duration.total_seconds() if t.duration is not None else None
         row: dict[str, Any] = {
             "trial": t.number,
             "state": t.state.name.lower(),

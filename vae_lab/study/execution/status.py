@@ -18,8 +18,7 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
     """One plain dict per trial: number, state, value, params, run id, duration."""
     rows = []
     for t in study.get_trials(deepcopy=False):
-        started, completed = t.datetime_start, t.datetime_complete
-        duration = (completed - started).total_seconds() if completed and started else None
+        duration = t.duration.total_seconds() if t.duration is not None else None
         values = [v if v is not None and math.isfinite(v) else None for v in (t.values or [])]
         rows.append(
             {
