@@ -198,7 +198,7 @@ def bench_trial(grids_path: Path, device: torch.device, epochs: int = 5, trials:
     rows = []
     for trial in done:
         timings = trial.user_attrs[TrialAttr.TIMINGS]  # TrialTimings of the objective
-        wall = (trial.datetime_complete - trial.datetime_start).total_seconds()
+        wall = trial.duration.total_seconds()
         rows.append(
             {
                 "wall_s": wall,

@@ -25,6 +25,7 @@ DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 TRACKING_SCHEMES = (*DATABASE_SCHEMES, "http", "https", "file")
 OPTUNA_SCHEMES = ("sqlite", "postgresql", "mysql")  # anything without a scheme is a journal file
 SECRET_QUERY_KEYS = re.compile(r"pass|token|secret|key|credential", re.IGNORECASE)
+PASSWORD_IN_TEXT = re.compile(r"(//[^:/@]*:)[^@]*@")  # for a URI that urlsplit cannot take apart
 ENV_NAMES = {
     "mlflow_tracking_uri": "MLFLOW_TRACKING_URI",
     "artifact_root": "VAE_LAB_ARTIFACT_ROOT",
@@ -45,27 +46,62 @@ def is_database_uri(uri: str) -> bool:
     return uri_scheme(uri) in DATABASE_SCHEMES
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The file an SQLite URI names, read as SQLAlchemy (and so MLflow and Optuna) reads it:
+    `sqlite:///rel.db` is rel.db, `sqlite:////abs/x.db` is /abs/x.db, a ?query is not part of it.
+    None for another scheme or an in-memory database."""
+    if uri_scheme(uri) != "sqlite":
+        return None
+    from sqlalchemy.engine import make_url  # here: a command that opens no database skips its ~0.4 s import
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        database = make_url(uri).database
+    except ArgumentError:
+        raise VaeLabError(
+            f"SQLite URL {mask_uri(uri)}", "names no file", "write sqlite:///relative.db or sqlite:////absolute.db"
+        ) from None
+    return Path(database) if database and database != ":memory:" else None
+
+
 def mask_uri(uri: str) -> str:
     """The URI with its password and secret-looking query values replaced by ***.
 
-    Only those parts are rewritten; the rest stays as written (`sqlite:////abs/path.db` keeps
-    its four slashes, a query keeps its encoding), so the masked URI still names the same store.
+    A database URL is rendered again by SQLAlchemy, which finds the password as it would when
+    connecting; any other URI keeps the rest as written (a query keeps its encoding). Either
+    way the masked URI still names the same store.
     """
+    masked = _without_password(uri)
+    try:
+        query = urlsplit(masked).query
+    except ValueError:
+        return masked
+    if query:
+        pieces = [_mask_query_piece(piece) for piece in query.split("&")]
+        masked = masked.replace(f"?{query}", "?" + "&".join(pieces), 1)
+    return masked
+
+
+def _without_password(uri: str) -> str:
+    if is_database_uri(uri):
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            return make_url(uri).render_as_string(hide_password=True)
+        except ArgumentError:
+            pass  # no URL SQLAlchemy could connect with either: masked as text below
     try:
         parts = urlsplit(uri)
     except ValueError:
-        return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", uri)
-    masked = uri
+        return re.sub(PASSWORD_IN_TEXT, r"\1***@", uri)
     if "@" in parts.netloc:
         credentials, host = parts.netloc.rsplit("@", 1)
         if ":" in credentials:
-            masked = masked.replace(parts.netloc, f"{credentials.split(':', 1)[0]}:***@{host}", 1)
+            return uri.replace(parts.netloc, f"{credentials.split(':', 1)[0]}:***@{host}", 1)
     elif "@" in uri.partition("//")[2]:  # an unencoded / ? or # in the password ends the netloc early
-        masked = re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", uri)
-    if parts.query:
-        pieces = [_mask_query_piece(piece) for piece in parts.query.split("&")]
-        masked = masked.replace(f"?{parts.query}", "?" + "&".join(pieces), 1)
-    return masked
+        return re.sub(PASSWORD_IN_TEXT, r"\1***@", uri)
+    return uri
 
 
 def _mask_query_piece(piece: str) -> str:

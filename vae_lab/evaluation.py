@@ -13,7 +13,6 @@ from typing import Any, Literal
 import torch
 
 from vae_lab.config import Settings, get_settings
-from vae_lab.data import prepare_dataset
 from vae_lab.device import resolve_device
 from vae_lab.errors import VaeLabError
 from vae_lab.registry import CHAMPION, load_version
@@ -64,13 +63,7 @@ def evaluate_registered(
         raise VaeLabError(
             where, f"the dataset it was trained on, {path}, is not there", "pass --data PATH to a copy of it"
         )
-    data = prepare_dataset(
-        path,
-        toy_fraction=record.data.toy_fraction,
-        seed=record.data.seed,
-        grid=record.data.grid,
-        cache_dir=settings.cache_dir,
-    )
+    data = record.data.prepare(path, settings.cache_dir)
     reference = data.reference()
     torch_device = resolve_device(device, where="--device")
     rows = data.split(split)

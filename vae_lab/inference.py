@@ -182,20 +182,13 @@ def generate(
 
 def training_occupancy(run_id: str, settings: Settings) -> dict:
     """The training split's all-zero share and mean occupied cells, from the trial's record."""
-    from vae_lab.data import prepare_dataset
     from vae_lab.evaluation import read_record
 
     record = read_record(Tracker(settings), run_id, f"run {run_id}")
     path = Path(record.data.path)
     if not path.is_file():
         return {"training_mean_occupied": None, "training_all_zero_share": None}
-    data = prepare_dataset(
-        path,
-        toy_fraction=record.data.toy_fraction,
-        seed=record.data.seed,
-        grid=record.data.grid,
-        cache_dir=settings.cache_dir,
-    )
+    data = record.data.prepare(path, settings.cache_dir)
     counts = occupied_counts(data.train.grids)
     return {"training_mean_occupied": float(counts.mean()), "training_all_zero_share": float((counts == 0).mean())}
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from vae_lab.config import Settings, is_database_uri, mask_uri, uri_scheme
+from vae_lab.config import Settings, is_database_uri, mask_uri, sqlite_path, uri_scheme
 from vae_lab.errors import VaeLabError
 
 CONNECT_TIMEOUT_S = 8
@@ -48,7 +48,7 @@ def check_tracking_store(settings: Settings, experiment: str | None = None, mode
     if scheme in ("http", "https"):
         _check_server(uri, where, experiment, model)
     elif scheme == "sqlite":
-        _check_sqlite(_sqlite_path(uri), where)
+        _check_sqlite(uri, where)
     elif is_database_uri(uri):
         _check_database(uri, where)
     else:
@@ -63,7 +63,7 @@ def check_optuna_storage(url: str) -> None:
     where = f"Optuna storage {mask_uri(url)}"
     scheme = uri_scheme(url.removeprefix("journal:"))
     if scheme == "sqlite":
-        _check_sqlite(_sqlite_path(url), where)
+        _check_sqlite(url, where)
     elif scheme:
         _check_database(url, where)
     else:
@@ -75,12 +75,10 @@ def check_optuna_storage(url: str) -> None:
         _check_writable_dir(path.parent, where)
 
 
-def _sqlite_path(uri: str) -> Path:
-    rest = uri.split(":", 1)[1].lstrip("/") if ":///" not in uri else uri.split(":///", 1)[1]
-    return Path(rest.split("?", 1)[0])
-
-
-def _check_sqlite(path: Path, where: str) -> None:
+def _check_sqlite(uri: str, where: str) -> None:
+    path = sqlite_path(uri)
+    if path is None:  # in memory: nothing to check
+        return
     if path.exists():
         if path.is_dir():
             raise VaeLabError(where, "is a folder, not an SQLite file", "name a file, e.g. sqlite:///mlflow.db")

@@ -11,11 +11,11 @@ from optuna.trial import TrialState
 
 from tests.study.study_helpers import FakeTracker, grid_spec
 from vae_lab.study.execution.liveness import Liveness, lease_is_free
-from vae_lab.study.execution.lock import StudyLock
 from vae_lab.study.execution.loop import TrialLoop
 from vae_lab.study.execution.reaper import StaleTrialCollector
 from vae_lab.study.execution.session import StudySession
 from vae_lab.study.execution.settle import TrialBooks, ending_of, settle, settle_dead
+from vae_lab.study.trial.lock import StudyLock
 from vae_lab.study.trial.provenance import INTERRUPTED_REASON, Owner, RunTag, TrialAttr, TrialEnding, TrialOutcome
 from vae_lab.study.trial.storage import open_storage
 from vae_lab.training import NonFiniteError

@@ -251,11 +251,11 @@ def runs_base(uri: str) -> str:
 
 def study_links(settings, base: str) -> dict[str, str]:
     """Study name -> the URL of its training runs in the UI (at most 20, newest first)."""
+    from vae_lab.config import sqlite_path
     from vae_lab.tracking import Tracker, runs_link
 
-    if not settings.mlflow_tracking_uri.startswith(("http://", "https://")) and not _store_exists(
-        settings.mlflow_tracking_uri
-    ):
+    sqlite_file = sqlite_path(settings.mlflow_tracking_uri)
+    if sqlite_file is not None and not sqlite_file.is_file():  # no store yet: no studies, and none created here
         return {}
     experiments = Tracker(settings).client.search_experiments(
         filter_string="tags.`mlflow.experimentKind` = 'custom_model_development'",
@@ -263,12 +263,6 @@ def study_links(settings, base: str) -> dict[str, str]:
         order_by=["last_update_time DESC"],
     )
     return {e.name: runs_link(base, e.experiment_id) for e in experiments}
-
-
-def _store_exists(uri: str) -> bool:
-    from pathlib import Path
-
-    return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).is_file()
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """A prepared dataset named by what it is, so a run can say which rows it saw.
 
 `DataRef` is written into every trial's record and every MLflow dataset input: the file, the
-hash of its bytes, the split options and the split sizes. `prepare_dataset(**ref.options())`
+hash of its bytes, the split options and the split sizes. `ref.prepare(ref.path, cache_dir)`
 rebuilds exactly the same rows, which is how `vae-lab evaluate` scores a champion on the
 split it was selected on.
 """
@@ -9,8 +9,13 @@ split it was selected on.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from vae_lab.data.prepare import PreparedDataset
 
 SPLIT_CONTEXT = {"train": "training", "val": "validation", "test": "test"}
 
@@ -31,9 +36,13 @@ class DataRef(BaseModel):
         """The file's stem: `synthetic` for data/synthetic.parquet."""
         return self.path.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
 
-    def options(self) -> dict:
-        """Keyword arguments of `prepare_dataset` that give these rows again."""
-        return {"path": self.path, "toy_fraction": self.toy_fraction, "seed": self.seed, "grid": self.grid}
+    def prepare(self, path: str | Path, cache_dir: Path) -> PreparedDataset:
+        """These rows again, cut from `path`: this file, or a copy of it (whose bytes may differ)."""
+        from vae_lab.data.prepare import prepare_dataset
+
+        return prepare_dataset(
+            path, toy_fraction=self.toy_fraction, seed=self.seed, grid=self.grid, cache_dir=cache_dir
+        )
 
     def digest(self, split: str) -> str:
         """A short fingerprint of one split: the file's bytes and the options that cut it."""

@@ -19,7 +19,7 @@ import mlflow
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
-from vae_lab.config import Settings, is_database_uri
+from vae_lab.config import Settings, is_database_uri, sqlite_path
 from vae_lab.data.reference import SPLIT_CONTEXT, DataRef
 from vae_lab.tracking.metric_names import mlflow_key, plain_metrics
 from vae_lab.tracking.plotly_html import PageParts, PlotlyAssets, figure_html
@@ -58,8 +58,9 @@ class Tracker:
         quiet_mlflow()
         self.settings = settings
         self.uri = settings.mlflow_tracking_uri
-        if self.uri.startswith("sqlite:///"):
-            initialise_sqlite_store(self.uri)  # before any client opens the file: it may migrate it
+        sqlite_file = sqlite_path(self.uri)
+        if sqlite_file is not None:
+            initialise_sqlite_store(self.uri, sqlite_file)  # before any client opens the file: it may migrate it
             self.client = PatientClient(mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri))
         else:
             self.client = mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
@@ -156,9 +157,6 @@ class Tracker:
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         self.client.log_text(run_id, text, artifact_file)
-
-    def log_json(self, run_id: str, document: Any, artifact_file: str) -> None:
-        self.client.log_text(run_id, json.dumps(document, indent=2, default=str), artifact_file)
 
     def read_text(self, run_id: str, artifact_file: str) -> str:
         """An artifact's text, downloaded through the tracking store."""

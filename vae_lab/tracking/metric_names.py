@@ -16,7 +16,7 @@ no rule (the parent run's `best_value`, `trials_complete`) is sent as is.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Mapping
 
 SUMMARY_SECTION = "summary"
 # Checked in order; the first prefix a name starts with gives its section.
@@ -75,7 +75,3 @@ def plain_name(key: str) -> str:
 def plain_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
     """A run's `data.metrics` (or any key -> value mapping from MLflow) under vae-lab's names."""
     return {plain_name(k): v for k, v in metrics.items()}
-
-
-def mlflow_keys(names: Iterable[str]) -> list[str]:
-    return [mlflow_key(n) for n in names]

@@ -31,13 +31,13 @@ LOCK_PATIENCE_S = 300
 LOCKED = "database is locked"
 
 
-def initialise_sqlite_store(uri: str) -> None:
-    """Create or migrate the SQLite store under a file lock, and put it in write-ahead-log mode.
+def initialise_sqlite_store(uri: str, path: Path) -> None:
+    """Create or migrate the SQLite store at `uri` (the file `path`) under a file lock, and put
+    it in write-ahead-log mode.
 
     Several local workers starting at once would otherwise each run MLflow's schema
     migrations on the new file, and all but one crash ("duplicate column name").
     """
-    path = Path(uri.removeprefix("sqlite:///"))
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -120,7 +120,7 @@ def plan_study(
 ) -> Plan:
     """The plan of `spec` on this machine (calibrating what the cache does not know yet), each of
     `workers` workers on a CPU at the compute threads it will have (`vae_lab.threads`)."""
-    from vae_lab.data import default_dataset, prepare_dataset
+    from vae_lab.data import default_dataset
     from vae_lab.data.sparse import max_occupied
     from vae_lab.models import build_model
     from vae_lab.models.flops import forward_flops_per_sample, training_flops_per_sample
@@ -130,13 +130,7 @@ def plan_study(
     settings = settings or get_settings()
     torch_device = resolve_device(device or spec.training.device, where="--device" if device else "training.device")
     runtime = spec.training.runtime().model_copy(update={"device": str(torch_device)})
-    data = prepare_dataset(
-        default_dataset(data_path or spec.data.path),
-        toy_fraction=spec.data.toy_fraction,
-        seed=spec.data.seed,
-        grid=spec.data.grid,
-        cache_dir=settings.cache_dir,
-    )
+    data = spec.data.prepare(default_dataset(data_path or spec.data.path), settings.cache_dir)
     train_rows, val_rows = len(data.train), len(data.val)
     max_points = max(1, max_occupied(data.train.grids), max_occupied(data.val.grids), max_occupied(data.test.grids))
     cache = CalibrationCache(Path(settings.cache_dir) / "calibration.json")

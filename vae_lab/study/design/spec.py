@@ -13,7 +13,7 @@ studies shipped with vae-lab, so a local file adds to or overrides a shipped one
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
@@ -22,6 +22,9 @@ from vae_lab.choices import WEIGHTED_LOSSES, ObjectiveMetric, Precision, PrunerK
 from vae_lab.errors import VaeLabError
 from vae_lab.runtime import Runtime
 from vae_lab.study.design.space import MODEL_FIELDS, SearchSpace, Strict, check_space, grid_points, head_and_loss
+
+if TYPE_CHECKING:
+    from vae_lab.data import PreparedDataset
 
 STUDIES_DIR = Path("studies")  # the local folder, relative to where vae-lab runs
 SHIPPED_STUDIES = Path(__file__).resolve().parents[2] / "studies"
@@ -32,6 +35,14 @@ class DataSpec(Strict):
     toy_fraction: float = Field(default=1.0, gt=0, le=1)
     seed: int = 0
     grid: int | None = Field(default=None, description="grid edge when it cannot be inferred")
+
+    def prepare(self, path: Path, cache_dir: Path) -> PreparedDataset:
+        """The file at `path` (this section's, or one given instead) cleaned and split as it says."""
+        from vae_lab.data import prepare_dataset
+
+        return prepare_dataset(
+            path, toy_fraction=self.toy_fraction, seed=self.seed, grid=self.grid, cache_dir=cache_dir
+        )
 
 
 class ObjectiveSpec(Strict):

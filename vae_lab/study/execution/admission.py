@@ -16,7 +16,7 @@ import optuna
 import torch
 
 from vae_lab.config import Settings, get_settings
-from vae_lab.data import PreparedDataset, default_dataset, prepare_dataset
+from vae_lab.data import PreparedDataset, default_dataset
 from vae_lab.device import resolve_device
 from vae_lab.errors import VaeLabError
 from vae_lab.models import ModelConfig, check_architecture
@@ -65,13 +65,7 @@ def admit(
 
 def prepare_study_data(spec: StudySpec, data_path: Path | None, settings: Settings, where: str) -> PreparedDataset:
     path = default_dataset(data_path or spec.data.path).resolve()
-    data = prepare_dataset(
-        path,
-        toy_fraction=spec.data.toy_fraction,
-        seed=spec.data.seed,
-        grid=spec.data.grid,
-        cache_dir=settings.cache_dir,
-    )
+    data = spec.data.prepare(path, settings.cache_dir)
     for name in spec.space.architecture:
         check_architecture(ModelConfig(architecture=name, grid=data.grid), where=f"{where}: space.architecture")
     latent_objectives = {spec.objective.metric, spec.training.early_stopping_metric} & LATENT_METRICS

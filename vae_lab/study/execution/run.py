@@ -5,7 +5,7 @@
 study name resumes: finished trials stay in the Optuna storage, a grid only runs its missing
 points and a TPE study only the trials still owed. Any number of workers, on one machine or
 many, may run the same study at once: they share it through the Optuna storage, the study lock,
-liveness leases and the grid queue (`execution.lock`, `liveness`, `queue`); `execution.workers`
+liveness leases and the grid queue (`trial.lock`, `execution.liveness`, `execution.queue`); `execution.workers`
 starts several on this machine (`--workers N`).
 
 `run_trials` is one worker's share of an invocation, whichever launcher started the worker: the

@@ -27,11 +27,11 @@ from vae_lab.errors import VaeLabError
 from vae_lab.registry import CHAMPION, Candidate, Crowning, champion_info, reconcile
 from vae_lab.study.execution.admission import Admission, check_stored_study, open_study
 from vae_lab.study.execution.liveness import Lease, Liveness
-from vae_lab.study.execution.lock import StudyLock
 from vae_lab.study.execution.queue import finished_count, plan_remaining, requeue, waiting_count
 from vae_lab.study.execution.reaper import StaleTrialCollector, reap_dead_invocations, reap_dead_trials
 from vae_lab.study.execution.settle import TrialBooks, settle
 from vae_lab.study.reading.trials import TrialRow, trial_rows
+from vae_lab.study.trial.lock import StudyLock
 from vae_lab.study.trial.provenance import (
     INVOCATION_KIND,
     Owner,

@@ -203,7 +203,6 @@ def stored_view(name: str, settings=None, *, with_champion: bool = True) -> Stud
     """The report's view of a stored study, by name, without running anything. The spec comes
     from the study's last invocation (`study.yaml` on its parent run), else from its file."""
     from vae_lab.config import get_settings
-    from vae_lab.data import prepare_dataset
     from vae_lab.stores import check_stores
     from vae_lab.study.design.spec import load_study_spec, parse_study
     from vae_lab.study.reading.status import load_stored_study
@@ -218,13 +217,7 @@ def stored_view(name: str, settings=None, *, with_champion: bool = True) -> Stud
     data = None
     data_path = study.user_attrs.get(StudyAttr.DATA_PATH)
     if with_champion and data_path and Path(data_path).is_file():
-        data = prepare_dataset(
-            Path(data_path),
-            toy_fraction=spec.data.toy_fraction,
-            seed=spec.data.seed,
-            grid=spec.data.grid,
-            cache_dir=settings.cache_dir,
-        )
+        data = spec.data.prepare(Path(data_path), settings.cache_dir)
     return study_view(study, tracker, StoryContext(spec, data))
 
 

@@ -1,1 +1,2 @@
-"""One trial: the objective (suggest, fit, log, record), its figures, and the names it writes (provenance)."""
+"""One trial: the objective (suggest, fit, log, record), its figures, the names it writes (provenance), and
+the stores and locks it is kept in."""

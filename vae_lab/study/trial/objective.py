@@ -89,10 +89,6 @@ class TrialTimings:
     projections_s: float = 0.0
     model_logging_s: float = 0.0
 
-    @property
-    def overhead_s(self) -> float:
-        return self.setup_s + self.tracking_s + self.projections_s + self.model_logging_s
-
 
 class TrialObjective:
     """One trial = one model trained, logged and recorded."""

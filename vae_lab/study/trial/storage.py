@@ -11,9 +11,7 @@ starts one. PostgreSQL is the multi-machine setup.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import warnings
-import zlib
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -22,6 +20,7 @@ from optuna.storages import RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 from vae_lab.config import uri_scheme
+from vae_lab.study.trial.lock import StorageLock
 
 DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql")
 HEARTBEAT_INTERVAL_S = 10
@@ -35,31 +34,9 @@ def schema_lock(url: str) -> Iterator[None]:
     """Hold a lock while Optuna creates its tables.
 
     Workers started together on a fresh database would otherwise race to create the schema
-    and all but one crash ("duplicate key ... studydirection"). PostgreSQL gets an advisory
-    lock, SQLite a lock file beside the database; other databases go unguarded.
+    and all but one crash ("duplicate key ... studydirection").
     """
-    scheme = uri_scheme(url)
-    if scheme == "sqlite":
-        path = Path(url.split(":///", 1)[1])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path.with_name(path.name + ".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
-    elif scheme == "postgresql":
-        import sqlalchemy
-
-        key = zlib.crc32(b"vae-lab optuna schema")
-        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
-        try:
-            with engine.connect() as connection:
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
-                try:
-                    yield
-                finally:
-                    connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-        finally:
-            engine.dispose()
-    else:
+    with contextlib.closing(StorageLock(url, "vae-lab optuna schema")) as lock, lock:
         yield
 
 

@@ -1,10 +1,11 @@
-"""The study lock: one worker at a time through the moments that must not interleave.
+"""Locks shared by every worker of a storage, for the moments that must not interleave.
 
-Claiming the next trial (so two workers never take the last grid point twice; Optuna's
-GridSampler can, optuna#5139), reaping and re-queuing dead trials, and moving registry aliases.
-A file lock beside a journal-file or SQLite storage; a PostgreSQL advisory lock on a dedicated
-connection for PostgreSQL. Re-entrant within a worker; every `acquire` has its `release` in the
-same function (a `with` block).
+`StudyLock`: claiming the next trial (so two workers never take the last grid point twice;
+Optuna's GridSampler can, optuna#5139), reaping and re-queuing dead trials, and moving registry
+aliases. `storage.schema_lock`: creating Optuna's tables in a new database. Both are a
+`StorageLock`: a file lock beside a journal-file or SQLite storage, a PostgreSQL advisory lock on
+a dedicated connection for PostgreSQL, nothing for other databases. Re-entrant within a worker;
+every `acquire` has its `release` in the same function (a `with` block).
 """
 
 from __future__ import annotations
@@ -14,29 +15,27 @@ import hashlib
 import zlib
 from pathlib import Path
 
-from vae_lab.config import uri_scheme
+from vae_lab.config import sqlite_path, uri_scheme
 
 
 def local_storage_file(storage_url: str) -> Path | None:
     """The file behind a journal-file or SQLite storage, else None."""
-    scheme = uri_scheme(storage_url.removeprefix("journal:"))
-    if scheme == "sqlite":
-        return Path(storage_url.split(":///", 1)[1])
-    if scheme == "":
+    if uri_scheme(storage_url.removeprefix("journal:")) == "":
         return Path(storage_url.removeprefix("journal:"))
-    return None
+    return sqlite_path(storage_url)
 
 
-class StudyLock:
-    """A mutual-exclusion lock shared by every worker of a study (re-entrant within a worker)."""
+class StorageLock:
+    """A mutual-exclusion lock called `name`, shared by every process that uses the storage at
+    `storage_url` (re-entrant within one). `close` gives up its database engine."""
 
-    def __init__(self, storage_url: str, study_name: str):
-        self.storage_url, self.study_name = storage_url, study_name
+    def __init__(self, storage_url: str, name: str):
+        self.storage_url, self.name = storage_url, name
         self._depth = 0
         self._file = None
         self._engine = None
         self._connection = None
-        self._key = zlib.crc32(f"vae-lab study {study_name}".encode())
+        self._key = zlib.crc32(name.encode())
 
     def acquire(self) -> None:
         if self._depth == 0:
@@ -45,16 +44,12 @@ class StudyLock:
 
     def release(self) -> None:
         if self._depth == 0:
-            raise RuntimeError(f"the lock of study {self.study_name} is released more often than taken")
+            raise RuntimeError(f"the lock {self.name!r} is released more often than taken")
         self._depth -= 1
         if self._depth == 0:
             self._release()
 
-    @property
-    def held(self) -> bool:
-        return self._depth > 0
-
-    def __enter__(self) -> "StudyLock":
+    def __enter__(self) -> "StorageLock":
         self.acquire()
         return self
 
@@ -65,8 +60,8 @@ class StudyLock:
         path = local_storage_file(self.storage_url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            name = hashlib.sha256(self.study_name.encode()).hexdigest()[:12]
-            self._file = open(path.with_name(f"{path.name}.{name}.lock"), "a")
+            suffix = hashlib.sha256(self.name.encode()).hexdigest()[:12]
+            self._file = open(path.with_name(f"{path.name}.{suffix}.lock"), "a")
             fcntl.flock(self._file, fcntl.LOCK_EX)
         elif uri_scheme(self.storage_url) == "postgresql":
             import sqlalchemy
@@ -96,3 +91,10 @@ class StudyLock:
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+
+
+class StudyLock(StorageLock):
+    """The lock of one study, shared by every worker of it."""
+
+    def __init__(self, storage_url: str, study_name: str):
+        super().__init__(storage_url, f"vae-lab study {study_name}")
