@@ -1,4 +1,5 @@
-"""How trials end (pruned, failed, diverged, interrupted, dead worker), and resuming them."""
+"""How trials end (pruned, failed, diverged, interrupted), and resuming them (dead workers: test_workers.py,
+test_remote_worker.py)."""
 
 from __future__ import annotations
 
