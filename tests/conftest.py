@@ -7,6 +7,7 @@ import socket
 import sqlite3
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -94,3 +95,46 @@ def sparse_grids(n: int, edge: int = 11, seed: int = 0, max_cells: int = 6) -> n
         cells = rng.choice(edge**3, size=rng.integers(1, max_cells + 1), replace=False)
         grids[i, cells] = rng.choice([1, 2, 3, 4], size=len(cells), p=[0.6, 0.25, 0.1, 0.05])
     return grids.reshape(n, edge, edge, edge)
+
+
+# --- real services, one per session ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL cluster for the session, with a password as in production (tests/services.py);
+    each test takes its own databases with `postgres.new_database(...)`."""
+    from tests import services  # (services imports this module)
+
+    if not services.have_postgres():
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    cluster = services.start_postgres(role=services.ROLE, password=services.PASSWORD)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@dataclass
+class LoginServer:
+    """The session's `mlflow server --app-name basic-auth`: its URL, its folder (artifacts and
+    login database) and the URL of its PostgreSQL backend database."""
+
+    url: str
+    folder: Path
+    backend: str
+
+
+@pytest.fixture(scope="session")
+def login_server(postgres, tmp_path_factory) -> LoginServer:
+    """One MLflow server with logins for the session (its start takes a minute on a busy 2-core
+    machine), with the workers' account (EDIT) and a read-only one; each test uses its own
+    experiment. Signing in is up to each test (`services.signed_in`)."""
+    from tests import services
+
+    folder = tmp_path_factory.mktemp("mlflow-login-server")
+    backend = postgres.new_database("served")
+    with services.mlflow_login_server(backend, folder) as url:
+        services.make_account(url, services.WORKER, "EDIT")
+        services.make_account(url, services.READER, "READ")
+        yield LoginServer(url, folder, backend)
