@@ -23,13 +23,16 @@ $(VENV)/.installed: pyproject.toml
 quick: setup
 	$(VENV)/bin/vae-lab study run quick
 
+# --durations=25: every CI log names the slowest tests, so a creeping suite shows where it grew.
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
-# The unit tier: the folders that mirror the package, without the tests marked slow. Left to
-# `make test`: slow tests (real studies, workers, servers, browsers) and tests/test_*.py (the CLI
-# through real console processes, compose files, bad-input corpus, secrets).
-UNIT_TESTS ?= tests/data tests/models tests/training tests/tracking tests/study tests/viz
+# The unit tier: the folders that mirror the package and the fast top-level files, without the
+# tests marked slow. Left to `make test`: slow tests (real studies, workers, servers, browsers)
+# and the other tests/test_*.py (the CLI through real console processes, compose files,
+# bad-input corpus, secrets).
+UNIT_TESTS ?= tests/data tests/models tests/training tests/tracking tests/study tests/viz \
+	tests/test_selection.py tests/test_registry_rules.py tests/test_stores_login.py tests/test_threads.py
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow" $(UNIT_TESTS)
 

@@ -4,7 +4,8 @@
 `mlflow`), trusting every login or, given a password, asking for it over TCP (scram-sha-256).
 `mlflow_login_server`: `mlflow server --app-name basic-auth` on a PostgreSQL database, with the
 admin from `ADMIN`; `make_account` adds the other accounts as docker/mlflow-accounts.py does.
-Needs PostgreSQL's server binaries (`initdb`, `pg_ctl`), which CI machines have.
+Needs PostgreSQL's server binaries (`initdb`, `pg_ctl`), which CI machines have. The tests get
+one of each per session through tests/conftest.py (`postgres`, `login_server`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ WORKER = ("worker", "Worker-pw-for-the-test-2")
 READER = ("reader", "Reader-pw-for-the-test-3")
 # Three workers with their heartbeats and a login server ran out of PostgreSQL's default 100.
 MAX_CONNECTIONS = 300
+# The session's cluster (tests/conftest.py `postgres`) wants this role's password over TCP, as a
+# production one does; tests/test_secrets.py looks for the password everywhere it must not be.
+ROLE = "vae"
+PASSWORD = "Sup3r-Secret-pw-4711"
+
+
+def database_name(url: str) -> str:
+    return url.rsplit("/", 1)[1]
 
 
 def have_postgres() -> bool:
@@ -53,6 +62,7 @@ class Postgres:
     root: Path
     port: int
     role: str
+    databases_made: int = 0
 
     @property
     def socket(self) -> Path:
@@ -60,6 +70,14 @@ class Postgres:
 
     def createdb(self, name: str) -> None:
         as_postgres("createdb", "-h", str(self.socket), "-p", str(self.port), "-U", self.role, name)
+
+    def new_database(self, prefix: str) -> str:
+        """A new, empty database named after `prefix` (and a counter); returns its URL. One
+        cluster serves the whole session (tests/conftest.py `postgres`), each test its own databases."""
+        self.databases_made += 1
+        name = f"{prefix}_{self.databases_made}"
+        self.createdb(name)
+        return f"{self.url}/{name}"
 
     def dump(self, database: str) -> str:
         return as_postgres("pg_dump", "-h", str(self.socket), "-p", str(self.port), "-U", self.role, database).stdout

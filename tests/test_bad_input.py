@@ -1,4 +1,4 @@
-"""A corpus of malformed inputs, each met by the real `vae-lab` console script.
+"""A corpus of malformed inputs, each met by the `vae-lab` command line.
 
 Data files, study YAML, command-line arguments, store URIs and environment values, and a
 dataset whose grid differs from the stored study's: each must end in exactly one line on
@@ -8,6 +8,10 @@ checks must answer within 30 s, and a password in a URI must never be printed.
 
 One tiny study runs first, so the stores exist and hold a study, a registered champion and
 its artifacts: a bad input that wrote anything would show up as a changed file.
+
+Most cases run through the console entry point in the test's own process (`run_vae_lab_here`:
+the same `main`, without ~5 s of imports per case); those marked `process=True` run the real
+console script, so that path (and `ui`, which execs a server once its checks pass) stays covered.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ from tests.bad_input_helpers import (
     diff,
     lab_env,
     run_vae_lab,
+    run_vae_lab_here,
     snapshot,
     voxel_rows,
     write_csv,
 )
+from tests.conftest import copy_mlflow_store
 from vae_lab.data import synthesize, write_dataset
 
 pytestmark = pytest.mark.slow
@@ -40,9 +46,10 @@ PASSWORD = "pw-in-the-uri-0815"  # not a word the error messages use (they say "
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> Path:
+def lab(tmp_path_factory, empty_mlflow_store) -> Path:
     """A lab whose stores hold one finished study (`tiny`) with its champion."""
     lab = tmp_path_factory.mktemp("bad-input")
+    copy_mlflow_store(empty_mlflow_store, lab)
     (lab / "studies").mkdir()
     (lab / "studies" / "tiny.yaml").write_text(TINY_STUDY)
     write_dataset(synthesize(rows=1500, seed=1), lab / "data.parquet")
@@ -146,6 +153,7 @@ CASES = [
         [*FRESH, "--data", "{lab}/corrupt.parquet"],
         "unreadable parquet",
         setup=write_bytes("corrupt.parquet", b"PAR1" + bytes(range(256)) * 8 + b"PAR1"),
+        process=True,
     ),
     Case("data-empty-file", [*FRESH, "--data", "{lab}/empty.csv"], "empty.csv", setup=write_text("empty.csv", "")),
     Case(
@@ -277,7 +285,7 @@ CASES = [
     Case("cli-unknown-study", ["study", "run", "no-such-study"], "no-such-study"),
     Case("cli-n-trials-0", [*RUN, "--n-trials", "0"], "--n-trials"),
     Case("cli-workers-0", [*RUN, "--workers", "0"], "--workers"),
-    Case("cli-unknown-option", [*RUN, "--trials", "3"], "--trials"),
+    Case("cli-unknown-option", [*RUN, "--trials", "3"], "--trials", process=True),
     Case("cli-missing-argument", ["study", "run"], "study"),
     Case("cli-not-an-integer", [*RUN, "--n-trials", "two"], "--n-trials"),
     Case("cli-evaluate-bad-split", ["evaluate", "tiny", "--split", "nope"], "--split"),
@@ -443,6 +451,7 @@ CASES = [
         env={"MLFLOW_TRACKING_URI": "sqlite:///{lab}/notes.txt"},
         setup=write_text("notes.txt", "notes\n"),
         store=True,
+        process=True,
     ),
     Case(
         "env-ui-server-down-password",
@@ -451,6 +460,7 @@ CASES = [
         env={"MLFLOW_TRACKING_URI": f"http://user:{PASSWORD}@127.0.0.1:9/"},
         store=True,
         forbidden=(PASSWORD,),
+        process=True,
     ),
 ]
 
@@ -461,6 +471,8 @@ def fill(text: str, lab: Path, port: int) -> str:
 
 def test_the_corpus_is_big_enough():
     assert len(CASES) >= 30 and len({c.id for c in CASES}) == len(CASES)
+    assert any(c.process and c.args[0] == "ui" for c in CASES) and any(c.process and c.args[0] != "ui" for c in CASES)
+    assert all(c.process for c in CASES if c.args[:1] == ["ui"] and "--dry-run" not in c.args)  # ui execs a server
 
 
 @pytest.mark.parametrize(
@@ -470,7 +482,7 @@ def test_the_corpus_is_big_enough():
         for c in CASES
     ],
 )
-def test_bad_input_is_one_line_exit_2_and_leaves_the_stores_alone(lab, case):
+def test_bad_input_is_one_line_exit_2_and_leaves_the_stores_alone(lab, case, capfd):
     if case.setup:
         case.setup(lab)
     port = closed_port()
@@ -481,7 +493,11 @@ def test_bad_input_is_one_line_exit_2_and_leaves_the_stores_alone(lab, case):
     before = snapshot(lab)
 
     start = time.monotonic()
-    result = run_vae_lab(args, cwd=lab / case.cwd if case.cwd else lab, env=env, timeout=120 if case.store else 300)
+    cwd = lab / case.cwd if case.cwd else lab
+    if case.process:
+        result = run_vae_lab(args, cwd=cwd, env=env, timeout=120 if case.store else 300)
+    else:
+        result = run_vae_lab_here(args, cwd=cwd, env=env, capture=capfd)
     elapsed = time.monotonic() - start
 
     after = snapshot(lab)

@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from tests.browser_helpers import Browser, missing_browser, start_chromium
-from tests.conftest import free_port, wait_for_mlflow
+from tests.conftest import copy_mlflow_store, free_port, wait_for_mlflow
 from tests.test_cli import VAE_LAB
 from vae_lab.data import synthesize, write_dataset
 
@@ -40,9 +40,10 @@ return Boolean(gd && gd.data && gd.data.length && gd.querySelector(".main-svg .x
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, empty_mlflow_store):
     """A lab with a finished two-trial study and `vae-lab ui` serving it: (base URL, study report, lab)."""
     lab = tmp_path_factory.mktemp("browser-lab")
+    copy_mlflow_store(empty_mlflow_store, lab)
     (lab / "studies").mkdir()
     (lab / "studies" / "tiny.yaml").write_text(STUDY)
     write_dataset(synthesize(rows=1500, seed=1), lab / "voxels.parquet")

@@ -114,8 +114,9 @@ def test_user_errors_are_one_line_and_exit_2(lab, make_input, args, expected):
 def test_a_bad_study_leaves_stored_trials_alone(lab):
     """A failed validation must not touch the Optuna storage or MLflow store."""
     (lab / "studies" / "s.yaml").write_text("name: s\nspace: {architecture: [nope]}\n")
+    store = (lab / "mlflow.db").read_bytes()  # the lab's empty store
     assert run_console("study", "run", "s", cwd=lab).returncode == 2
-    assert not (lab / "mlflow.db").exists()
+    assert (lab / "mlflow.db").read_bytes() == store and not (lab / "mlflow.db-wal").exists()
     assert not (lab / ".vae-lab" / "optuna.log").exists()
 
 

@@ -15,16 +15,7 @@ import mlflow
 import optuna
 import pytest
 
-from tests.services import (
-    ADMIN,
-    READER,
-    WORKER,
-    have_postgres,
-    make_account,
-    mlflow_login_server,
-    signed_in,
-    start_postgres,
-)
+from tests.services import ADMIN, READER, WORKER, signed_in
 from tests.test_cli import VAE_LAB
 from vae_lab.config import get_settings
 from vae_lab.data import synthesize, write_dataset
@@ -32,27 +23,13 @@ from vae_lab.data import synthesize, write_dataset
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def postgres():
-    if not have_postgres():
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    cluster = start_postgres()
-    try:
-        yield cluster.url
-    finally:
-        cluster.stop()
-
-
 @pytest.fixture
-def mlflow_server(postgres, tmp_path, monkeypatch):
-    """`mlflow server --app-name basic-auth` on PostgreSQL, as docker-compose.yml runs it; this
-    process (and the workers it starts) signs in with the workers' account."""
-    with mlflow_login_server(f"{postgres}/mlflow", tmp_path) as url:
-        make_account(url, WORKER, "EDIT")
-        make_account(url, READER, "READ")
-        for name, value in signed_in(WORKER).items():
-            monkeypatch.setenv(name, value)
-        yield url
+def mlflow_server(login_server, monkeypatch):
+    """The session's `mlflow server --app-name basic-auth` on PostgreSQL, as docker-compose.yml
+    runs it; this process (and the workers it starts) signs in with the workers' account."""
+    for name, value in signed_in(WORKER).items():
+        monkeypatch.setenv(name, value)
+    return login_server.url
 
 
 KILL_STUDY = """
@@ -71,8 +48,9 @@ def test_three_workers_on_postgres_and_a_tracking_server_survive_a_sigkill(lab, 
 
     from tests.study.test_workers import running_trial_of_a_worker
 
+    optuna_url = postgres.new_database("optuna")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-    monkeypatch.setenv("VAE_LAB_OPTUNA_STORAGE", f"{postgres}/optuna")
+    monkeypatch.setenv("VAE_LAB_OPTUNA_STORAGE", optuna_url)
     get_settings.cache_clear()
     write_dataset(synthesize(rows=3000, seed=7), lab / "voxels.parquet")
     (lab / "studies" / "shared.yaml").write_text(KILL_STUDY)
@@ -80,16 +58,22 @@ def test_three_workers_on_postgres_and_a_tracking_server_survive_a_sigkill(lab, 
     workers = [
         subprocess.Popen(command, cwd=lab, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)
     ]
-    victim = running_trial_of_a_worker(lab, "shared", parent_pid=-1)
-    victim_pid = victim.user_attrs["worker_pid"]
-    os.kill(victim_pid, signal.SIGKILL)
-    for worker in workers:
-        _, stderr = worker.communicate(timeout=600)
-        assert worker.returncode == (-9 if worker.pid == victim_pid else 0), stderr
+    try:
+        victim = running_trial_of_a_worker(lab, "shared", parent_pid=-1, seconds=300)  # three cold starts
+        victim_pid = victim.user_attrs["worker_pid"]
+        os.kill(victim_pid, signal.SIGKILL)
+        for worker in workers:
+            _, stderr = worker.communicate(timeout=600)
+            assert worker.returncode == (-9 if worker.pid == victim_pid else 0), stderr
+    finally:
+        for worker in workers:  # a failed test leaves no worker writing to the session's server
+            if worker.poll() is None:
+                worker.kill()
+                worker.communicate()
     again = subprocess.run(command, cwd=lab, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
 
-    study = optuna.load_study(study_name="shared", storage=f"{postgres}/optuna")
+    study = optuna.load_study(study_name="shared", storage=optuna_url)
     states = {t.number: t.state.name for t in study.trials}
     assert states[victim.number] == "FAIL"
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
@@ -124,13 +108,12 @@ artifacts: {pca: true, reconstructions: 0, interpolation: false, plotlyjs: cdn}
 """
 
 
-def stores_snapshot(postgres: str, url: str) -> dict:
+def stores_snapshot(optuna_url: str, url: str) -> dict:
     """Everything a study writes: its Optuna trials and every MLflow experiment, run and version."""
-    studies = optuna.get_all_study_summaries(storage=f"{postgres}/optuna")
+    studies = optuna.get_all_study_summaries(storage=optuna_url)
     trials = {
         s.study_name: [
-            (t.number, t.state.name)
-            for t in optuna.load_study(study_name=s.study_name, storage=f"{postgres}/optuna").trials
+            (t.number, t.state.name) for t in optuna.load_study(study_name=s.study_name, storage=optuna_url).trials
         ]
         for s in studies
     }
@@ -147,8 +130,9 @@ def test_only_the_workers_account_writes_to_a_server_with_a_login(lab, postgres,
     HTTP client is refused by the REST API and the artifact routes."""
     import requests
 
+    optuna_url = postgres.new_database("optuna")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-    monkeypatch.setenv("VAE_LAB_OPTUNA_STORAGE", f"{postgres}/optuna")
+    monkeypatch.setenv("VAE_LAB_OPTUNA_STORAGE", optuna_url)
     get_settings.cache_clear()
     write_dataset(synthesize(rows=800, seed=3), lab / "voxels.parquet")
     (lab / "studies" / "locked.yaml").write_text(LOCKED_STUDY)
@@ -163,7 +147,7 @@ def test_only_the_workers_account_writes_to_a_server_with_a_login(lab, postgres,
 
     for name, value in signed_in(ADMIN).items():  # the snapshot sees everything
         monkeypatch.setenv(name, value)
-    before = stores_snapshot(postgres, mlflow_server)
+    before = stores_snapshot(optuna_url, mlflow_server)
     assert len(before["trials"]["locked"]) == 1 and before["runs"]
     without = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
     attempts = {
@@ -185,7 +169,7 @@ def test_only_the_workers_account_writes_to_a_server_with_a_login(lab, postgres,
         assert done.returncode == 2, f"{attempt}: exit {done.returncode}\n{done.stderr[-2000:]}"
         assert len(lines) == 1 and said in lines[0], f"{attempt}: {done.stderr}"
         assert WORKER[1] not in done.stderr and READER[1] not in done.stderr
-    assert stores_snapshot(postgres, mlflow_server) == before
+    assert stores_snapshot(optuna_url, mlflow_server) == before
 
     client = mlflow.MlflowClient(tracking_uri=mlflow_server)
     experiment_id = client.get_experiment_by_name("locked").experiment_id

@@ -13,6 +13,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from tests.conftest import copy_mlflow_store
 from vae_lab.cli import app
 from vae_lab.config import get_settings
 from vae_lab.data import synthesize, write_dataset
@@ -68,8 +69,9 @@ def run_cli(*args: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def finished_study(tmp_path_factory):
+def finished_study(tmp_path_factory, empty_mlflow_store):
     lab = tmp_path_factory.mktemp("e2e")
+    copy_mlflow_store(empty_mlflow_store, lab)
     monkeypatch = pytest.MonkeyPatch()
     for key, value in {
         "MLFLOW_TRACKING_URI": f"sqlite:///{lab / 'mlflow.db'}",

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import free_port
+from tests.conftest import copy_mlflow_store, free_port
 from vae_lab.cli import app
 from vae_lab.config import get_settings
 from vae_lab.data import synthesize, write_dataset
@@ -53,9 +53,10 @@ def cli_json(*args: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
+def study(tmp_path_factory, empty_mlflow_store):
     """A finished two-family study; yields (lab folder, its data file, its tracking URI)."""
     lab = tmp_path_factory.mktemp("use")
+    copy_mlflow_store(empty_mlflow_store, lab)
     patch = pytest.MonkeyPatch()
     for key, value in {
         "MLFLOW_TRACKING_URI": f"sqlite:///{lab / 'mlflow.db'}",

@@ -13,10 +13,11 @@ import pytest
 import torch
 
 from tests.test_cli import VAE_LAB
+from tests.thread_probe import report_threads
 from vae_lab import threads
 from vae_lab.data import synthesize, write_dataset
 from vae_lab.study.design.spec import StudySpec
-from vae_lab.threads import THREAD_VARIABLES, apply_threads, thread_environment, using_threads, worker_threads
+from vae_lab.threads import THREAD_VARIABLES, thread_environment, using_threads, worker_threads
 
 
 @pytest.mark.parametrize(
@@ -56,16 +57,11 @@ def test_using_threads_restores_the_pool():
     assert torch.get_num_threads() == before
 
 
-def _report_threads(results) -> None:
-    apply_threads(int(os.environ["OMP_NUM_THREADS"]))
-    results.put((torch.get_num_threads(), os.environ["OMP_NUM_THREADS"], os.environ["MKL_NUM_THREADS"]))
-
-
 def test_a_spawned_process_starts_with_the_thread_variables():
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     with thread_environment(1):
-        process = context.Process(target=_report_threads, args=(results,))
+        process = context.Process(target=report_threads, args=(results,))
         process.start()
     process.join(timeout=120)
     assert process.exitcode == 0

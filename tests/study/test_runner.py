@@ -1,10 +1,7 @@
-"""How trials end (pruned, failed, diverged, interrupted, dead worker), and resuming them."""
+"""How trials end (pruned, failed, diverged, interrupted), and resuming them (dead workers: test_workers.py,
+test_remote_worker.py)."""
 
 from __future__ import annotations
-
-import os
-import subprocess
-import sys
 
 import mlflow
 import optuna
@@ -120,38 +117,6 @@ def test_interrupted_study_keeps_finished_trials_and_resumes_the_grid(spec, monk
     complete = [t for t in report.trials if t.state == "complete"]
     assert len(complete) == 3  # the first trial kept, two more run
     assert sorted(t.params["latent_dim"] for t in complete) == [2, 3, 4]  # every grid point, none twice
-
-
-def test_a_trial_of_a_dead_worker_is_failed_its_run_killed_and_its_point_rerun(spec, lab):
-    """A worker SIGKILLed mid-trial leaves its trial RUNNING; the next run reaps it."""
-    script = f"""
-import os, signal, sys
-sys.path.insert(0, {str(lab)!r})
-from vae_lab.study.design.spec import StudySpec
-from vae_lab.study.execution.run import run_study
-from vae_lab.training import Trainer
-real = Trainer.fit
-def fit_then_die(self, train, val):
-    os.kill(os.getpid(), signal.SIGKILL)
-Trainer.fit = fit_then_die
-run_study(StudySpec.model_validate({spec.model_dump(mode="json")!r}), n_trials=1)
-"""
-    killed = subprocess.run(
-        [sys.executable, "-c", script], cwd=lab, env=os.environ.copy(), capture_output=True, text=True, timeout=300
-    )
-    assert killed.returncode == -9, killed.stderr
-    [orphan] = stored_trials("ends")
-    assert orphan.state.name == "RUNNING"
-    assert child_runs("ends")[orphan.user_attrs["mlflow_run_id"]].info.status == "RUNNING"
-
-    report = run_study(spec)
-    states = {t.number: t.state for t in report.trials}
-    assert states[orphan.number] == "failed"
-    dead_run = child_runs("ends")[orphan.user_attrs["mlflow_run_id"]]
-    assert dead_run.info.status == "KILLED" and dead_run.data.tags["trial_state"] == "WORKER_DIED"
-    complete = [t for t in report.trials if t.state == "complete"]
-    assert sorted(t.params["latent_dim"] for t in complete) == [2, 3, 4]
-    assert all(r.info.status != "RUNNING" for r in child_runs("ends").values())
 
 
 def test_tpe_study_samples_ranges_and_can_prune(spec):

@@ -12,7 +12,7 @@ import torch
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 
-from tests.conftest import sparse_grids
+from tests.conftest import copy_mlflow_store, sparse_grids
 from tests.models.model_helpers import VARIANTS
 from vae_lab.config import get_settings
 from vae_lab.data.frames import frame_of_grids
@@ -24,10 +24,11 @@ EDGE = 5
 
 
 @pytest.fixture(scope="module")
-def logged(tmp_path_factory):
-    """log(model, examples) -> (its pyfunc, its URI). One store for the module: a fresh SQLite
-    store costs ~10 s to create, and the models logged here never meet."""
+def logged(tmp_path_factory, empty_mlflow_store):
+    """log(model, examples) -> (its pyfunc, its URI). One store for the module (the models logged
+    here never meet), copied from the session's empty one."""
     root = tmp_path_factory.mktemp("pyfunc-lab")
+    copy_mlflow_store(empty_mlflow_store, root)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
         patch.setenv("VAE_LAB_ARTIFACT_ROOT", str(root / "mlruns"))
