@@ -25,7 +25,7 @@ def empty_mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("empty-mlflow-store")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)  # MLflow puts the Default experiment's artifacts under the working directory
-        initialise_sqlite_store(f"sqlite:///{folder / 'mlflow.db'}")
+        initialise_sqlite_store(f"sqlite:///{folder / 'mlflow.db'}", folder / "mlflow.db")
     return folder / "mlflow.db"
 
 

@@ -21,8 +21,8 @@ from vae_lab.cli import app
 from vae_lab.config import get_settings
 from vae_lab.data import synthesize, write_dataset
 from vae_lab.study.execution.reaper import HEARTBEAT_REASON
-from vae_lab.study.execution.storage import HEARTBEAT_GRACE_S, open_storage, trial_id_of
 from vae_lab.study.trial.provenance import Owner, RunTag, TrialAttr, TrialOutcome
+from vae_lab.study.trial.storage import HEARTBEAT_GRACE_S, open_storage, trial_id_of
 from vae_lab.tracking import Tracker
 
 pytestmark = pytest.mark.slow
