@@ -135,7 +135,7 @@ def log_model(
 
 
 class _DropPickleWarning(logging.Filter):
-    """Pickle is chosen on purpose (the model's class travels in its code folder), so MLflow's
+    """Pickle is chosen on purpose (the model's class travels in its code archive), so MLflow's
     advice to use pt2 is noise for every trial; every other record passes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
