@@ -17,7 +17,7 @@ from tests.models.model_helpers import VARIANTS
 from vae_lab.config import get_settings
 from vae_lab.data.frames import frame_of_grids
 from vae_lab.models import ModelConfig, build_model
-from vae_lab.tracking import Tracker, log_model
+from vae_lab.tracking import Tracker, log_model, pyfunc
 from vae_lab.training.metrics import confusion_matrix, macro_f1
 
 EDGE = 5
@@ -42,6 +42,7 @@ def logged(tmp_path_factory, empty_mlflow_store):
             mlflow.set_tracking_uri(tracker.uri)
             return mlflow.pyfunc.load_model(ref.uri), ref.uri
 
+        log.tracker, log.experiment, log.run_id = tracker, experiment, run_id
         yield log
         tracker.end_run(run_id)
     get_settings.cache_clear()
@@ -136,16 +137,26 @@ print(json.dumps({"columns": list(latent.columns), "vae_lab": vae_lab.__file__})
 
 
 def test_the_model_carries_its_code_and_loads_where_vae_lab_is_not_installed(logged, tmp_path):
-    """MLflow's own `code_paths`: the model folder holds vae_lab, its requirements name only
-    packages an index serves. A Python without site (no .pth files, so no editable vae-lab
-    finder), with the installed libraries on its path but not the source tree, loads it."""
+    """MLflow's own `code_paths`, given one archive: the model folder holds vae_lab as one zip
+    (one upload, not one per module), its requirements name only packages an index serves. A
+    Python without site (no .pth files, so no editable vae-lab finder), with the installed
+    libraries on its path but not the source tree, loads it."""
     import json
     import subprocess
     import sys
+    import zipfile
     from pathlib import Path
 
     _, uri = logged(build_model(ModelConfig(architecture="pointnet", grid=EDGE, latent_dim=2)))
     local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(tmp_path / "model")))
+    assert [p.name for p in (local / "code").iterdir()] == ["vae_lab.zip"]
+    files = [p for p in local.rglob("*") if p.is_file()]
+    assert len(files) < 15, f"the model folder holds {len(files)} files: {sorted(map(str, files))[:20]}"
+    flavors = Model.load(str(local)).flavors
+    assert flavors["python_function"]["code"] == flavors["pytorch"]["code"] == "code/vae_lab.zip"
+    with zipfile.ZipFile(local / "code" / "vae_lab.zip") as archive:
+        names = archive.namelist()
+    assert "vae_lab/tracking/pyfunc.py" in names and not any("__pycache__" in n for n in names)
     requirements = (local / "requirements.txt").read_text().split()
     assert requirements and not any(r.lower().startswith(("vae-lab", "vae_lab")) for r in requirements)
     # Every installed library, but no folder holding a vae_lab package (the source tree, or the
@@ -163,4 +174,38 @@ def test_the_model_carries_its_code_and_loads_where_vae_lab_is_not_installed(log
     assert done.returncode == 0, done.stderr[-2000:]
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     assert answer["columns"] == ["z0", "z1"]
-    assert Path(answer["vae_lab"]).resolve().is_relative_to(local.resolve() / "code")
+    assert Path(answer["vae_lab"]).is_relative_to(local / "code" / "vae_lab.zip")  # imported from the archive
+
+
+def test_the_first_model_of_each_family_round_trips_and_the_rest_do_not(logged, monkeypatch):
+    """The full pyfunc round trip proves what is alike for a family (its code, class, loader),
+    so a study pays it once per family and process, not once per trial."""
+    checked = []
+    monkeypatch.setattr(pyfunc, "_ROUND_TRIPPED", set())
+    real = pyfunc.check_round_trip
+    monkeypatch.setattr(pyfunc, "check_round_trip", lambda local: checked.append(local) or real(local))
+    for name, latent_dim in (("fc", 2), ("fc", 3), ("conv", 2), ("fc", 4)):
+        logged(build_model(ModelConfig(architecture=name, grid=EDGE, latent_dim=latent_dim)))
+    assert len(checked) == 2
+    logged(build_model(ModelConfig(architecture="fc", output="categorical", grid=EDGE, latent_dim=2)))
+    assert len(checked) == 3  # another output head is another family
+
+
+def test_a_model_whose_example_does_not_round_trip_is_not_logged(logged, monkeypatch):
+    """The check still refuses the model its pyfunc cannot serve: logging fails, the model FAILED."""
+    from mlflow.entities import LoggedModelStatus
+
+    tracker, experiment = logged.tracker, logged.experiment
+    monkeypatch.setattr(pyfunc, "_ROUND_TRIPPED", set())
+    monkeypatch.setattr(pyfunc.VoxelPyfunc, "predict", lambda self, data, params=None: pd.DataFrame({"id": [0]}))
+
+    def failed() -> int:
+        return sum(m.status == LoggedModelStatus.FAILED for m in tracker.client.search_logged_models([experiment]))
+
+    before = failed()
+    with pytest.raises(RuntimeError, match="did not round-trip"):
+        log_model(
+            tracker, logged.run_id, experiment, build_model(ModelConfig(architecture="fc", grid=EDGE, latent_dim=2))
+        )
+    assert failed() == before + 1
+    assert pyfunc._ROUND_TRIPPED == set()  # a failed family is checked again next time

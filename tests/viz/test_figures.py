@@ -64,3 +64,15 @@ def test_the_gallerys_worst_panels_say_how_many_cells_are_wrong_once():
     reconstructions[3, 1, 1, 1] = 1
     figure = reconstruction_figure(originals[chosen], reconstructions[chosen], names=names)
     assert [a.text for a in figure.layout.annotations][2] == "worst #3: 1 cells -> 1, 1 wrong"
+
+
+def test_each_panel_draws_one_box_and_only_the_classes_it_holds():
+    """Plotly validates every trace, most of a trial's figure time: an input and its
+    reconstruction share one box, and a class absent from a grid gets no trace."""
+    originals = np.zeros((3, 5, 5, 5), dtype=np.uint8)
+    originals[:, 2, 2, 2] = [1, 2, 4]
+    figure = reconstruction_figure(originals, originals)
+    boxes = [t for t in figure.data if t.hoverinfo == "skip"]
+    assert sorted(t.scene for t in boxes) == ["scene", "scene2", "scene3"]
+    assert all(len(t.x) for t in figure.data if t.hoverinfo != "skip")
+    assert len(figure.data) == 3 * 3  # per panel: the box, the input's one class, the reconstruction's

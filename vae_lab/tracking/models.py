@@ -7,9 +7,10 @@ run, no process-wide tracking URI): the LoggedModel is created, linked to its ru
 at the best epoch, its artifacts uploaded and its status set to READY.
 
 Each model keeps MLflow's pytorch flavor and gets vae-lab's own python_function flavor
-(`vae_lab.tracking.pyfunc`): a signature, an input example of real rows, and vae-lab's code in
-the model folder, so `mlflow.pyfunc.load_model` works where vae-lab is not installed. A model
-logged before this (pytorch flavor only, no code folder) still loads through `load_model`.
+(`vae_lab.tracking.pyfunc`): a signature, an input example of real rows, and vae-lab's code as
+one archive in the model folder (`code_archive`), so `mlflow.pyfunc.load_model` works where
+vae-lab is not installed. Models logged before (pytorch flavor only, or the code as a folder of
+files) still load through `load_model` and MLflow's loaders.
 """
 
 from __future__ import annotations
@@ -25,14 +26,13 @@ import torch
 from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 
 from vae_lab.models.base import BaseVAE
-from vae_lab.tracking import pyfunc
+from vae_lab.tracking import code_archive, pyfunc
 from vae_lab.tracking.client import Tracker
 
-# The model is pickled with its class and carries vae-lab's code (`code_paths`), so reloading
+# The model is pickled with its class and carries vae-lab's code (`code_archive`), so reloading
 # needs only these libraries, which MLflow installs from an index; vae-lab itself is never one
 # of them. Passing them explicitly skips MLflow's ~12 s requirement inference.
 RUNTIME_PACKAGES = ("torch", "numpy", "pandas", "pyarrow", "pydantic", "pydantic-settings", "pyyaml", "mlflow")
-PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the vae_lab package, copied into each model
 
 
 # Where a package is installed under another distribution's name, the same release pins it
@@ -85,7 +85,8 @@ def log_model(
 
     `examples`: a few real grids (N, D, D, D) saved as the model's input example (default: the
     family's own small example batch). The model is a pyfunc (`vae_lab.tracking.pyfunc`) with a
-    signature, and logging fails if the example does not round-trip through it.
+    signature; logging fails if the first model of its family in this process does not
+    round-trip its example through it (`pyfunc.install_pyfunc`).
     """
     import mlflow.pytorch
     from mlflow.models import Model
@@ -116,13 +117,13 @@ def log_model(
                 path=str(local),
                 mlflow_model=description,
                 pip_requirements=model_requirements(),
-                code_paths=[str(PACKAGE_DIR)],
+                code_paths=[str(code_archive.write_archive(Path(folder)))],
                 serialization_format="pickle",
                 signature=pyfunc.signature(portable),
                 input_example=pyfunc.example_frame(examples),
                 metadata=pyfunc.describe(portable),
             )
-            pyfunc.install_pyfunc(local)
+            pyfunc.install_pyfunc(local, portable)
             client.log_model_artifacts(logged.model_id, str(local))
     except BaseException:
         client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
@@ -134,7 +135,7 @@ def log_model(
 
 
 class _DropPickleWarning(logging.Filter):
-    """Pickle is chosen on purpose (the model's class travels in its code folder), so MLflow's
+    """Pickle is chosen on purpose (the model's class travels in its code archive), so MLflow's
     advice to use pt2 is noise for every trial; every other record passes."""
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -29,6 +29,7 @@ from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 from vae_lab.data.frames import frame_of_grids, grids_from_data
 from vae_lab.errors import VaeLabError
 from vae_lab.models.base import BaseVAE
+from vae_lab.tracking import code_archive
 from vae_lab.training.predict import OUTPUTS, latent_columns, output_frame, predict
 
 LOADER_MODULE = __name__
@@ -85,14 +86,22 @@ def describe(model: BaseVAE) -> dict[str, Any]:
     }
 
 
-def install_pyfunc(local: Path) -> None:
-    """Make the saved model at `local` load through this module, then prove it: the saved input
-    example must come back through `mlflow.pyfunc.load_model(...).predict`, or logging fails."""
+# The (family, output head) pairs whose logged model has round-tripped in this process. What
+# the round trip proves (the code archive imports, the pickled class loads, the loader reads the
+# saved example and answers in the signature's columns) holds alike for every model of a pair,
+# and a full pyfunc load costs about a second a trial, so only a pair's first model pays it.
+_ROUND_TRIPPED: set[tuple[str, str]] = set()
+
+
+def install_pyfunc(local: Path, model: BaseVAE) -> None:
+    """Make the saved `model` at `local` load through this module, carrying its code as one
+    archive; for the first model of its family in this process, prove it (`check_round_trip`)."""
     import mlflow.pyfunc
 
     description = Model.load(local / "MLmodel")
     if description.signature is None or description.saved_input_example_info is None:
         raise RuntimeError(f"MLflow saved no signature or input example for the model at {local}")
+    code_archive.point_flavors_at_archive(description)
     flavor = description.flavors[mlflow.pyfunc.FLAVOR_NAME]
     mlflow.pyfunc.add_to_model(
         description,
@@ -102,13 +111,25 @@ def install_pyfunc(local: Path) -> None:
         python_env=flavor.get("env", {}).get("virtualenv"),
     )
     description.save(local / "MLmodel")
+    family = (model.name, model.config.output)
+    if family not in _ROUND_TRIPPED:
+        check_round_trip(local)
+        _ROUND_TRIPPED.add(family)
+
+
+def check_round_trip(local: Path) -> None:
+    """The saved input example must come back through `mlflow.pyfunc.load_model(...).predict`
+    in the signature's columns, or logging fails: a model that cannot serve is never logged."""
+    import mlflow.pyfunc
+
+    description = Model.load(local / "MLmodel")
     paths = list(sys.path)
     try:
         loaded = mlflow.pyfunc.load_model(str(local))
         example = description.load_input_example(str(local))
         answer = loaded.predict(example)
     finally:
-        sys.path[:] = paths  # loading prepends the model's code folder, a temporary directory here
+        sys.path[:] = paths  # loading prepends the model's code archive, in a temporary directory here
     wanted = ["id", *latent_columns(int(loaded.metadata.metadata["latent_dim"]))]
     if list(answer.columns) != wanted or len(answer) != len(example):
         raise RuntimeError(
