@@ -11,6 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from vae_lab.study.execution.liveness import Lease, Liveness, lease_is_free, lease_path, owner_is_dead
+from vae_lab.study.execution.reaper import StaleTrialCollector
 from vae_lab.study.trial.provenance import HOST, Owner, invocation_lease_key, trial_lease_key
 from vae_lab.study.trial.storage import open_storage
 
@@ -83,9 +84,9 @@ def test_a_trial_whose_heartbeats_stop_is_failed_and_reported(tmp_path):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     found = []
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
         storage = optuna.storages.RDBStorage(
-            url, heartbeat_interval=1, grace_period=2, failed_trial_callback=lambda s, t: found.append(t)
+            url, heartbeat_interval=1, grace_period=2, heartbeat_stale_trial_callback=lambda s, t: found.append(t)
         )
     study = optuna.create_study(study_name="s", storage=storage)
     liveness = Liveness(storage, url, "s")
@@ -101,3 +102,10 @@ def test_a_trial_whose_heartbeats_stop_is_failed_and_reported(tmp_path):
     liveness.fail_stale_trials(study)
     assert study.trials[trial.number].state == TrialState.FAIL
     assert [t.number for t in found] == [trial.number]
+
+
+def test_a_database_storage_hands_optuna_the_stale_trial_callback(tmp_path):
+    """Under the test config's warnings-as-errors, Optuna's deprecated `failed_trial_callback` would fail here."""
+    collector = StaleTrialCollector()
+    storage = open_storage(f"sqlite:///{tmp_path / 'optuna.db'}", on_stale_trial=collector)
+    assert storage.get_heartbeat_stale_trial_callback() is collector

@@ -268,7 +268,9 @@ def study_links(settings, base: str) -> dict[str, str]:
 def main() -> None:
     """Console entry point: user errors, including a bad option or argument, are one line on
     stderr and exit code 2."""
-    from typer._click import exceptions as click_errors  # the click that typer bundles
+    from vae_lab.cli.click_errors import click_exceptions
+
+    click_errors = click_exceptions()
 
     try:
         code = app(standalone_mode=False)

@@ -41,14 +41,12 @@ def plotly_library() -> str:
     return get_plotlyjs()
 
 
-def _cdn_url() -> str:
-    import plotly
-    from plotly.io._utils import plotly_cdn_url
+def cdn_url() -> str:
+    """plotly's CDN copy of the plotly.js bundled with the installed plotly: the address
+    `figure.to_html(include_plotlyjs="cdn")` uses, built from public parts."""
+    from plotly.offline import get_plotlyjs_version
 
-    try:
-        return plotly_cdn_url()
-    except Exception:  # older plotly: build it from the bundled version
-        return f"https://cdn.plot.ly/plotly-{plotly.__version__}.min.js"
+    return f"https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js"
 
 
 LOADER = """
@@ -155,11 +153,11 @@ def page_html(body: str, assets: PlotlyAssets, title: str, *, height: int = 600,
     if assets.mode == "embed":
         head = f"<script>{plotly_library()}</script>"
     elif assets.mode == "cdn":
-        head = f'<script src="{_cdn_url()}"></script>'
+        head = f'<script src="{cdn_url()}"></script>'
     script = LOADER % {
         "run_id": json.dumps(assets.library_run_id),
         "file": json.dumps(LIBRARY_FILE),
-        "cdn": json.dumps(_cdn_url()),
+        "cdn": json.dumps(cdn_url()),
     }
     data = _json_block(json.dumps(parts.data, separators=(",", ":")))
     return PAGE % {

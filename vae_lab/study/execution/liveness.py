@@ -154,11 +154,11 @@ class Liveness:
 
     def fail_stale_trials(self, study: optuna.Study) -> None:
         """Optuna's heartbeat check (a no-op without heartbeats): it fails silent trials and calls
-        the storage's `failed_trial_callback` for each one."""
+        the storage's `heartbeat_stale_trial_callback` for each one."""
         if self.heartbeat_interval_s is None:
             return
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "experimental"
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
 
     def dead_local_trials(self, study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

@@ -19,7 +19,7 @@ HEARTBEAT_REASON = "the worker stopped sending heartbeats"
 
 
 class StaleTrialCollector:
-    """Optuna's `failed_trial_callback` for heartbeat storages: Optuna has already failed the
+    """Optuna's `heartbeat_stale_trial_callback` for heartbeat storages: Optuna has already failed the
     trial; keep it so the reaper settles its run and queues its point again."""
 
     def __init__(self) -> None:

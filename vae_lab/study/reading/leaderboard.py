@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from typing import Any
 
 import optuna
@@ -62,11 +61,9 @@ def study_figures(study: optuna.Study, objective: str) -> dict[str, Any]:
     if len(complete) >= 3 and varying:
         figures["param_importances.html"] = lambda: vis.plot_param_importances(study, target_name=objective)
     made = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for name, make in figures.items():
-            try:
-                made[name] = make()
-            except (ValueError, RuntimeError, ZeroDivisionError) as error:  # e.g. importances of constant values
-                logger.debug("study figure %s skipped: %s", name, error)
+    for name, make in figures.items():
+        try:
+            made[name] = make()
+        except (ValueError, RuntimeError, ZeroDivisionError) as error:  # e.g. importances of constant values
+            logger.debug("study figure %s skipped: %s", name, error)
     return made

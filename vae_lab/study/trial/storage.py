@@ -54,7 +54,7 @@ def open_storage(url: str, on_stale_trial: StaleTrialCallback | None = None) -> 
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=HEARTBEAT_INTERVAL_S,
                 grace_period=HEARTBEAT_GRACE_S,
-                failed_trial_callback=on_stale_trial,
+                heartbeat_stale_trial_callback=on_stale_trial,
             )
     path = Path(url.removeprefix("journal:"))
     path.parent.mkdir(parents=True, exist_ok=True)
