@@ -32,9 +32,11 @@ test: setup
 # and the other tests/test_*.py (the CLI through real console processes, compose files,
 # bad-input corpus, secrets).
 UNIT_TESTS ?= tests/data tests/models tests/training tests/tracking tests/study tests/viz \
-	tests/test_selection.py tests/test_registry_rules.py tests/test_stores_login.py tests/test_threads.py
+	tests/test_selection.py tests/test_registry_rules.py tests/test_stores_login.py tests/test_threads.py \
+	tests/test_config.py tests/test_hygiene.py tests/test_docs.py
+# -n 2: one pytest worker per core of these machines (pytest-xdist); the unit tests share nothing.
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow" $(UNIT_TESTS)
+	$(PY) -m pytest -q -n 2 -m "not slow" $(UNIT_TESTS)
 
 # ruff: formatted at 120 columns, linted (pyproject.toml [tool.ruff]); CI runs it before the tests.
 lint: setup

@@ -88,6 +88,7 @@ def server():
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
+    httpd.server_close()
 
 
 def preflight(url: str, monkeypatch, user: str | None, password: str | None = None, experiment: str = "shared") -> None:

@@ -57,6 +57,7 @@ def test_using_threads_restores_the_pool():
     assert torch.get_num_threads() == before
 
 
+@pytest.mark.slow  # seconds of real training, processes or waiting: `make test`, not the edit loop
 def test_a_spawned_process_starts_with_the_thread_variables():
     context = multiprocessing.get_context("spawn")
     results = context.Queue()

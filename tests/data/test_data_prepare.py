@@ -87,6 +87,7 @@ def test_summarize(raw_file):
     assert sum(summary["label_counts"].values()) == 550
 
 
+@pytest.mark.slow  # seconds of real training, processes or waiting: `make test`, not the edit loop
 def test_default_dataset_generates_the_synthetic_one(lab, capsys):
     path = default_dataset()
     assert path.is_file() and "synthetic" in capsys.readouterr().err

@@ -78,4 +78,26 @@ def perfect_slots(points: Tensor, mask: Tensor, edge: int, confidence: float = 3
     return recon
 
 
-every_variant = pytest.mark.parametrize("variant", VARIANTS, ids=[f"{name}-{head}" for name, head in VARIANTS])
+# The journal's six-million-parameter families: the same checks as the rest, in `make test` only, so
+# the edit loop's tier (`make test-fast`) stays under a minute.
+HEAVY_FAMILIES = {"deep", "batch_norm"}
+
+
+# What the edit loop checks every family against when a check is costly (logging, serving):
+# one dense and one point-set family; `make test` runs them all.
+SAMPLE_FAMILIES = {"fc", "pointnet"}
+
+
+def variant_params(fast: set[str] | None = None) -> list:
+    """Every (family, head) as pytest params; those outside `fast` (default: all but the heavy
+    families) are marked slow."""
+    fast = set(ARCHITECTURES) - HEAVY_FAMILIES if fast is None else fast
+    return [
+        pytest.param(name, head, id=f"{name}-{head}", marks=[] if name in fast else [pytest.mark.slow])
+        for name, head in VARIANTS
+    ]
+
+
+every_variant = pytest.mark.parametrize(
+    "variant", [pytest.param((p.values[0], p.values[1]), id=p.id, marks=p.marks) for p in variant_params()]
+)

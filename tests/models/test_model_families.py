@@ -94,6 +94,7 @@ def test_a_bf16_autocast_step_runs_and_gives_float_gradients(variant):
     assert all(p.grad.dtype == torch.float32 for p in model.parameters() if p.grad is not None)
 
 
+@pytest.mark.slow  # seconds of real training, processes or waiting: `make test`, not the edit loop
 def test_conv_pool_recovers_from_its_first_step_at_lr_1e_3():
     model = tiny("conv_pool").eval()
     batch = make_batch(model)

@@ -199,6 +199,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow  # seconds of real training, processes or waiting: `make test`, not the edit loop
 def test_it_trains_on_tiny_data_and_reconstructs_each_motif_under_any_cube_rotation(one_thread):
     """Five motifs, each shown under random cube rotations: the content latent sees one shape per
     motif, the pose search turns it, and the decoded grids come back exact."""

@@ -80,6 +80,7 @@ def test_journal_storages_have_no_heartbeats(url):
     liveness.fail_stale_trials(optuna.create_study())  # a no-op, not an error
 
 
+@pytest.mark.slow  # seconds of real training, processes or waiting: `make test`, not the edit loop
 def test_a_trial_whose_heartbeats_stop_is_failed_and_reported(tmp_path):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     found = []

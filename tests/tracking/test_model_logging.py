@@ -10,7 +10,7 @@ import pytest
 import torch
 from mlflow.entities import LoggedModelStatus
 
-from tests.models.model_helpers import VARIANTS, make_batch
+from tests.models.model_helpers import SAMPLE_FAMILIES, make_batch, variant_params
 from vae_lab.config import get_settings
 from vae_lab.models import ModelConfig, build_model
 from vae_lab.tracking import Tracker, load_model, log_model
@@ -25,7 +25,7 @@ def tracked(lab):
     tracker.end_run(run_id)
 
 
-@pytest.mark.parametrize("name, head", VARIANTS, ids=[f"{n}-{h}" for n, h in VARIANTS])
+@pytest.mark.parametrize("name, head", variant_params(fast=SAMPLE_FAMILIES))
 def test_logged_model_reloads_with_identical_outputs(tracked, name, head):
     tracker, experiment, run_id = tracked
     torch.manual_seed(0)

@@ -13,7 +13,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 
 from tests.conftest import copy_mlflow_store, sparse_grids
-from tests.models.model_helpers import VARIANTS
+from tests.models.model_helpers import SAMPLE_FAMILIES, variant_params
 from vae_lab.config import get_settings
 from vae_lab.data.frames import frame_of_grids
 from vae_lab.models import ModelConfig, build_model
@@ -48,7 +48,7 @@ def logged(tmp_path_factory, empty_mlflow_store):
     get_settings.cache_clear()
 
 
-@pytest.mark.parametrize("name, head", VARIANTS, ids=[f"{n}-{h}" for n, h in VARIANTS])
+@pytest.mark.parametrize("name, head", variant_params(fast=SAMPLE_FAMILIES))
 def test_every_family_is_a_pyfunc_on_frames_and_arrays(logged, name, head):
     torch.manual_seed(0)
     model = build_model(ModelConfig(architecture=name, output=head, grid=EDGE, latent_dim=3)).eval()
@@ -136,6 +136,7 @@ print(json.dumps({"columns": list(latent.columns), "vae_lab": vae_lab.__file__})
 """
 
 
+@pytest.mark.slow  # seconds of real training, processes or waiting: `make test`, not the edit loop
 def test_the_model_carries_its_code_and_loads_where_vae_lab_is_not_installed(logged, tmp_path):
     """MLflow's own `code_paths`, given one archive: the model folder holds vae_lab as one zip
     (one upload, not one per module), its requirements name only packages an index serves. A

@@ -85,6 +85,7 @@ def test_other_errors_and_a_lock_past_patience_are_raised_as_they_were() -> None
     assert 2 <= stuck.calls < 20
 
 
+@pytest.mark.slow  # seconds of real training, processes or waiting: `make test`, not the edit loop
 def test_mlflow_telemetry_is_off_unless_the_user_turns_it_on() -> None:
     """MLflow's telemetry thread rewrites the environment while other threads read it (a worker
     died of it under load): vae-lab switches it off before MLflow is imported."""

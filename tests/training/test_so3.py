@@ -4,6 +4,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from tests.conftest import sparse_grids
@@ -110,6 +111,7 @@ def test_points_from_grid_matches_the_pipelines_point_sets():
     assert np.array_equal(mask.numpy(), expected_mask) and np.allclose(points.numpy(), expected_points)
 
 
+@pytest.mark.slow  # seconds of real training, processes or waiting: `make test`, not the edit loop
 def test_a_fit_with_so3_trains():
     from vae_lab.models import build_model
 

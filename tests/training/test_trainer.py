@@ -53,6 +53,7 @@ class Recorder(Callback):
         self.events.append("end")
 
 
+@pytest.mark.slow  # several epochs of real training: `make test`, not the edit loop
 def test_every_epoch_reports_the_named_metrics_and_loss_falls():
     data = tiny_data()
     recorder = Recorder()
@@ -83,6 +84,7 @@ def test_early_stopping_can_follow_a_higher_is_better_metric():
     assert len(result.history) == 3 and result.stopped_early
 
 
+@pytest.mark.slow  # several epochs of real training: `make test`, not the edit loop
 def test_warm_up_epochs_never_spend_patience():
     data = tiny_data()
     config = TrainConfig(epochs=30, patience=2, learning_rate=1e-12, optimizer="sgd", kl_warmup_epochs=5)
@@ -111,6 +113,7 @@ def test_best_epoch_weights_are_restored_and_validate_reproduces_them():
     assert result.final.scores["f1"] == pytest.approx(result.best_metrics["val_f1"])
 
 
+@pytest.mark.slow  # seconds of real training, processes or waiting: `make test`, not the edit loop
 def test_bf16_autocast_on_the_cpu_trains_and_lowers_the_loss():
     data = tiny_data(n=64)
     config = TrainConfig(epochs=4, batch_size=16, learning_rate=3e-3, beta=0.1, loss="weighted_ce")
@@ -202,6 +205,7 @@ def test_rotation_augmentation_moves_grid_and_points_together():
         assert mine == theirs
 
 
+@pytest.mark.slow  # several epochs of real training: `make test`, not the edit loop
 def test_a_fit_with_rotations_trains_and_validates_on_the_data_as_it_is():
     data = tiny_data(n=64)
     result = Trainer(fc(), TrainConfig(epochs=3, batch_size=16, augment="rotations"), runtime=CPU).fit(data, data)
