@@ -79,7 +79,7 @@ def test_a_dead_worker_on_another_machine_is_found_by_its_heartbeat_and_its_poin
     write_dataset(synthesize(rows=800, seed=4), lab / "voxels.parquet")
     (lab / "studies" / "remote.yaml").write_text(STUDY)
     first = study_run("--n-trials", "1")
-    [done] = [t for t in first["trials"] if t["state"] == "COMPLETE"]
+    [done] = [t for t in first["trials"] if t["state"] == "complete"]
     [point] = [{"architecture": "fc", "latent_dim": d} for d in (2, 3) if d != done["params"]["latent_dim"]]
 
     lost = start_trial_elsewhere(storage_url, point)
@@ -90,7 +90,7 @@ def test_a_dead_worker_on_another_machine_is_found_by_its_heartbeat_and_its_poin
     assert trials[lost.number].state.name == "FAIL"
     rerun = [t for t in trials.values() if t.number > lost.number and t.params == point]
     assert [t.state.name for t in rerun] == ["COMPLETE"]  # its point queued again and trained
-    complete = [t for t in report["trials"] if t["state"] == "COMPLETE"]
+    complete = [t for t in report["trials"] if t["state"] == "complete"]
     assert sorted(t["params"]["latent_dim"] for t in complete) == [2, 3]  # every point once
 
     client = mlflow.MlflowClient(get_settings().mlflow_tracking_uri)
