@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -154,17 +155,50 @@ def test_a_node_with_another_vae_lab_is_refused_before_anything_is_written(lab, 
     assert "versions" not in [s.study_name for s in optuna.get_all_study_summaries(stores["VAE_LAB_OPTUNA_STORAGE"])]
 
 
-def running_trial_on(client: mlflow.MlflowClient, study: str, nodes: set[str], timeout_s: float = 600):
-    """The first trial run seen RUNNING on one of `nodes` (after its first epoch: mid-trial)."""
+def running_trial_on(driver, client: mlflow.MlflowClient, study: str, nodes: set[str] | None, timeout_s: float = 600):
+    """The first trial run seen RUNNING on one of `nodes` (any node: None), after its first epoch."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if driver.poll() is not None:
+            raise AssertionError(f"the driver ended first ({driver.returncode}): {driver.communicate()[1]}")
         experiment = client.get_experiment_by_name(study)
         for run in client.search_runs([experiment.experiment_id]) if experiment else []:
             on = run.data.tags.get("node_id")
-            if run.info.status == "RUNNING" and on in nodes and "val_loss" in run.data.metrics:
+            if (
+                run.info.status == "RUNNING"
+                and on
+                and (nodes is None or on in nodes)
+                and "val_loss" in run.data.metrics
+            ):
                 return run
         time.sleep(1)
     raise AssertionError(f"no trial of {study} ran on {nodes} within {timeout_s} s")
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_driver_stops_every_worker_and_the_same_command_resumes(lab, cluster, monkeypatch):
+    ray_cluster, _, stores = cluster
+    use_stores(monkeypatch, stores)
+    write_study(lab, "halt", dims="2, 3, 4", epochs=8)
+    command = [VAE_LAB, "study", "run", "halt", "--engine", "ray", "--workers", "2"]
+    command += ["--ray-address", ray_cluster.address, "--json"]
+    driver = subprocess.Popen(command, cwd=lab, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = mlflow.MlflowClient(stores["MLFLOW_TRACKING_URI"], stores["MLFLOW_TRACKING_URI"])
+    running_trial_on(driver, client, "halt", None)
+    driver.send_signal(signal.SIGINT)
+    _, stderr = driver.communicate(timeout=300)
+    assert driver.returncode == 130 and "resumes" in stderr, stderr
+    runs = client.search_runs([client.get_experiment_by_name("halt").experiment_id])
+    assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]
+    study = optuna.load_study(study_name="halt", storage=stores["VAE_LAB_OPTUNA_STORAGE"])
+    stopped = [t for t in study.trials if t.state.name == "FAIL"]
+    assert stopped and all("interrupted" in t.user_attrs["failure_reason"] for t in stopped)
+    assert {client.get_run(t.user_attrs["mlflow_run_id"]).info.status for t in stopped} == {"KILLED"}
+
+    again = subprocess.run(command, cwd=lab, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    study = optuna.load_study(study_name="halt", storage=stores["VAE_LAB_OPTUNA_STORAGE"])
+    assert sorted(t.params["latent_dim"] for t in study.trials if t.state.name == "COMPLETE") == [2, 3, 4]
 
 
 @pytest.mark.slow
@@ -176,7 +210,7 @@ def test_a_grid_over_three_nodes_trains_every_point_once_though_a_node_is_lost(l
     command += ["--ray-address", ray_cluster.address, "--json"]
     driver = subprocess.Popen(command, cwd=lab, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     client = mlflow.MlflowClient(stores["MLFLOW_TRACKING_URI"], stores["MLFLOW_TRACKING_URI"])
-    victim = running_trial_on(client, "spread", {node.node_id for node in nodes})
+    victim = running_trial_on(driver, client, "spread", {node.node_id for node in nodes})
     ray_cluster.remove_node(next(node for node in nodes if node.node_id == victim.data.tags["node_id"]))
     stdout, stderr = driver.communicate(timeout=900)
     assert driver.returncode == 0, stderr

@@ -155,7 +155,7 @@ def connected(placement: RayPlacement, workers: int) -> Iterator[Any]:
         else:
             cpus = max(1, math.ceil(workers * placement.cpus_per_worker))
             ray.init(address="local", num_cpus=cpus, include_dashboard=False, **quiet)
-    except (ConnectionError, RuntimeError) as error:
+    except (ConnectionError, RuntimeError, ray.exceptions.RayError) as error:  # e.g. a wrong token
         raise VaeLabError(
             "--ray-address", f"cannot connect to Ray at {placement.shown_address}: {str(error).splitlines()[0]}"
         ) from None
