@@ -185,10 +185,10 @@ def _outcome(ray: Any, ref: Any) -> tuple[int, str]:
         return ray.get(ref), ""
     except exceptions.TaskCancelledError:
         return 130, "interrupted"
-    except (exceptions.WorkerCrashedError, exceptions.NodeDiedError, exceptions.ObjectLostError) as error:
-        return -9, f"its process or node died past {TASK_RETRIES} reruns ({type(error).__name__})"
     except exceptions.RayTaskError as error:  # a bug in the worker, reported by the worker already
         return 1, str(error).splitlines()[0]
+    except exceptions.RayError as error:  # its process or node died, and every rerun's too
+        return -9, f"its process or node died past {TASK_RETRIES} reruns ({type(error).__name__})"
 
 
 def run_on_node(job: WorkerJob, data: PreparedDataset, digest: str, driver_version: str, events: Any) -> int:
