@@ -34,8 +34,8 @@ artifacts: {{pca: false, reconstructions: 0, interpolation: false, plotlyjs: cdn
 """
 
 
-def write_study(lab, name: str, dims: str = "2, 3, 4, 5", epochs: int = 1) -> None:
-    write_dataset(synthesize(rows=1500, seed=7), lab / "voxels.parquet")
+def write_study(lab, name: str, dims: str = "2, 3, 4, 5", epochs: int = 1, rows: int = 1500) -> None:
+    write_dataset(synthesize(rows=rows, seed=7), lab / "voxels.parquet")
     (lab / "studies" / f"{name}.yaml").write_text(GRID.format(name=name, dims=dims, epochs=epochs))
 
 
@@ -168,10 +168,10 @@ def running_trial_on(driver, client: mlflow.MlflowClient, study: str, nodes: set
                 run.info.status == "RUNNING"
                 and on
                 and (nodes is None or on in nodes)
-                and "val_loss" in run.data.metrics
+                and "losses/val_loss" in run.data.metrics
             ):
                 return run
-        time.sleep(1)
+        time.sleep(0.5)
     raise AssertionError(f"no trial of {study} ran on {nodes} within {timeout_s} s")
 
 
@@ -179,7 +179,7 @@ def running_trial_on(driver, client: mlflow.MlflowClient, study: str, nodes: set
 def test_ctrl_c_on_the_driver_stops_every_worker_and_the_same_command_resumes(lab, cluster, monkeypatch):
     ray_cluster, _, stores = cluster
     use_stores(monkeypatch, stores)
-    write_study(lab, "halt", dims="2, 3, 4", epochs=8)
+    write_study(lab, "halt", dims="2, 3, 4", epochs=20, rows=6000)
     command = [VAE_LAB, "study", "run", "halt", "--engine", "ray", "--workers", "2"]
     command += ["--ray-address", ray_cluster.address, "--json"]
     driver = subprocess.Popen(command, cwd=lab, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -205,7 +205,7 @@ def test_ctrl_c_on_the_driver_stops_every_worker_and_the_same_command_resumes(la
 def test_a_grid_over_three_nodes_trains_every_point_once_though_a_node_is_lost(lab, cluster, monkeypatch):
     ray_cluster, nodes, stores = cluster
     use_stores(monkeypatch, stores)
-    write_study(lab, "spread", dims="2, 3, 4, 5, 6", epochs=12)
+    write_study(lab, "spread", dims="2, 3, 4, 5, 6", epochs=20, rows=6000)  # trials long enough to lose a node in
     command = [VAE_LAB, "study", "run", "spread", "--engine", "ray", "--workers", "3"]
     command += ["--ray-address", ray_cluster.address, "--json"]
     driver = subprocess.Popen(command, cwd=lab, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
