@@ -65,6 +65,12 @@ def test_without_ray_the_engine_names_the_install(lab, monkeypatch):
     assert nothing_written(lab)
 
 
+def test_ray_options_without_the_ray_engine_are_refused(lab):
+    write_study(lab, "pair")
+    assert_refused(cli("study", "run", "pair", "--ray-address", "head:6379"), "only apply with --engine ray")
+    assert nothing_written(lab)
+
+
 def test_a_cluster_refuses_the_embedded_stores(lab, monkeypatch):
     pytest.importorskip("ray", reason="the `ray` extra is not installed (pip install -e '.[ray]')")
     write_study(lab, "pair")

@@ -135,6 +135,12 @@ def run(
         check_device_spec(device, "--device")
     from vae_lab.study.execution.admission import admit
 
+    if engine is Engine.LOCAL and (ray_address or cpus_per_worker != 1.0 or gpus_per_worker):
+        from vae_lab.errors import VaeLabError
+
+        raise VaeLabError(
+            "--ray-address/--cpus-per-worker/--gpus-per-worker", "only apply with --engine ray", "add --engine ray"
+        )
     cluster, placement = contextlib.nullcontext(), None
     if engine is Engine.RAY:  # refused or connected before anything else (see ray_cluster)
         from vae_lab.study.execution.ray_cluster import RayPlacement, open_cluster
