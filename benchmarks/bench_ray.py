@@ -50,7 +50,7 @@ def lab_env(root: Path, data: Path) -> dict[str, str]:
 def timed_run(study: str, flags: list[str], data: Path) -> dict:
     with tempfile.TemporaryDirectory(prefix="vae-lab-ray-") as folder:
         root = Path(folder)
-        load = os.getloadavg()[0]
+        load, began = os.getloadavg()[0], time.strftime("%H:%M", time.gmtime())
         started = time.perf_counter()
         done = subprocess.run(
             [VAE_LAB, "study", "run", study, *flags, "--json"],
@@ -65,7 +65,7 @@ def timed_run(study: str, flags: list[str], data: Path) -> dict:
         trials = json.loads(done.stdout)["trials"]
     return {
         "flags": " ".join(flags),
-        "started_utc": time.strftime("%H:%M", time.gmtime()),
+        "utc": f"{began}-{time.strftime('%H:%M', time.gmtime())}",
         "wall_s": round(wall, 1),
         "trials": len(trials),
         "load": f"{load:.1f} -> {os.getloadavg()[0]:.1f}",
