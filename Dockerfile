@@ -11,7 +11,8 @@ ARG TORCH_INDEX=
 RUN pip install --no-cache-dir "${TORCH_SPEC}" ${TORCH_INDEX:+--index-url "${TORCH_INDEX}"}
 COPY pyproject.toml README.md ./
 COPY vae_lab ./vae_lab
-# psycopg2 for PostgreSQL: Optuna's storage in the workers, MLflow's store in the server.
-RUN pip install --no-cache-dir ".[postgres]"
+# psycopg2 for PostgreSQL: Optuna's storage in the workers, MLflow's store in the server; Ray for
+# the compose `ray` profile and KubeRay (`--engine ray`, docs/ray.md).
+RUN pip install --no-cache-dir ".[postgres,ray]"
 COPY studies ./studies
 ENTRYPOINT ["vae-lab"]

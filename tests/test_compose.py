@@ -454,7 +454,7 @@ def test_images_build_with_the_dockerfile_args():
         build = load_yaml(COMPOSE)["services"][name]["build"]
         assert build["context"] == "."
         assert set(build.get("args", {})) <= args, f"{name} passes build args the Dockerfile does not declare"
-    assert '".[postgres]"' in DOCKERFILE.read_text()
+    assert '".[postgres,ray]"' in DOCKERFILE.read_text()
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert any(dep.startswith("psycopg2") for dep in extras["postgres"])
 

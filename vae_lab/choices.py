@@ -5,6 +5,7 @@ the modules that implement each choice import them from here. Every choice a use
 comes from one of these tables: no user string is ever imported or evaluated.
 """
 
+import enum
 from typing import Literal
 
 NUM_CLASSES = 5  # descriptor values 0 (empty) .. 4
@@ -106,3 +107,10 @@ HIGHER_IS_BETTER = frozenset(
 def direction_of(metric: str) -> Literal["maximize", "minimize"]:
     """The way a metric improves: F1, scores and accuracies up; losses and times down."""
     return "maximize" if metric in HIGHER_IS_BETTER else "minimize"
+
+
+class Engine(enum.StrEnum):
+    """What starts and places a study's workers (`study run --engine`, and the parent run's tag)."""
+
+    LOCAL = "local"  # this process, or --workers N processes on this machine
+    RAY = "ray"  # Ray tasks on a Ray cluster (`execution.ray_workers`)

@@ -90,3 +90,25 @@ def test_a_plan_past_a_working_day_warns_with_what_would_fit(data, monkeypatch):
     assert plan.estimated_s > 8 * 3600
     [warning] = plan.warnings
     assert "past a working day" in warning and "toy_fraction" in warning and "tpe" in warning and "GPU" in warning
+
+
+def test_a_ray_plan_prices_each_worker_as_this_machine_and_says_so(data, monkeypatch):
+    import torch
+
+    from vae_lab.study.design.planner import RAY_STARTUP_S, RayResources
+    from vae_lab.training import calibrate
+
+    monkeypatch.setattr(calibrate, "measure_throughput", lambda *a, **k: calibrate.Throughput(1000.0, 4000.0))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    spec = tiny(data)
+    local = plan_study(spec, workers=2, threads=1)
+    ray = plan_study(spec, workers=2, threads=1, ray=RayResources(cpus_per_worker=1, gpus_per_worker=0.5))
+    # Two workers whose threads fit the cores here either way: the same trials, plus Ray's start-up.
+    assert ray.engine == "ray" and ray.device == local.device == "cpu (1 thread)" and ray.workers == 2
+    assert ray.estimated_s == pytest.approx(local.estimated_s + RAY_STARTUP_S)
+    assumed = " ".join(ray.assumptions)
+    assert "all 2 workers at once" in assumed and "no GPU here" in assumed and "sharing a GPU" in assumed
+    assert "on Ray" in ray.headline() and not local.assumptions
+    (data / "studies" / "r.yaml").write_text(spec.model_copy(update={"name": "r"}).model_dump_json(exclude_none=True))
+    shown = CliRunner().invoke(app, ["study", "plan", "r", "--engine", "ray", "--workers", "2"])
+    assert shown.exit_code == 0 and "assumed: Ray places all 2 workers at once" in shown.stderr, shown.stderr

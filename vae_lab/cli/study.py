@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.table import Table
 
+from vae_lab.choices import Engine
 from vae_lab.cli.common import JsonFlag, emit_json, err, fmt, out, user_errors
 from vae_lab.study.design.spec import known_studies, load_study_spec, renamed
 
@@ -54,6 +56,21 @@ DeviceOption = Annotated[
         "--device", help="auto (CUDA if there is one), cpu, cuda or cuda:N; overrides the study's training.device."
     ),
 ]
+EngineOption = Annotated[
+    Engine,
+    typer.Option(
+        "--engine", help="local: processes on this machine; ray: Ray tasks on a cluster (pip install -e '.\\[ray]')."
+    ),
+]
+CpusPerWorkerOption = Annotated[
+    float, typer.Option("--cpus-per-worker", min=0.01, help="With --engine ray: CPUs each worker holds on its node.")
+]
+GpusPerWorkerOption = Annotated[
+    float,
+    typer.Option(
+        "--gpus-per-worker", min=0.0, help="With --engine ray: GPUs each worker holds (0.5: two workers share one)."
+    ),
+]
 ThreadsOption = Annotated[
     Optional[int],
     typer.Option("--threads", min=1, max=256, help="Compute threads of each worker (default: the cores shared out)."),
@@ -90,6 +107,16 @@ def run(
         ),
     ] = 1,
     threads: ThreadsOption = None,
+    engine: EngineOption = Engine.LOCAL,
+    ray_address: Annotated[
+        Optional[str],
+        typer.Option(
+            "--ray-address",
+            help="With --engine ray: the cluster (host:port or ray://host:10001; default RAY_ADDRESS, else a local Ray instance for the run).",
+        ),
+    ] = None,
+    cpus_per_worker: CpusPerWorkerOption = 1.0,
+    gpus_per_worker: GpusPerWorkerOption = 0.0,
     as_json: JsonFlag = False,
 ) -> None:
     """Run a study, or resume it: trials already finished are kept and a grid is never restarted.
@@ -99,7 +126,6 @@ def run(
     `best-<family>`. Prints the plan's estimate first. Ctrl-C stops cleanly (every worker) and
     the same command carries on; so does it after a worker was killed.
     """
-    from vae_lab.cli.progress import RichStudyProgress
     from vae_lab.runtime import check_device_spec
 
     spec, path = load_study_spec(study)
@@ -109,28 +135,22 @@ def run(
         check_device_spec(device, "--device")
     from vae_lab.study.execution.admission import admit
 
-    admission = admit(spec, data_path=data, device=device, where=str(path))
-    _print_plan_estimate(spec, data, device, workers, threads)
-    from vae_lab.study.execution import interrupts
+    if engine is Engine.LOCAL and (ray_address or cpus_per_worker != 1.0 or gpus_per_worker):
+        from vae_lab.errors import VaeLabError
 
-    interrupts.install()  # Ctrl-C or SIGTERM: finish cleanly; a second one: stop at once
-    try:
-        with RichStudyProgress() as progress:
-            if workers > 1:
-                from vae_lab.study.execution.workers import run_study_workers
+        raise VaeLabError(
+            "--ray-address/--cpus-per-worker/--gpus-per-worker", "only apply with --engine ray", "add --engine ray"
+        )
+    cluster, placement = contextlib.nullcontext(), None
+    if engine is Engine.RAY:  # refused or connected before anything else (see ray_cluster)
+        from vae_lab.study.execution.ray_cluster import RayPlacement, open_cluster
 
-                report = run_study_workers(
-                    spec, workers, sink=progress, n_trials=n_trials, device=device, admission=admission, threads=threads
-                )
-            else:
-                from vae_lab.study.execution.run import run_study
-                from vae_lab.threads import apply_threads, worker_threads
-
-                apply_threads(worker_threads(1, threads))
-                report = run_study(spec, n_trials=n_trials, sink=progress, admission=admission)
-    except KeyboardInterrupt:
-        err.print(f"interrupted: finished trials are kept; `{command_name()} study run {study}` resumes")
-        raise typer.Exit(130) from None
+        placement = RayPlacement.of(ray_address, cpus_per_worker, gpus_per_worker)
+        cluster = open_cluster(placement, workers)
+    with cluster:
+        admission = admit(spec, data_path=data, device=device, where=str(path))
+        _print_plan_estimate(spec, data, device, workers, threads, placement)
+        report = _run_study(spec, study, admission, workers, placement, n_trials, device, threads)
     if as_json:
         emit_json(report.to_dict())
         return
@@ -154,6 +174,36 @@ def run(
     )
 
 
+def _run_study(spec, study: str, admission, workers: int, placement, n_trials, device, threads):
+    """Run the admitted study with the chosen launcher and one progress display; Ctrl-C exits 130."""
+    from vae_lab.cli.progress import RichStudyProgress
+    from vae_lab.study.execution import interrupts
+
+    interrupts.install()  # Ctrl-C or SIGTERM: finish cleanly; a second one: stop at once
+    try:
+        with RichStudyProgress() as progress:
+            if placement is not None:
+                from vae_lab.study.execution.ray_workers import run_study_ray
+
+                return run_study_ray(
+                    admission, workers, placement, sink=progress, n_trials=n_trials, device=device, threads=threads
+                )
+            if workers > 1:
+                from vae_lab.study.execution.workers import run_study_workers
+
+                return run_study_workers(
+                    spec, workers, sink=progress, n_trials=n_trials, device=device, admission=admission, threads=threads
+                )
+            from vae_lab.study.execution.run import run_study
+            from vae_lab.threads import apply_threads, worker_threads
+
+            apply_threads(worker_threads(1, threads))
+            return run_study(spec, n_trials=n_trials, sink=progress, admission=admission)
+    except KeyboardInterrupt:
+        err.print(f"interrupted: finished trials are kept; `{command_name()} study run {study}` resumes")
+        raise typer.Exit(130) from None
+
+
 def ui_link(report) -> str:
     from vae_lab.tracking import runs_link
 
@@ -162,13 +212,14 @@ def ui_link(report) -> str:
 
 
 def _print_plan_estimate(
-    spec, data: Optional[Path], device: Optional[str], workers: int, threads: Optional[int]
+    spec, data: Optional[Path], device: Optional[str], workers: int, threads: Optional[int], placement=None
 ) -> None:
     """The plan's one-line estimate before a run starts (never fatal: a run does not need it)."""
     try:
-        from vae_lab.study.design.planner import plan_study
+        from vae_lab.study.design.planner import RayResources, plan_study
 
-        plan = plan_study(spec, data_path=data, device=device, workers=workers, threads=threads)
+        ray = RayResources(placement.cpus_per_worker, placement.gpus_per_worker) if placement else None
+        plan = plan_study(spec, data_path=data, device=device, workers=workers, threads=threads, ray=ray)
     except Exception as error:  # noqa: BLE001 - an estimate must never stop a study
         err.print(f"no estimate: {error}", style="dim", markup=False, highlight=False, soft_wrap=True)
         return
@@ -274,23 +325,28 @@ def plan(
     device: DeviceOption = None,
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes the run would use.")] = 1,
     threads: ThreadsOption = None,
+    engine: EngineOption = Engine.LOCAL,
+    cpus_per_worker: CpusPerWorkerOption = 1.0,
+    gpus_per_worker: GpusPerWorkerOption = 0.0,
     as_json: JsonFlag = False,
 ) -> None:
     """What a study will cost here, before it spends anything: trials, epochs, rows, FLOPs per
     trial and the wall time from a few seconds of calibration (cached per machine), with the
     range pruning allows and a warning when it runs past a working day."""
     from vae_lab.runtime import check_device_spec
-    from vae_lab.study.design.planner import duration, plan_study
+    from vae_lab.study.design.planner import RayResources, duration, plan_study
 
     spec, _ = load_study_spec(study)
     if device:
         check_device_spec(device, "--device")
+    ray = RayResources(cpus_per_worker, gpus_per_worker) if engine is Engine.RAY else None
     with err.status(f"calibrating {spec.name} on this machine (cached after the first time)"):
-        result = plan_study(spec, data_path=data, device=device, workers=workers, threads=threads)
+        result = plan_study(spec, data_path=data, device=device, workers=workers, threads=threads, ray=ray)
     if as_json:
         emit_json(result.to_dict())
         return
-    table = Table(title=f"plan of study {spec.name} on {result.device}", show_header=False)
+    where = result.device + (f" x {result.workers} Ray workers" if ray else "")
+    table = Table(title=f"plan of study {spec.name} on {where}", show_header=False)
     table.add_row("trials", f"{result.trials}")
     table.add_row("epochs at most", f"{result.max_epochs}")
     table.add_row("rows per epoch", f"{result.rows_per_epoch:,} train + {result.val_rows:,} val")
@@ -305,6 +361,8 @@ def plan(
             f"{cost.trials:g} trial(s), {cost.train_samples_per_s:,.0f} train rows/s, {cost.epoch_s:.2f} s/epoch",
         )
     out.print(table)
+    for line in result.assumptions:
+        err.print(f"assumed: {line}")
     for line in result.warnings:
         err.print(f"[yellow]warning:[/] {line}")
 

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vae_lab.choices import Engine
 from vae_lab.config import Settings, get_settings
 from vae_lab.device import describe, resolve_device
 from vae_lab.study.design.space import FloatRange, IntRange, grid_points, resolve
@@ -32,6 +33,9 @@ UMAP_FIRST_CALL_S = 25.0  # numba compiles UMAP once per process
 UMAP_PER_TRIAL_S = 4.0
 # Each `--workers` process is a fresh interpreter: imports and opening the stores again.
 WORKER_STARTUP_S = 6.0
+# `--engine ray` on a local instance: `ray.init` and the workers' first import (benchmarks/RESULTS.md,
+# "Ray engine"); connecting to a running cluster costs less, and starting its nodes is not ours.
+RAY_STARTUP_S = 15.0
 
 
 @dataclass
@@ -61,6 +65,8 @@ class Plan:
     estimated_s_pruned: tuple[float, float] | None = None
     configs: list[ConfigCost] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    engine: str = Engine.LOCAL
+    assumptions: list[str] = field(default_factory=list)  # what the estimate took for granted (Ray's nodes)
 
     def to_dict(self) -> dict[str, Any]:
         document = asdict(self)
@@ -71,7 +77,8 @@ class Plan:
         return document
 
     def headline(self) -> str:
-        where = self.device + (f" x {self.workers} workers" if self.workers > 1 else "")
+        where = self.device + (f" x {self.workers} workers" if self.workers > 1 or self.engine == Engine.RAY else "")
+        where += " on Ray" if self.engine == Engine.RAY else ""
         work = f"{self.trials} trials x <= {self.max_epochs} epochs x {self.rows_per_epoch:,} rows"
         text = f"plan: {work} on {where}: about {duration(self.estimated_s)}"
         if self.estimated_s_pruned is not None:
@@ -117,9 +124,12 @@ def plan_study(
     calibrate_if_missing: bool = True,
     settings: Settings | None = None,
     threads: int | None = None,
+    ray: RayResources | None = None,
 ) -> Plan:
     """The plan of `spec` on this machine (calibrating what the cache does not know yet), each of
-    `workers` workers on a CPU at the compute threads it will have (`vae_lab.threads`)."""
+    `workers` workers on a CPU at the compute threads it will have (`vae_lab.threads`). With `ray`,
+    the workers are Ray tasks with those resources each, priced as this machine's device of their
+    kind (the plan's `assumptions` say so)."""
     from vae_lab.data import default_dataset
     from vae_lab.data.sparse import max_occupied
     from vae_lab.models import build_model
@@ -128,6 +138,9 @@ def plan_study(
     from vae_lab.training.calibrate import CalibrationCache, config_key, machine_key, measure_throughput
 
     settings = settings or get_settings()
+    assumptions: list[str] = []
+    if ray is not None:
+        device, threads, assumptions = ray.calibration(device, threads, workers)
     torch_device = resolve_device(device or spec.training.device, where="--device" if device else "training.device")
     runtime = spec.training.runtime().model_copy(update={"device": str(torch_device)})
     data = spec.data.prepare(default_dataset(data_path or spec.data.path), settings.cache_dir)
@@ -179,10 +192,11 @@ def plan_study(
             trials += count
     trials = int(round(trials))
     parallel = float(min(workers, max(trials, 1)))
-    if per_worker:  # more busy threads than cores: each worker runs that much slower
+    if per_worker and ray is None:  # more busy threads than cores here: each worker runs that much slower
         parallel /= max(1.0, parallel * per_worker / available_cores())
     fixed = STUDY_STARTUP_S + (UMAP_FIRST_CALL_S if spec.artifacts.umap else 0)
-    fixed += WORKER_STARTUP_S if workers > 1 else 0
+    fixed += WORKER_STARTUP_S if workers > 1 or ray is not None else 0
+    fixed += RAY_STARTUP_S if ray is not None else 0
     estimated = total_s / parallel + fixed
     plan = Plan(
         study=spec.name,
@@ -196,13 +210,43 @@ def plan_study(
         estimated_s=estimated,
         estimated_s_pruned=pruned_range(spec, estimated, trials, fixed_s=fixed),
         configs=list(costs.values()),
+        engine=Engine.RAY if ray is not None else Engine.LOCAL,
+        assumptions=assumptions,
     )
     plan.warnings = advice(spec, plan, torch_device.type)
-    if per_worker and workers * per_worker > available_cores():
+    if per_worker and ray is None and workers * per_worker > available_cores():
         cores = available_cores()
         busy = f"{workers} workers x {per_worker} threads"
         plan.warnings.append(f"{busy} exceed the {cores} cores here: they slow each other down")
     return plan
+
+
+@dataclass(frozen=True)
+class RayResources:
+    """What each `--engine ray` worker holds on its node, for a plan made on this machine."""
+
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+
+    def calibration(self, device: str | None, threads: int | None, workers: int) -> tuple[str, int, list[str]]:
+        """(device and threads to calibrate with here, what that assumes of the cluster's nodes)."""
+        import torch
+
+        threads = threads or max(1, math.floor(self.cpus_per_worker))
+        wanted = device or ("cuda" if self.gpus_per_worker > 0 else "cpu")
+        assumed = [
+            f"Ray places all {workers} workers at once ({self.cpus_per_worker:g} CPU"
+            + (f", {self.gpus_per_worker:g} GPU" if self.gpus_per_worker else "")
+            + f" each), plus {RAY_STARTUP_S:.0f} s of Ray start-up",
+        ]
+        if wanted.startswith("cuda") and not torch.cuda.is_available():
+            assumed.append("no GPU here to calibrate on: priced as this machine's CPU, which a GPU node beats")
+            wanted = "cpu"
+        else:
+            assumed.append(f"each node's {'GPU' if wanted.startswith('cuda') else 'CPU'} as fast as this machine's")
+        if self.gpus_per_worker and self.gpus_per_worker < 1:
+            assumed.append(f"workers sharing a GPU ({self.gpus_per_worker:g} each) do not slow each other down")
+        return wanted, threads, assumed
 
 
 def pruned_range(spec: StudySpec, estimated: float, trials: int, fixed_s: float = 0.0) -> tuple[float, float] | None:

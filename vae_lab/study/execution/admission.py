@@ -48,12 +48,15 @@ def admit(
     device: str | None = None,
     where: str = "study",
     settings: Settings | None = None,
+    data: PreparedDataset | None = None,
 ) -> Admission:
     """Every check `run_study` makes before it writes anything (a VaeLabError for the first one
-    that fails)."""
+    that fails). `data`: the split the invocation's driver prepared and checked already (a worker
+    on another node gets it through the engine instead of reading the user's file)."""
     settings = settings or get_settings()
     check_stores(settings, experiment=spec.name, model=spec.model_name)
-    data = prepare_study_data(spec, data_path, settings, where)
+    if data is None:
+        data = prepare_study_data(spec, data_path, settings, where)
     torch_device = resolve_device(
         device or spec.training.device, where="--device" if device else f"{where}: training.device"
     )

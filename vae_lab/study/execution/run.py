@@ -72,12 +72,28 @@ class InProcess:
         return Launch()
 
 
-def run_trials(session: StudySession, sink: ProgressSink, *, count: int, exact: bool, worker: int = 0) -> None:
-    """One worker's trials of the invocation whose parent run `session` started or joined."""
+def run_trials(
+    session: StudySession,
+    sink: ProgressSink,
+    *,
+    count: int,
+    exact: bool,
+    worker: int = 0,
+    trial_tags: dict[str, Any] | None = None,
+) -> None:
+    """One worker's trials of the invocation whose parent run `session` started or joined;
+    `trial_tags` go on each trial's run (where an engine placed the worker)."""
     spec, data = session.spec, session.admission.data
     assets = PlotlyAssets(spec.artifacts.plotlyjs, session.parent_run_id)
     setup = TrialSetup(
-        spec, data, session.tracker, session.experiment_id, session.parent_run_id, session.admission.device, assets
+        spec,
+        data,
+        session.tracker,
+        session.experiment_id,
+        session.parent_run_id,
+        session.admission.device,
+        assets,
+        dict(trial_tags or {}),
     )
     refresher = ReportRefresher(
         session.tracker, session.parent_run_id, session.study, spec.objective.metric, assets, StoryContext(spec, data)

@@ -21,11 +21,13 @@ import queue
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vae_lab.choices import Engine
 from vae_lab.config import Settings
+from vae_lab.data import PreparedDataset
 from vae_lab.device import worker_device
 from vae_lab.errors import VaeLabError
 from vae_lab.study.design.spec import StudySpec
@@ -58,18 +60,27 @@ class WorkerJob:
     device: str
     where: str
     threads: int = 1
+    trial_tags: dict[str, Any] = field(default_factory=dict)  # where each trial ran (an engine's placement)
 
 
-def run_worker(job: WorkerJob, sink: ProgressSink) -> None:
+def run_worker(job: WorkerJob, sink: ProgressSink, data: PreparedDataset | None = None) -> None:
     """One worker's share: open the study (no repeats queued: the parent did), join the parent
-    run, run the trials. Any launcher's worker, in whatever process or node it runs, calls this."""
+    run, run the trials. Any launcher's worker, in whatever process or node it runs, calls this;
+    `data` is the driver's prepared split when the launcher ships it (else `job.data_path` is read)."""
     spec = StudySpec.model_validate(job.spec_json)
-    admission = admit(spec, data_path=Path(job.data_path), device=job.device, where=job.where)
+    admission = admit(spec, data_path=Path(job.data_path), device=job.device, where=job.where, data=data)
     with StudySession.open(admission, job.n_trials, allow_repeats=False) as session:
         if session.remaining == 0:
             return
         session.join_invocation(job.parent_run_id)
-        run_trials(session, sink, count=session.remaining, exact=job.n_trials is not None, worker=job.index)
+        run_trials(
+            session,
+            sink,
+            count=session.remaining,
+            exact=job.n_trials is not None,
+            worker=job.index,
+            trial_tags=job.trial_tags,
+        )
 
 
 def _worker_main(job: WorkerJob, events: Any) -> None:
@@ -122,7 +133,7 @@ class LocalWorkers:
     threads: int = 1
 
     def tags(self) -> dict[str, Any]:
-        return {RunTag.WORKERS: self.workers}
+        return {RunTag.ENGINE: Engine.LOCAL, RunTag.WORKERS: self.workers}
 
     def launch(self, session: StudySession, n_trials: int | None) -> Launch:
         admission = session.admission

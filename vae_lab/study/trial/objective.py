@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import optuna
 import torch
@@ -66,6 +67,7 @@ class TrialSetup:
     parent_run_id: str
     device: torch.device
     assets: PlotlyAssets
+    placement: dict[str, Any] = field(default_factory=dict)  # tags saying where the worker runs (node, GPUs)
 
 
 @dataclass
@@ -129,6 +131,7 @@ class TrialObjective:
                 RunTag.OPTUNA_STUDY: trial.study.study_name,
                 RunTag.DEVICE: str(setup.device),
                 RunTag.COMPUTE_THREADS: torch.get_num_threads(),
+                **setup.placement,
             },
             params=_run_params(model_config, train_config, spec),
         )

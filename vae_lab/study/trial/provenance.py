@@ -70,6 +70,12 @@ class RunTag:
     CHAMPION_RULE = "champion_rule"
     WORKERS = "workers"
     WORKERS_DIED = "workers_died"
+    ENGINE = "engine"  # a choices.Engine: what placed the invocation's workers
+    RAY_ADDRESS = "ray_address"  # the cluster's address, masked ("local" for an instance started for the run)
+    RAY_NODES = "ray_nodes"  # the Ray node ids the invocation's workers ran on, comma-separated
+    RAY_RESOURCES = "ray_resources_per_worker"
+    NODE_ID = "node_id"  # on a trial run: the Ray node its worker ran on
+    GPU_IDS = "gpu_ids"  # on a trial run: the GPUs Ray assigned its worker (comma-separated, or none)
     TRIAL_STATE = "trial_state"  # a TrialOutcome; absent on a trial that completed
     FAILURE_REASON = "failure_reason"
     PRUNED_REASON = "pruned_reason"
