@@ -10,8 +10,10 @@ Tune.
 
 - Data: the prepared split goes once into Ray's object store; each worker checks its digest,
   so a node needs no copy of the user's file.
-- Progress: workers put their events on a Ray queue pinned to the driver's node; the driver
-  hands them to the same `ProgressSink` as `--workers`.
+- Progress: workers put their events on a Ray queue pinned to the head node (whose loss ends
+  the cluster anyway; a driver may be attached to any node); the driver hands them to the same
+  `ProgressSink` as `--workers`. Should the queue go all the same, the study goes on without
+  progress lines, and the report at the end is read from the stores as always.
 - A lost node kills its worker's process: the other workers see the trial's lease (same
   machine) or heartbeat (elsewhere) go, fail it (its run KILLED) and queue its point again, and
   Ray reruns the task on a node that is left (`TASK_RETRIES`).
@@ -22,6 +24,7 @@ Tune.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -40,8 +43,11 @@ from vae_lab.study.execution.workers import WorkerJob, run_worker, split_budget
 from vae_lab.study.trial.provenance import RunTag
 from vae_lab.threads import apply_threads
 
+logger = logging.getLogger(__name__)
+
 # Reruns of a worker whose process or node died (Ray's system failures; a worker's own error is not retried).
 TASK_RETRIES = 3
+HEAD_NODE = {"node:__internal_head__": 0.001}  # Ray's resource that only the head node has (Ray Train pins its state actor so)
 CANCEL_GRACE_S = 60  # after Ctrl-C, how long workers get to settle their trials before they are killed
 PLACED = "placed"  # a worker's first event: the node it landed on (the driver's own, not the display's)
 
@@ -81,6 +87,7 @@ class RayWorkers:
     device: str  # what each worker resolves on its node
     threads: int = 1
     nodes: set[str] = field(default_factory=set)  # where workers landed
+    events_lost: bool = False  # the progress queue died with its node
 
     def tags(self) -> dict[str, Any]:
         return {
@@ -93,11 +100,9 @@ class RayWorkers:
     def launch(self, session: StudySession, n_trials: int | None) -> Launch:
         import ray
         from ray.util.queue import Queue
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         admission = session.admission
-        here = ray.get_runtime_context().get_node_id()
-        events = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": NodeAffinitySchedulingStrategy(here, True)})
+        events = Queue(actor_options={"num_cpus": 0, "resources": HEAD_NODE})
         data = ray.put(admission.data)  # once; every worker reads this copy
         digest = dataset_digest(admission.data)
         task = ray.remote(run_on_node).options(
@@ -144,6 +149,7 @@ class RayWorkers:
         the grace, kills them). Returns each task's exit code and whether it was interrupted."""
         codes: list[int] = []
         reported: set[int] = set()
+        self.events_lost = False
         interrupted, deadline = False, None
         while pending:
             try:
@@ -167,8 +173,18 @@ class RayWorkers:
         return codes, interrupted
 
     def _forward(self, events: Any, reported: set[int]) -> None:
-        size = events.qsize()
-        for name, args in events.get_nowait_batch(size) if size else ():
+        if self.events_lost:
+            return
+        from ray import exceptions
+
+        try:
+            size = events.qsize()
+            batch = events.get_nowait_batch(size) if size else ()
+        except exceptions.RayActorError as error:  # its node went: the study goes on, unseen
+            self.events_lost = True
+            logger.warning("progress lines stop here: Ray lost the queue that carried them (%s)", type(error).__name__)
+            return
+        for name, args in batch:
             if name == PLACED:
                 self.nodes.add(args[1])
                 continue
