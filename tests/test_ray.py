@@ -1,8 +1,8 @@
-"""`study run --engine ray`: the refusals (one line, exit 2, nothing written), a local Ray instance
-on the embedded stores, and a multi-node Ray cluster of native processes on PostgreSQL and an
-MLflow login server, where a node is lost mid-trial.
+"""`study run --engine ray` on a multi-node Ray cluster of native processes on PostgreSQL and an
+MLflow login server: a node with another vae-lab refused, Ctrl-C on the driver, and a node lost
+mid-trial. The refusals and the local instance are in test_ray_local.py.
 
-One Ray cluster serves the module's cluster tests (its start is most of their cost on two cores).
+One Ray cluster serves the module's tests (its start is most of their cost on two cores).
 """
 
 from __future__ import annotations
@@ -11,109 +11,16 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import mlflow
 import optuna
 import pytest
-from typer.testing import CliRunner
 
+from tests.ray_helpers import assert_refused, cli, write_study
 from tests.services import WORKER, have_postgres, make_account, mlflow_login_server, signed_in, start_postgres
 from tests.test_cli import VAE_LAB
-from vae_lab.cli import app
 from vae_lab.config import get_settings
-from vae_lab.data import synthesize, write_dataset
-
-GRID = """
-name: {name}
-data: {{path: voxels.parquet}}
-training: {{epochs: {epochs}, patience: {epochs}}}
-space: {{architecture: [fc], latent_dim: [{dims}]}}
-artifacts: {{pca: false, reconstructions: 0, interpolation: false, plotlyjs: cdn}}
-"""
-
-
-EMPTY_STORES: dict = {}  # lab -> its MLflow store's bytes before the command (the lab starts with an empty one)
-
-
-def write_study(lab, name: str, dims: str = "2, 3, 4, 5", epochs: int = 1, rows: int = 1500) -> None:
-    write_dataset(synthesize(rows=rows, seed=7), lab / "voxels.parquet")
-    (lab / "studies" / f"{name}.yaml").write_text(GRID.format(name=name, dims=dims, epochs=epochs))
-    EMPTY_STORES[lab] = (lab / "mlflow.db").read_bytes() if (lab / "mlflow.db").exists() else None
-
-
-def cli(*args: str):
-    return CliRunner().invoke(app, list(args))
-
-
-def assert_refused(result, *words: str) -> None:
-    """Exit 2 with one line of error naming `words`, and no traceback."""
-    lines = result.stderr.strip().splitlines()
-    assert result.exit_code == 2 and len(lines) == 1, result.stderr
-    assert all(word in lines[0] for word in words), lines[0]
-
-
-def nothing_written(lab) -> bool:
-    """No Optuna journal was created in the lab and its MLflow store is as it was."""
-    store = (lab / "mlflow.db").read_bytes() if (lab / "mlflow.db").exists() else None
-    return not (lab / ".vae-lab" / "optuna.log").exists() and store == EMPTY_STORES.get(lab)
-
-
-# --- refusals before Ray starts --------------------------------------------------------------------
-
-
-def test_without_ray_the_engine_names_the_install(lab, monkeypatch):
-    write_study(lab, "pair")
-    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as without the extra
-    assert_refused(cli("study", "run", "pair", "--engine", "ray"), "Ray is not installed", ".[ray]")
-    assert nothing_written(lab)
-
-
-def test_ray_options_without_the_ray_engine_are_refused(lab):
-    write_study(lab, "pair")
-    assert_refused(cli("study", "run", "pair", "--ray-address", "head:6379"), "only apply with --engine ray")
-    assert nothing_written(lab)
-
-
-def test_a_cluster_refuses_the_embedded_stores(lab, monkeypatch):
-    pytest.importorskip("ray", reason="the `ray` extra is not installed (pip install -e '.[ray]')")
-    write_study(lab, "pair")
-    address = ("--engine", "ray", "--ray-address", "127.0.0.1:1")
-    assert_refused(cli("study", "run", "pair", *address), "VAE_LAB_OPTUNA_STORAGE", "PostgreSQL")
-    monkeypatch.setenv("VAE_LAB_OPTUNA_STORAGE", "postgresql+psycopg2://lab:secret-pw@127.0.0.1:1/optuna")
-    get_settings.cache_clear()
-    refused = cli("study", "run", "pair", *address)
-    assert_refused(refused, "MLFLOW_TRACKING_URI", "MLflow server")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")
-    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # the default address, when no --ray-address is given
-    get_settings.cache_clear()
-    unreachable = cli("study", "run", "pair", "--engine", "ray")
-    assert_refused(unreachable, "--ray-address", "no Ray cluster answers at 127.0.0.1:1")
-    assert "secret-pw" not in refused.stderr + unreachable.stderr
-    assert nothing_written(lab)
-
-
-# --- a local Ray instance ------------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_a_local_ray_instance_runs_a_grid_on_the_embedded_stores(lab):
-    pytest.importorskip("ray", reason="the `ray` extra is not installed (pip install -e '.[ray]')")
-    write_study(lab, "pair")
-    result = cli("study", "run", "pair", "--engine", "ray", "--workers", "2", "--json")
-    assert result.exit_code == 0, result.stderr
-    report = json.loads(result.stdout)
-    assert sorted(t["state"] for t in report["trials"]) == ["complete"] * 4
-    client = mlflow.MlflowClient(get_settings().mlflow_tracking_uri)
-    runs = client.search_runs([report["experiment_id"]])
-    parent = client.get_run(report["parent_run_id"]).data.tags
-    assert (parent["engine"], parent["workers"], parent["ray_address"]) == ("ray", "2", "local")
-    trials = [r for r in runs if "trial" in r.data.tags]
-    assert {r.data.tags["node_id"] for r in trials} == {parent["ray_nodes"]}  # one node, recorded both ways
-    assert {r.data.tags["gpu_ids"] for r in trials} == {"none"}
-    assert all(r.info.status == "FINISHED" for r in runs)
-
 
 # --- a cluster of three nodes on shared stores ------------------------------------------------------
 
