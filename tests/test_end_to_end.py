@@ -137,6 +137,10 @@ def test_every_trial_logs_params_metrics_datasets_figures_record_and_model(finis
             "best_val_knn_accuracy",
             "best_val_active_units",
         }
+        generation = {m.key: m.value for m in model.metrics if m.key.startswith("generation/")}
+        assert set(generation) >= {f"generation/gen_{name}" for name in ("validity", "uniqueness", "novelty")}
+        assert set(generation) >= {"generation/gen_count_distance", "generation/gen_count_distance_baseline"}
+        assert all(0 <= generation[f"generation/gen_{name}"] <= 1 for name in ("validity", "uniqueness", "novelty"))
 
 
 def test_the_parent_run_holds_the_leaderboard_and_the_study_figures(finished_study):
@@ -159,6 +163,8 @@ def test_the_parent_run_holds_the_leaderboard_and_the_study_figures(finished_stu
         "val_kl",
         "val_active_units",
         "val_knn_accuracy",
+        "gen_validity",
+        "gen_novelty",
         "time_s",
         "architecture",
         "state",

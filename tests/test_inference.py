@@ -135,7 +135,7 @@ def test_encode_refuses_bad_input_in_one_line(study):
         assert not (lab / "never.parquet").exists()
 
 
-def test_generate_writes_a_dataset_that_vae_lab_data_reads_and_reports_emptiness(study):
+def test_generate_writes_a_dataset_that_vae_lab_data_reads_and_reports_emptiness_and_validity(study):
     lab, _, _ = study
     report = cli_json(
         "generate",
@@ -159,6 +159,10 @@ def test_generate_writes_a_dataset_that_vae_lab_data_reads_and_reports_emptiness
     )
     assert pd.read_parquet(lab / "samples.parquet").equals(pd.read_parquet(lab / "again.parquet"))
     assert again["mean_occupied"] == report["mean_occupied"]
+    assert 0 <= report["gen_validity"] <= 1 and report["gen_validity_baseline"] >= 0.9  # real data passes its rules
+    assert {k: v for k, v in again.items() if k.startswith("gen_")} == {
+        k: v for k, v in report.items() if k.startswith("gen_")
+    }
 
 
 def test_registry_show_says_how_to_use_the_champion(study):

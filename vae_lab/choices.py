@@ -6,7 +6,7 @@ comes from one of these tables: no user string is ever imported or evaluated.
 """
 
 import enum
-from typing import Literal
+from typing import Literal, get_args
 
 NUM_CLASSES = 5  # descriptor values 0 (empty) .. 4
 
@@ -81,7 +81,11 @@ LATENT_METRICS: tuple[str, ...] = (
     "val_trustworthiness_pca",
     "val_pose_invariance",
 )
-ObjectiveMetric = Literal[EpochMetric, LatentMetric]
+# Measured on grids decoded from the prior (`training.generation`); per epoch only when the
+# objective or early stopping asks, else once on the restored model.
+GenerationMetric = Literal["gen_validity", "gen_uniqueness", "gen_novelty", "gen_count_distance", "gen_class_distance"]
+GENERATION_METRICS: tuple[str, ...] = get_args(GenerationMetric)
+ObjectiveMetric = Literal[EpochMetric, LatentMetric, GenerationMetric]
 
 HIGHER_IS_BETTER = frozenset(
     {
@@ -100,6 +104,9 @@ HIGHER_IS_BETTER = frozenset(
         "val_silhouette",
         "val_knn_accuracy",
         "val_trustworthiness_pca",
+        "gen_validity",
+        "gen_uniqueness",
+        "gen_novelty",
     }
 )
 

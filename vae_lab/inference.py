@@ -7,8 +7,8 @@ a batch and the file's largest row group, whatever the row count. Its numbers co
 the pyfunc, the scoring server and a Spark UDF give the same latents.
 
 `generate` decodes latents drawn from the prior into a dataset file `vae-lab data` reads, and
-says how many grids came out empty against the training data: a decoder that only emits empty
-grids shows up here at once.
+says how many grids came out empty against the training data (a decoder that only emits empty
+grids shows up here at once) and how valid, unique and novel they are (`training.generation`).
 """
 
 from __future__ import annotations
@@ -176,13 +176,16 @@ def generate(
         "all_zero": int((counts == 0).sum()),
         "mean_occupied": float(counts.mean()),
     }
-    report.update(training_occupancy(info["run_id"], settings))
+    report.update(against_training(grids, info["run_id"], settings))
     return report
 
 
-def training_occupancy(run_id: str, settings: Settings) -> dict:
-    """The training split's all-zero share and mean occupied cells, from the trial's record."""
+def against_training(grids: np.ndarray, run_id: str, settings: Settings) -> dict:
+    """The training split's all-zero share and mean occupied cells, and the generation scores of
+    `grids` against it (`training.generation`, as each trial measures them), from the trial's
+    record; None when the training data file is no longer where the record says."""
     from vae_lab.evaluation import read_record
+    from vae_lab.training.generation import GenerationReference, generation_scores
 
     record = read_record(Tracker(settings), run_id, f"run {run_id}")
     path = Path(record.data.path)
@@ -190,7 +193,13 @@ def training_occupancy(run_id: str, settings: Settings) -> dict:
         return {"training_mean_occupied": None, "training_all_zero_share": None}
     data = record.data.prepare(path, settings.cache_dir)
     counts = occupied_counts(data.train.grids)
-    return {"training_mean_occupied": float(counts.mean()), "training_all_zero_share": float((counts == 0).mean())}
+    reference = GenerationReference.from_splits(data.train.grids, data.val.grids)
+    return {
+        "training_mean_occupied": float(counts.mean()),
+        "training_all_zero_share": float((counts == 0).mean()),
+        **generation_scores(grids, reference),
+        **reference.baseline,
+    }
 
 
 def _load(source: Source, settings: Settings | None):

@@ -111,3 +111,12 @@ def test_tpe_accepts_ranges_and_defaults_to_twenty_trials(tmp_path):
     )
     assert spec.planned_trials == 20
     assert spec.space.ranges() == ["latent_dim", "learning_rate"]
+
+
+def test_a_generation_metric_is_an_objective_with_its_own_direction(tmp_path):
+    spec, _ = load_study_spec(
+        str(write(tmp_path, "name: x\nobjective: {metrics: [gen_validity, gen_count_distance]}\nchampion: {rule: knee}\n"))
+    )
+    assert spec.objective.directions == {"gen_validity": "maximize", "gen_count_distance": "minimize"}
+    off, _ = load_study_spec(str(write(tmp_path, "name: x\ntraining: {generation_samples: 0}\n")))
+    assert off.training.generation_samples == 0

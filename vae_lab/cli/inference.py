@@ -67,8 +67,10 @@ def generate_command(
     version: VersionOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Decode grids from latents drawn from the prior, and compare how full they are with the
-    training data (all-zero grids, mean occupied cells)."""
+    """Decode grids from latents drawn from the prior, and compare them with the training data:
+    all-zero grids, mean occupied cells, and the share that is valid (one connected fragment, no
+    two atoms closer than the data has them), unique and novel, with the validation split's
+    figures beside them."""
     from vae_lab.inference import Source, generate
 
     with err.status(f"generating {n} grids"):
@@ -81,3 +83,11 @@ def generate_command(
         f"all-zero: {report['all_zero']} of {n}; mean occupied cells {fmt(report['mean_occupied'], 2)} "
         f"(training data: {fmt(report['training_mean_occupied'], 2)})"
     )
+    if "gen_validity" in report:
+        out.print(
+            f"valid {fmt(100 * report['gen_validity'], 1)}% (the validation split: "
+            f"{fmt(100 * report['gen_validity_baseline'], 1)}%), unique {fmt(100 * report['gen_uniqueness'], 1)}%, "
+            f"novel {fmt(100 * report['gen_novelty'], 1)}%; distance to the training data: occupied cells "
+            f"{fmt(report['gen_count_distance'], 3)} (validation: {fmt(report['gen_count_distance_baseline'], 3)}), "
+            f"classes {fmt(report['gen_class_distance'], 3)} (validation: {fmt(report['gen_class_distance_baseline'], 3)})"
+        )

@@ -6,7 +6,7 @@ MLflow gain a section, here and nowhere else, so a trial page opens on its per-e
 grouped by what they measure, with the best-epoch summaries (logged once, single dots) apart:
 
     losses/val_loss   reconstruction/val_f1   latent/val_active_units   speed/train_time_s
-    summary/best_val_f1   summary/epochs_run   summary/best_epoch
+    summary/best_val_f1   summary/epochs_run   summary/best_epoch   generation/gen_validity
 
 MLflow 3.17 lists the sections in alphabetical order, and shows a chart's title as the part after
 the "/": so the summaries' section sorts last and their names keep `best_` (a chart titled
@@ -40,6 +40,7 @@ SECTION_RULES: tuple[tuple[str, str], ...] = (
     ("val_occupancy", "reconstruction"),
     ("val_exact_match", "reconstruction"),
     ("val_tradeoff", "reconstruction"),
+    ("gen_", "generation"),
 )
 SUMMARY_NAMES = frozenset({"best_epoch", "epochs_run"})
 

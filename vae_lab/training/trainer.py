@@ -21,6 +21,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vae_lab.choices import (
+    GENERATION_METRICS,
     HIGHER_IS_BETTER,
     LATENT_METRICS,
     WEIGHTED_LOSSES,
@@ -37,6 +38,7 @@ from vae_lab.runtime import Runtime
 from vae_lab.training.augment import AUGMENTERS
 from vae_lab.training.batches import TensorData
 from vae_lab.training.callbacks import Callback, EarlyStopping, dispatch
+from vae_lab.training.generation import GENERATION_PREFIX, GenerationCheck
 from vae_lab.training.latent_metrics import latent_scores
 from vae_lab.training.pose_invariance import pose_invariance
 from vae_lab.training.schedules import beta_at, learning_rate_at, settled_epoch
@@ -119,6 +121,10 @@ class TrainConfig(BaseModel):
         """Whether selection or early stopping reads a latent metric, which then runs every epoch."""
         return bool({self.select_metric, self.early_stopping_metric} & set(LATENT_METRICS))
 
+    def uses_generation_metrics(self) -> bool:
+        """Whether selection or early stopping reads a generation metric, which then runs every epoch."""
+        return bool({self.select_metric, self.early_stopping_metric} & set(GENERATION_METRICS))
+
 
 def training_weights(train_grid: torch.Tensor, config: TrainConfig) -> torch.Tensor | None:
     """Class weights from the training split, for the losses that weigh cells by class (over
@@ -147,11 +153,13 @@ class FitResult:
 
     @property
     def best_metrics(self) -> dict[str, float]:
-        """The best epoch's metrics, plus the latent metrics of the restored model."""
+        """The best epoch's metrics, plus the latent and generation metrics of the restored model."""
         if not self.history:
             return {}
-        extra = {k: v for k, v in (self.final.scores.items() if self.final else ()) if f"val_{k}" in LATENT_METRICS}
-        return {**{f"val_{k}": v for k, v in extra.items()}, **self.history[self.best_epoch]}
+        final = self.final.scores.items() if self.final else ()
+        extra = {f"val_{k}": v for k, v in final if f"val_{k}" in LATENT_METRICS}
+        extra |= {k: v for k, v in final if k.startswith(GENERATION_PREFIX)}
+        return {**extra, **self.history[self.best_epoch]}
 
 
 FUSED_DEVICES = ("cpu", "cuda")  # where torch has a fused (single-kernel) step for these optimizers
@@ -173,6 +181,7 @@ class Trainer:
         config: TrainConfig,
         callbacks: list[Callback] | None = None,
         runtime: Runtime | None = None,
+        generation: GenerationCheck | None = None,
     ):
         check_loss(model.name, model.config.output, config.loss, where="training")
         self.runtime = runtime or Runtime()
@@ -189,6 +198,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.loss = config.loss_settings()
         self.should_stop = False
+        self.generation = generation  # grids from the prior scored on the restored model (and per epoch if asked)
         self.epoch = 0
         self.weights: torch.Tensor | None = None  # class weights, from the training split in fit()
         self.val_labels = None
@@ -284,6 +294,8 @@ class Trainer:
         if per_epoch_latents:
             metrics.update(latent_scores(scores.latents, self.val_labels))
             metrics.update({f"val_{k}": v for k, v in self._pose_scores(val).items()})
+        if self.generation is not None and self.config.uses_generation_metrics():
+            metrics.update(self.generation.scores(self.model))
         metrics["val_time_s"] = time.perf_counter() - started
         metrics["beta"] = beta
         if not all(map(_finite, (metrics["val_loss"], metrics["val_kl"]))):
@@ -305,6 +317,8 @@ class Trainer:
             {k.removeprefix("val_"): v for k, v in latent_scores(final.latents, self.val_labels).items()}
         )
         final.scores.update(self._pose_scores(val))
+        if self.generation is not None:
+            final.scores.update(self.generation.scores(self.model))
         return final
 
     def _pose_scores(self, val: TensorData) -> dict[str, float]:

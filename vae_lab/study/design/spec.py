@@ -126,6 +126,9 @@ class TrainingSpec(Strict):
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda|cuda:\d+)$", description="auto, cpu, cuda or cuda:N")
     precision: Precision = "fp32"
     compile: bool = False
+    generation_samples: int = Field(
+        default=256, ge=0, le=100_000, description="grids decoded from the prior to score generation (0: off)"
+    )
 
     def runtime(self) -> Runtime:
         return Runtime(device=self.device, precision=self.precision, compile=self.compile)

@@ -47,7 +47,9 @@ logger = logging.getLogger(__name__)
 
 # Reruns of a worker whose process or node died (Ray's system failures; a worker's own error is not retried).
 TASK_RETRIES = 3
-HEAD_NODE = {"node:__internal_head__": 0.001}  # Ray's resource that only the head node has (Ray Train pins its state actor so)
+HEAD_NODE = {
+    "node:__internal_head__": 0.001
+}  # Ray's resource that only the head node has (Ray Train pins its state actor so)
 CANCEL_GRACE_S = 60  # after Ctrl-C, how long workers get to settle their trials before they are killed
 PLACED = "placed"  # a worker's first event: the node it landed on (the driver's own, not the display's)
 

@@ -26,6 +26,7 @@ from vae_lab.study.trial.artifacts import log_trial_figures
 from vae_lab.study.trial.provenance import RunTag, TrialAttr, summary_of
 from vae_lab.tracking import MlflowEpochLogger, PlotlyAssets, Tracker, dataset_key, log_model
 from vae_lab.training import Callback, TensorData, TrainConfig, Trainer
+from vae_lab.training.generation import GENERATION_PREFIX, GenerationCheck, GenerationReference
 from vae_lab.training.record import RECORD_FILE, TrialRecord
 
 
@@ -101,6 +102,17 @@ class TrialObjective:
         self._tensors: dict[bool, tuple[TensorData, TensorData]] = {}
         # Sparse families pad every sample to the most occupied cells in the dataset (the research journal's K).
         self.max_points = max(1, *(max_occupied(s.grids) for s in (data.train, data.val, data.test) if len(s.grids)))
+        self._generation: GenerationReference | None = None
+
+    def generation(self, seed: int) -> GenerationCheck | None:
+        """What the trainer scores generation against (the reference is built once per worker, ~1 s)."""
+        samples = self.setup.spec.training.generation_samples
+        if not samples:
+            return None
+        if self._generation is None:
+            data = self.setup.data
+            self._generation = GenerationReference.from_splits(data.train.grids, data.val.grids)
+        return GenerationCheck(self._generation, samples, seed)
 
     def tensors(self, model: BaseVAE) -> tuple[TensorData, TensorData]:
         """Train and val tensors for what the family reads, on the worker's device, built once per worker."""
@@ -157,7 +169,7 @@ class TrialObjective:
         runtime = spec.training.runtime().model_copy(update={"device": str(setup.device)})
         # Optuna cannot prune a study of several objectives (its report() refuses them).
         hooks = [logger, *callbacks] if spec.objective.several else [logger, pruning, *callbacks]
-        trainer = Trainer(model, train_config, hooks, runtime=runtime)
+        trainer = Trainer(model, train_config, hooks, runtime=runtime, generation=self.generation(train_config.seed))
         try:
             result = trainer.fit(train, val)
         except optuna.TrialPruned:
@@ -182,7 +194,8 @@ class TrialObjective:
         timings.projections_s = time.perf_counter() - step
 
         step = time.perf_counter()
-        summary = {f"best_{k}": v for k, v in {**best, **extra}.items()} | {
+        # Generation is measured once, on the restored model: its own section, not a "best" of a curve.
+        summary = {(k if k.startswith(GENERATION_PREFIX) else f"best_{k}"): v for k, v in {**best, **extra}.items()} | {
             "best_epoch": result.best_epoch,
             "epochs_run": len(result.history),
         }

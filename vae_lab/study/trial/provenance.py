@@ -279,6 +279,9 @@ SUMMARY_METRICS = (
     "val_occupancy_iou",
     "val_exact_match",
     "val_pose_invariance",
+    "gen_validity",
+    "gen_uniqueness",
+    "gen_novelty",
 )
 
 
