@@ -85,3 +85,49 @@ def test_a_tpe_study_owes_its_planned_trials_minus_the_finished_ones():
     assert plan_remaining(study, spec, None) == (2, 2)
     assert plan_remaining(study, spec, 3) == (3, 2)
     assert len(grid_points(spec.space)) == 1
+
+
+def test_warm_start_points_of_a_grid_go_first_and_are_not_queued_twice():
+    warm = [points(5)[3], points(5)[0]]
+    study = optuna.create_study()
+    assert queue_grid(study, points(5), first=warm) == 5  # the grid's five points, no sixth
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [planned_params(t) for t in waiting[:2]] == warm
+    assert [t.user_attrs.get(TrialAttr.WARM_START) for t in waiting] == [0, 1, None, None, None]
+    first = study.ask()  # Optuna hands out waiting trials in the order they were queued
+    assert first.number == waiting[0].number
+    study.tell(first, 1.0)
+    assert queue_grid(study, points(5), first=warm) == 4  # its point is taken: not queued again
+
+
+def test_warm_start_points_go_first_within_a_limit():
+    study = optuna.create_study()
+    queue_grid(study, points(5), limit=1, first=[points(5)[4]])
+    assert [planned_params(t) for t in study.get_trials(states=(TrialState.WAITING,))] == [points(5)[4]]
+
+
+def test_a_sampled_study_queues_its_warm_start_once():
+    spec = tpe_spec(5, latent_dim=[2, 4, 8])
+    spec = spec.model_copy(update={"warm_start": [{"architecture": "fc", "latent_dim": 8}]})
+    study = optuna.create_study()
+    assert plan_remaining(study, spec, None) == (5, 0)
+    trial = study.ask()
+    assert trial.suggest_categorical("latent_dim", [2, 4, 8]) == 8
+    assert trial.user_attrs[TrialAttr.WARM_START] == 0
+    study.tell(trial, 1.0)
+    assert plan_remaining(study, spec, None) == (4, 1)  # resumed: not queued again
+    assert waiting_count(study) == 0
+
+
+def test_learned_trials_are_not_finished_trials_of_the_study_nor_take_grid_points():
+    study = optuna.create_study()
+    dist = optuna.distributions.CategoricalDistribution([2, 4, 8])
+    learned = optuna.trial.create_trial(
+        value=1.0,
+        params={"latent_dim": 4},
+        distributions={"latent_dim": dist},
+        user_attrs={TrialAttr.LEARNED_FROM: "other", TrialAttr.LEARNED_TRIAL: 0},
+    )
+    study.add_trial(learned)
+    assert plan_remaining(study, tpe_spec(5, latent_dim=[2, 4, 8]), None) == (5, 0)
+    assert queue_grid(study, points(2) + [{"architecture": "fc", "latent_dim": 4}]) == 3

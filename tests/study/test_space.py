@@ -8,7 +8,7 @@ import pytest
 from tests.study.study_helpers import grid_spec, tpe_spec
 from vae_lab.errors import VaeLabError
 from vae_lab.study.design.planner import representative_points
-from vae_lab.study.design.space import SearchSpace, check_space, grid_points, suggest_params
+from vae_lab.study.design.space import SearchSpace, check_space, distribution, grid_points, suggest_params
 from vae_lab.study.design.spec import build_configs
 from vae_lab.study.execution.workers import split_budget
 
@@ -73,3 +73,17 @@ def test_the_plan_weighs_each_point_by_the_trials_that_look_like_it():
     points = representative_points(tpe)
     assert [p["architecture"] for p, _ in points] == ["fc", "conv"] and [c for _, c in points] == [5, 5]
     assert points[0][0]["latent_dim"] == 8  # the geometric middle of 2..32
+
+
+def test_the_distributions_of_a_space_are_those_its_trials_suggest_from():
+    space = SearchSpace.model_validate(
+        {
+            "architecture": ["fc"],
+            "latent_dim": {"low": 2, "high": 16, "step": 2},
+            "learning_rate": {"low": 1e-4, "high": 1e-2, "log": True},
+            "beta": [0.5, 1.0],
+        }
+    )
+    trial = optuna.create_study().ask()
+    suggest_params(trial, space)
+    assert trial.distributions == {name: distribution(choice) for name, choice in space.items()}

@@ -115,8 +115,62 @@ def test_tpe_accepts_ranges_and_defaults_to_twenty_trials(tmp_path):
 
 def test_a_generation_metric_is_an_objective_with_its_own_direction(tmp_path):
     spec, _ = load_study_spec(
-        str(write(tmp_path, "name: x\nobjective: {metrics: [gen_validity, gen_count_distance]}\nchampion: {rule: knee}\n"))
+        str(
+            write(
+                tmp_path, "name: x\nobjective: {metrics: [gen_validity, gen_count_distance]}\nchampion: {rule: knee}\n"
+            )
+        )
     )
     assert spec.objective.directions == {"gen_validity": "maximize", "gen_count_distance": "minimize"}
     off, _ = load_study_spec(str(write(tmp_path, "name: x\ntraining: {generation_samples: 0}\n")))
     assert off.training.generation_samples == 0
+
+
+TPE_SPACE = "sampler: tpe\nn_trials: 4\nspace: {loss: [mse, focal], focal_gamma: [1.0, 2.0], learning_rate: {low: 0.0001, high: 0.01}}\n"
+
+
+@pytest.mark.parametrize(
+    "points, field, problem",
+    [
+        ("[{loss: mse, learning_rate: 0.001, beta: 2}]", "warm_start[0]", "beta is not searched"),
+        ("[{loss: mse, learning_rate: 0.5}]", "warm_start[0]", "learning_rate: 0.5 is outside [0.0001, 0.01]"),
+        ("[{loss: huber, learning_rate: 0.001}]", "warm_start[0]", "loss: 'huber' is outside the choices mse, focal"),
+        ("[{loss: mse}]", "warm_start[0]", "learning_rate is missing"),
+        ("[{loss: focal, learning_rate: 0.001}]", "warm_start[0]", "focal_gamma is missing"),
+        ("[{loss: mse, focal_gamma: 1.0, learning_rate: 0.001}]", "warm_start[0]", "focal_gamma does not apply"),
+        (
+            "[{loss: mse, learning_rate: 0.001}, {loss: mse, learning_rate: 1.0e-3}]",
+            "warm_start[1]",
+            "repeats warm_start[0]",
+        ),
+        (
+            "[" + ", ".join(["{loss: mse, learning_rate: 0.00%d}" % i for i in range(1, 6)]) + "]",
+            "warm_start",
+            "5 points",
+        ),
+    ],
+)
+def test_bad_warm_start_points_name_the_file_the_entry_and_the_fix(tmp_path, points, field, problem):
+    with pytest.raises(VaeLabError) as caught:
+        load_study_spec(str(write(tmp_path, f"name: x\n{TPE_SPACE}warm_start: {points}\n")))
+    message = str(caught.value)
+    assert "s.yaml" in message and field in message and problem in message
+    assert "\n" not in message
+
+
+def test_warm_start_points_are_held_as_the_space_holds_its_values(tmp_path):
+    # YAML reads 1e-3 (no dot) as text; the point still means the number, in the space's order.
+    body = f"name: x\n{TPE_SPACE}warm_start: [{{learning_rate: 1e-3, focal_gamma: 2, loss: focal}}]\n"
+    spec, _ = load_study_spec(str(write(tmp_path, body)))
+    assert spec.warm_start == [{"architecture": "fc", "loss": "focal", "learning_rate": 0.001, "focal_gamma": 2.0}]
+    assert list(spec.warm_start[0]) == ["architecture", "loss", "learning_rate", "focal_gamma"]
+
+
+def test_a_grid_takes_warm_start_grid_points_but_no_learn_from(tmp_path):
+    grid = "name: x\nspace: {latent_dim: [2, 4], beta: [0.5, 1.0]}\n"
+    spec, _ = load_study_spec(str(write(tmp_path, grid + "warm_start: [{latent_dim: 4, beta: 1}]\n")))
+    assert spec.warm_start == [{"architecture": "fc", "latent_dim": 4, "beta": 1.0}]
+    with pytest.raises(VaeLabError, match="latent_dim: 3 is outside the choices 2, 4"):
+        load_study_spec(str(write(tmp_path, grid + "warm_start: [{latent_dim: 3, beta: 1}]\n")))
+    with pytest.raises(VaeLabError, match="learn_from informs a sampler"):
+        load_study_spec(str(write(tmp_path, grid + "learn_from: [other]\n")))

@@ -243,6 +243,8 @@ def status(
         return
     best = status.best.number if status.best else None
     out.print(trials_table(status.trials, f"study {study} ({', '.join(status.directions)})", best))
+    for source, count in status.learned.items():
+        out.print(f"(its sampler also learned from {count} trial(s) of study {source}: not trials of {study})")
 
 
 @app.command("report")

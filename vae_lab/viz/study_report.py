@@ -74,6 +74,7 @@ class StudyView:
     planned_s: float | None = None
     real_s: float | None = None
     champion_view: ChampionView | None = None
+    learned: dict[str, int] = field(default_factory=dict)  # trials learned from other studies (learn_from), by study
 
 
 def family_colours(trials: Sequence[TrialView]) -> dict[str, str]:
@@ -292,6 +293,13 @@ def timing(view: StudyView) -> str:
     return f"<p class='timing'>{planned}, {real}{ratio}</p>"
 
 
+def _learned(view: StudyView) -> str:
+    if not view.learned:
+        return ""
+    sources = ", ".join(f"{n} trial(s) of study {html.escape(name)}" for name, n in view.learned.items())
+    return f"<p>Its sampler also learned from {sources}: history only, not trials of this study (not shown here).</p>"
+
+
 def _troubles(view: StudyView) -> str:
     rows = [[t.number, t.family, t.state, t.reason or ""] for t in view.trials if t.state in ("failed", "pruned")]
     return table(["trial", "family", "state", "reason"], rows) if rows else "<p>None: every trial finished.</p>"
@@ -307,7 +315,7 @@ def study_sections(view: StudyView, prefix: str, explorer: go.Figure | None = No
         (
             "Study",
             f"<p>{html.escape(rule)}; objectives: {html.escape(', '.join(f'{m} ({d})' for m, d in view.objectives.items()))}</p>"
-            f"<pre>{html.escape(view.spec_yaml)}</pre>",
+            f"{_learned(view)}<pre>{html.escape(view.spec_yaml)}</pre>",
         ),
         ("Wall time", timing(view)),
         ("Leaderboard", table(header, rows, "board")),

@@ -1,23 +1,43 @@
-"""The study's Optuna sampler and pruner, built from its spec."""
+"""The study's Optuna sampler and pruner, built from its spec (one sampler per worker)."""
 
 from __future__ import annotations
+
+import hashlib
 
 import optuna
 
 from vae_lab.study.design.spec import StudySpec
 
 
-def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
-    """TPE for tpe studies. A grid study's points are all queued up front (see `execution.queue`), so
-    its sampler only ever picks repeats past the end of the grid."""
+def worker_seed(seed: int, worker: int) -> int:
+    """Worker `worker`'s sampler seed: the study's own for worker 0 (so a single worker samples
+    as it always did), a hash of (seed, index) for the others, so workers started from the same
+    state still propose different points, and a rerun proposes the same ones."""
+    if worker == 0:
+        return seed
+    digest = hashlib.sha256(f"vae-lab sampler {seed} {worker}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def make_sampler(spec: StudySpec, worker: int = 0) -> optuna.samplers.BaseSampler:
+    """The sampler of worker `worker` (0 alone). TPE for tpe studies, NSGA-II for nsga2. A grid
+    study's points are all queued up front (see `execution.queue`), so its sampler only ever picks
+    repeats past the end of the grid.
+
+    TPE's `n_startup_trials` counts every finished trial in the study's history, trials learned
+    from other studies (`learn_from`) included: a study that learned enough starts with TPE."""
+    seed = worker_seed(spec.training.seed, worker)
     if spec.is_grid:
-        return optuna.samplers.RandomSampler(seed=spec.training.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     if spec.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(
-            seed=spec.training.seed, population_size=max(4, min(50, spec.planned_trials // 4))
-        )
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, spec.planned_trials // 4)))
     return optuna.samplers.TPESampler(
-        seed=spec.training.seed, n_startup_trials=min(10, max(2, spec.planned_trials // 3))
+        seed=seed,
+        n_startup_trials=min(10, max(2, spec.planned_trials // 3)),
+        # The constant liar counts other workers' running trials as bad results, so several
+        # workers asking at once spread out instead of proposing the same point. (Optuna 5's
+        # default; named here since `--workers` relies on it.)
+        constant_liar=True,
     )
 
 

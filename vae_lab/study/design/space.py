@@ -249,6 +249,75 @@ def _why_unused(name: str) -> str:
     return "no trial of the study reaches it"
 
 
+def distribution(choice: Any) -> optuna.distributions.BaseDistribution:
+    """The Optuna distribution that `suggest_params` asks `choice` with."""
+    if isinstance(choice, FloatRange):
+        return optuna.distributions.FloatDistribution(choice.low, choice.high, log=choice.log)
+    if isinstance(choice, IntRange):
+        return optuna.distributions.IntDistribution(choice.low, choice.high, log=choice.log, step=choice.step)
+    return optuna.distributions.CategoricalDistribution(list(choice))
+
+
+def space_value(choice: Any, value: Any) -> Any:
+    """`value` as `choice` holds it (the listed item it equals; a number for a range), or a
+    ValueError when the choice does not contain it. A number YAML read as text (`1e-3`) counts."""
+    if isinstance(value, str) and (not isinstance(choice, list) or all(not isinstance(c, str) for c in choice)):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(choice, FloatRange):
+        if number and choice.low <= value <= choice.high:
+            return float(value)
+    elif isinstance(choice, IntRange):
+        if (
+            number
+            and value == int(value)
+            and choice.low <= value <= choice.high
+            and (value - choice.low) % choice.step == 0
+        ):
+            return int(value)
+    else:
+        for item in choice:
+            if item == value and isinstance(item, bool) == isinstance(value, bool):
+                return item
+    raise ValueError(f"{value!r} is outside {describe_choice(choice)}")
+
+
+def describe_choice(choice: Any) -> str:
+    if isinstance(choice, (FloatRange, IntRange)):
+        return f"[{choice.low}, {choice.high}]" + (
+            f" in steps of {choice.step}" if getattr(choice, "step", 1) != 1 else ""
+        )
+    return "the choices " + ", ".join(map(str, choice))
+
+
+def check_point(point: dict[str, Any], space: SearchSpace, where: str) -> dict[str, Any]:
+    """`point` as one complete configuration of `space` (in its order, each value as the space
+    holds it); a VaeLabError at `where` naming the hyperparameter that is not searched, is outside
+    the space, is missing (every hyperparameter that applies to the point must be given, but one
+    the space lists a single value for may be left out) or does not apply to the point."""
+    searched = dict(space.items())
+    fix = "a point gives one value for each hyperparameter of the space that applies to it"
+    unknown = [name for name in point if name not in searched]
+    if unknown:
+        raise VaeLabError(where, f"{unknown[0]} is not searched by this study", f"{fix}: {', '.join(searched)}")
+    chosen: dict[str, Any] = {}
+    for name, choice in searched.items():
+        if not applies(name, chosen):
+            if name in point:
+                raise VaeLabError(where, f"{name} does not apply to this point: {_why_unused(name)}", f"remove {name}")
+            continue
+        if name not in point and not (isinstance(choice, list) and len(choice) == 1):
+            raise VaeLabError(where, f"{name} is missing", fix)
+        try:
+            chosen[name] = space_value(choice, point[name] if name in point else choice[0])
+        except ValueError as error:
+            raise VaeLabError(where, f"{name}: {error}", f"pick a value of space.{name}, or widen it") from None
+    return chosen
+
+
 def _suggest(trial: optuna.Trial, name: str, choice: Any) -> Any:
     if isinstance(choice, FloatRange):
         return trial.suggest_float(name, choice.low, choice.high, log=choice.log)

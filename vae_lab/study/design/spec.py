@@ -21,7 +21,15 @@ from pydantic import Field, ValidationError, model_validator
 from vae_lab.choices import WEIGHTED_LOSSES, ObjectiveMetric, Precision, PrunerKind, direction_of
 from vae_lab.errors import VaeLabError
 from vae_lab.runtime import Runtime
-from vae_lab.study.design.space import MODEL_FIELDS, SearchSpace, Strict, check_space, grid_points, head_and_loss
+from vae_lab.study.design.space import (
+    MODEL_FIELDS,
+    SearchSpace,
+    Strict,
+    check_point,
+    check_space,
+    grid_points,
+    head_and_loss,
+)
 
 if TYPE_CHECKING:
     from vae_lab.data import PreparedDataset
@@ -179,6 +187,14 @@ class StudySpec(Strict):
     space: SearchSpace = SearchSpace()
     artifacts: ArtifactSpec = ArtifactSpec()
     registry: RegistrySpec = RegistrySpec()
+    warm_start: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="configurations to run first, each complete (every hyperparameter of the space that applies)",
+    )
+    learn_from: list[str] = Field(
+        default_factory=list,
+        description="studies in the same Optuna storage whose complete trials inform the sampler (tpe, nsga2)",
+    )
 
     @model_validator(mode="after")
     def _grid_has_no_ranges(self) -> "StudySpec":
@@ -188,6 +204,11 @@ class StudySpec(Strict):
             raise ValueError(
                 f"pruner {self.pruner.kind} needs one objective: Optuna cannot prune a study of several "
                 "(set pruner.kind: none)"
+            )
+        if self.is_grid and self.learn_from:
+            raise ValueError(
+                "learn_from informs a sampler (tpe or nsga2); a grid runs its points whatever ran before: "
+                "drop learn_from, or use warm_start to run chosen points first"
             )
         return self
 
@@ -311,7 +332,29 @@ def parse_study(raw: object, where: str) -> StudySpec:
         ) from None
     check_space(spec.space, where)
     spec.champion_rule(where)
-    return spec
+    return spec.model_copy(update={"warm_start": warm_start_points(spec, where)})
+
+
+def warm_start_points(spec: StudySpec, where: str) -> list[dict[str, Any]]:
+    """The spec's warm-start points, checked against its space, each value as the space holds it
+    (so a grid's point matches its queued twin); a VaeLabError names the entry and the field."""
+    points: list[dict[str, Any]] = []
+    grid = grid_points(spec.space) if spec.is_grid and spec.warm_start else []
+    for index, entry in enumerate(spec.warm_start):
+        place = f"{where}: warm_start[{index}]"
+        point = check_point(entry, spec.space, place)
+        if grid and point not in grid:
+            raise VaeLabError(place, "is not a point of the grid", "use values listed in space")
+        if point in points:
+            raise VaeLabError(place, f"repeats warm_start[{points.index(point)}]", "remove one of them")
+        points.append(point)
+    if len(points) > spec.planned_trials:
+        raise VaeLabError(
+            f"{where}: warm_start",
+            f"{len(points)} points, but the study plans {spec.planned_trials} trials",
+            "raise n_trials, or list fewer points",
+        )
+    return points
 
 
 def load_study_spec(name_or_path: str, studies_dir: Path = STUDIES_DIR) -> tuple[StudySpec, Path]:

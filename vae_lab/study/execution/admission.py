@@ -1,15 +1,16 @@
 """Before anything is written: the checks a study must pass, made once per invocation.
 
 Order of work, so bad input never writes anything: the stores are checked, the data is prepared
-and checked against the space, the device is resolved, and a stored study of the same name (if
-any) is checked for compatibility. `admit` returns what it found (an `Admission`) so that
+and checked against the space, the device is resolved, a stored study of the same name (if
+any) is checked for compatibility, and so are the studies it learns from (`learn_from`). `admit` returns what it found (an `Admission`) so that
 `StudySession.open` starts from it instead of checking again.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
@@ -23,6 +24,7 @@ from vae_lab.models import ModelConfig, check_architecture
 from vae_lab.stores import check_stores
 from vae_lab.study.design.sampling import make_pruner, make_sampler
 from vae_lab.study.design.spec import StudySpec
+from vae_lab.study.execution.history import learned_trials
 from vae_lab.study.trial.provenance import StudyAttr
 from vae_lab.study.trial.storage import open_storage, storage_exists
 
@@ -39,6 +41,7 @@ class Admission:
     device: torch.device
     where: str
     stored_study_checked: bool  # False when no storage existed yet: StudySession checks on open
+    learned: list[optuna.trial.FrozenTrial] = field(default_factory=list)  # learn_from's trials, to add once
 
 
 def admit(
@@ -61,9 +64,11 @@ def admit(
         device or spec.training.device, where="--device" if device else f"{where}: training.device"
     )
     checked = storage_exists(settings.optuna_storage)
-    if checked:  # nothing stored yet: nothing to resume, and no file is created here
-        check_stored_study(open_storage(settings.optuna_storage), spec, data)
-    return Admission(spec, settings, data, torch_device, where, checked)
+    storage = open_storage(settings.optuna_storage) if checked else None
+    if storage is not None:  # nothing stored yet: nothing to resume, and no file is created here
+        check_stored_study(storage, spec, data)
+    learned = learned_trials(storage, spec, where) if spec.learn_from else []
+    return Admission(spec, settings, data, torch_device, where, checked, learned)
 
 
 def prepare_study_data(spec: StudySpec, data_path: Path | None, settings: Settings, where: str) -> PreparedDataset:
@@ -132,12 +137,15 @@ def check_stored_study(storage: optuna.storages.BaseStorage, spec: StudySpec, da
     return True
 
 
-def open_study(storage: optuna.storages.BaseStorage, spec: StudySpec, data: PreparedDataset) -> optuna.Study:
-    """Create the study, or load it, and record what a later resume must agree with."""
+def open_study(
+    storage: optuna.storages.BaseStorage, spec: StudySpec, data: PreparedDataset, worker: int = 0
+) -> optuna.Study:
+    """Create the study, or load it, with worker `worker`'s sampler, and record what a later
+    resume must agree with and the objectives' names (what Optuna's readers show)."""
     study = optuna.create_study(
         study_name=spec.name,
         storage=storage,
-        sampler=make_sampler(spec),
+        sampler=make_sampler(spec, worker),
         pruner=make_pruner(spec),
         directions=list(spec.objective.directions.values()),
         load_if_exists=True,
@@ -154,4 +162,8 @@ def open_study(storage: optuna.storages.BaseStorage, spec: StudySpec, data: Prep
     for key, value in recorded.items():
         if key not in study.user_attrs:
             study.set_user_attr(key, value)
+    if study.metric_names is None:  # optuna-dashboard shows val_f1, not "Objective 0"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable since Optuna 3.2
+            study.set_metric_names(spec.objective.names)
     return study

@@ -1,11 +1,11 @@
 """A worker's open study: spec, data, stores, lock and parent run, opened once per invocation.
 
 `StudySession.open` starts from an `Admission` (the checks are done): it opens the Optuna storage
-and the study, settles the trials of dead workers and plans what is left to run. The session
-then starts (or, as one of several workers, joins) the invocation's parent run, and `close` ends
-what it started. It is also the trial loop's `TrialHost`: claiming, holding, settling and
-crowning a trial all go through it, and the lock is only ever held inside a `with self.lock`
-block here.
+and the study, adds the trials it learns from other studies (once), settles the trials of dead
+workers and plans what is left to run. The session then starts (or, as one of several workers,
+joins) the invocation's parent run, and `close` ends what it started. It is also the trial loop's
+`TrialHost`: claiming, holding, settling and crowning a trial all go through it, and the lock is
+only ever held inside a `with self.lock` block here.
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ from vae_lab.config import mask_uri
 from vae_lab.errors import VaeLabError
 from vae_lab.registry import CHAMPION, Candidate, Crowning, champion_info, reconcile
 from vae_lab.study.execution.admission import Admission, check_stored_study, open_study
+from vae_lab.study.execution.history import add_learned
 from vae_lab.study.execution.liveness import Lease, Liveness
 from vae_lab.study.execution.queue import finished_count, plan_remaining, requeue, waiting_count
 from vae_lab.study.execution.reaper import StaleTrialCollector, reap_dead_invocations, reap_dead_trials
 from vae_lab.study.execution.settle import TrialBooks, settle
-from vae_lab.study.reading.trials import TrialRow, trial_rows
+from vae_lab.study.reading.trials import TrialRow, own_trials, trial_rows
 from vae_lab.study.trial.lock import StudyLock
 from vae_lab.study.trial.provenance import (
     INVOCATION_KIND,
@@ -81,17 +82,20 @@ class StudySession:
     _invocation: Lease | None = None  # held while this session owns the parent run
 
     @classmethod
-    def open(cls, admission: Admission, n_trials: int | None, *, allow_repeats: bool = True) -> StudySession:
+    def open(
+        cls, admission: Admission, n_trials: int | None, *, allow_repeats: bool = True, worker: int = 0
+    ) -> StudySession:
         """Open the study's stores, settle dead workers' trials and plan what is left to run.
         `allow_repeats`: a grid asked for more trials than it has left queues repeats (not for a
-        worker that joins an invocation: its parent queued them)."""
+        worker that joins an invocation: its parent queued them). `worker`: the worker's index
+        in its invocation (its sampler's seed follows it)."""
         spec, url = admission.spec, admission.settings.optuna_storage
         tracker = Tracker(admission.settings)
         collector = StaleTrialCollector()
         storage = open_storage(url, on_stale_trial=collector)
         if not admission.stored_study_checked:
             check_stored_study(storage, spec, admission.data)
-        study = open_study(storage, spec, admission.data)
+        study = open_study(storage, spec, admission.data, worker)
         session = cls(
             admission,
             tracker,
@@ -104,6 +108,7 @@ class StudySession:
         )
         try:
             with session.lock:
+                add_learned(study, admission.learned)
                 reap_dead_trials(session.books, session.liveness, collector)
                 session.remaining, session.done = plan_remaining(study, spec, n_trials, allow_repeats=allow_repeats)
             session.experiment_id = tracker.ensure_experiment(spec.name)
@@ -180,12 +185,12 @@ class StudySession:
         self._invocation = None
 
     def _summarise_parent(self) -> None:
-        states = [t.state for t in self.study.get_trials(deepcopy=False)]
+        trials = own_trials(self.study)
+        states = [t.state for t in trials]
         metrics = {f"trials_{s.name.lower()}": float(states.count(s)) for s in set(states)}
-        try:
-            metrics["best_value"] = self.study.best_value
-        except (ValueError, RuntimeError):  # no trial finished, or several objectives (no one best)
-            pass
+        values = [t.value for t in trials if t.state == TrialState.COMPLETE and len(t.values) == 1]
+        if values and not self.spec.objective.several:  # several objectives have no one best
+            metrics["best_value"] = max(values) if self.spec.direction == "maximize" else min(values)
         if metrics:
             self.tracker.log_metrics(self.parent_run_id, metrics)
 
@@ -229,7 +234,7 @@ class StudySession:
         as stored in Optuna; None before any trial completes; a warning when the rule is unmet."""
         spec, names = self.spec, self.spec.objective.names
         with self.lock:
-            trials = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            trials = own_trials(self.study, states=(TrialState.COMPLETE,))  # learned trials are never crowned
             candidates = [
                 Candidate(
                     spec.name,

@@ -69,7 +69,7 @@ def run_worker(job: WorkerJob, sink: ProgressSink, data: PreparedDataset | None 
     `data` is the driver's prepared split when the launcher ships it (else `job.data_path` is read)."""
     spec = StudySpec.model_validate(job.spec_json)
     admission = admit(spec, data_path=Path(job.data_path), device=job.device, where=job.where, data=data)
-    with StudySession.open(admission, job.n_trials, allow_repeats=False) as session:
+    with StudySession.open(admission, job.n_trials, allow_repeats=False, worker=job.index) as session:
         if session.remaining == 0:
             return
         session.join_invocation(job.parent_run_id)

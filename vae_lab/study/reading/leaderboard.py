@@ -1,4 +1,7 @@
-"""The leaderboard and Optuna's figures of a study: what the parent run shows at a glance."""
+"""The leaderboard and Optuna's figures of a study: what the parent run shows at a glance.
+
+The leaderboard lists the study's own trials; Optuna's figures draw the study as Optuna holds it,
+so they (like optuna-dashboard) also show trials learned from other studies (`learn_from`)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from vae_lab.study.reading.trials import duration_s
+from vae_lab.study.reading.trials import duration_s, own_trials
 from vae_lab.study.trial.provenance import StudyAttr, TrialAttr, TrialStatus
 
 logger = logging.getLogger(__name__)
@@ -19,7 +22,7 @@ def leaderboard(study: optuna.Study, objective: str) -> pd.DataFrame:
     active units, kNN accuracy, time, config, state."""
     rows: list[dict[str, Any]] = []
     names = study.user_attrs.get(StudyAttr.OBJECTIVES) or [objective]
-    for t in study.get_trials(deepcopy=False):
+    for t in own_trials(study):
         row: dict[str, Any] = {
             "trial": t.number,
             "state": TrialStatus.of(t.state).value,

@@ -9,8 +9,9 @@ import optuna
 
 from vae_lab.config import Settings, get_settings
 from vae_lab.errors import VaeLabError
+from vae_lab.selection import best, pareto_front
 from vae_lab.stores import check_stores
-from vae_lab.study.reading.trials import TrialRow, trial_rows
+from vae_lab.study.reading.trials import TrialRow, learned_counts, own_trials, trial_rows
 from vae_lab.study.trial.storage import open_storage
 
 
@@ -30,6 +31,7 @@ class StudyStatus:
     trials: list[TrialRow]
     best: BestTrial | None = None
     pareto_front: list[BestTrial] = field(default_factory=list)
+    learned: dict[str, int] = field(default_factory=dict)  # trials learned from each other study (not shown)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,14 +53,17 @@ def study_status(name: str, settings: Settings | None = None) -> StudyStatus:
     check_stores(settings, tracking=False)
     study = load_stored_study(name, open_storage(settings.optuna_storage))
     directions = [d.name.lower() for d in study.directions]
-    status = StudyStatus(name, directions, trial_rows(study))
+    status = StudyStatus(name, directions, trial_rows(study), learned=learned_counts(study))
+    # The best of the study's own trials: one learned from another study is never its best.
+    complete = {t.number: t for t in own_trials(study, states=(optuna.trial.TrialState.COMPLETE,))}
+    points = {n: {str(i): v for i, v in enumerate(t.values)} for n, t in complete.items()}
+    objectives = {str(i): d for i, d in enumerate(directions)}
     if len(directions) > 1:
-        front = sorted(study.best_trials, key=lambda t: t.number)
-        status.pareto_front = [BestTrial(t.number, list(t.values), dict(t.params)) for t in front]
-        return status
-    try:
-        best = study.best_trial
-        status.best = BestTrial(best.number, list(best.values), dict(best.params))
-    except ValueError:  # no trial finished yet
-        pass
+        status.pareto_front = [_best_trial(complete[n]) for n in pareto_front(points, objectives)]
+    elif (number := best(points, "0", directions[0])) is not None:
+        status.best = _best_trial(complete[number])
     return status
+
+
+def _best_trial(trial: optuna.trial.FrozenTrial) -> BestTrial:
+    return BestTrial(trial.number, list(trial.values), dict(trial.params))

@@ -23,7 +23,7 @@ from vae_lab.data import PreparedDataset
 from vae_lab.data.sparse import max_occupied
 from vae_lab.models import BaseVAE
 from vae_lab.study.design.spec import StudySpec
-from vae_lab.study.reading.trials import duration_s, family_of
+from vae_lab.study.reading.trials import duration_s, family_of, learned_counts, own_trials
 from vae_lab.study.trial.artifacts import gallery_samples
 from vae_lab.study.trial.provenance import (
     INVOCATION_KIND,
@@ -72,7 +72,7 @@ def trial_views(
     """Every trial as the report shows it; `finished` caches the curves of finished trials."""
     views = []
     finished = {} if finished is None else finished
-    for t in study.get_trials(deepcopy=False):
+    for t in own_trials(study):
         values = {k: float(v) for k, v in t.user_attrs.get(TrialAttr.SUMMARY, {}).items()}
         if t.values and len(t.values) == len(names):
             values.update(zip(names, map(float, t.values), strict=True))
@@ -99,7 +99,7 @@ def trial_views(
 
 def wall_time(study: optuna.Study) -> float | None:
     """From the first trial's start to the last one's end."""
-    trials = [t for t in study.get_trials(deepcopy=False) if t.duration is not None]
+    trials = [t for t in own_trials(study) if t.duration is not None]
     if not trials:
         return None
     return (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
@@ -142,6 +142,7 @@ def study_view(study: optuna.Study, tracker: Tracker, story: StoryContext) -> St
         rule,
         story.planned_s(data_path),
         wall_time(study),
+        learned=learned_counts(study),
     )
     if run_id is not None and story.data is not None:
         if run_id not in story.cached:

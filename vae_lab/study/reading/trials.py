@@ -7,8 +7,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
-from vae_lab.study.trial.provenance import TrialAttr, TrialStatus, failure_reason_of, planned_params, run_id_of
+from vae_lab.study.trial.provenance import (
+    TrialAttr,
+    TrialStatus,
+    failure_reason_of,
+    learned_from,
+    planned_params,
+    run_id_of,
+)
 
 
 @dataclass(frozen=True)
@@ -51,5 +59,20 @@ def trial_row(trial: optuna.trial.FrozenTrial) -> TrialRow:
     )
 
 
+def own_trials(study: optuna.Study, states: tuple[TrialState, ...] | None = None) -> list[optuna.trial.FrozenTrial]:
+    """The study's own trials (in `states`, if given): without those learned from other studies
+    (`learn_from`), which only inform its sampler."""
+    return [t for t in study.get_trials(deepcopy=False, states=states) if learned_from(t) is None]
+
+
+def learned_counts(study: optuna.Study) -> dict[str, int]:
+    """How many trials the study learned from each other study (`learn_from`), by name."""
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if (source := learned_from(t)) is not None:
+            counts[source] = counts.get(source, 0) + 1
+    return counts
+
+
 def trial_rows(study: optuna.Study) -> list[TrialRow]:
-    return [trial_row(t) for t in study.get_trials(deepcopy=False)]
+    return [trial_row(t) for t in own_trials(study)]

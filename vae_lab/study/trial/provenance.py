@@ -39,6 +39,10 @@ class TrialAttr:
     ARCHITECTURE = "architecture"
     SUMMARY = "summary"  # best metrics for the leaderboard (SUMMARY_METRICS)
     TIMINGS = "timings"  # TrialTimings of the objective, for the benchmark
+    # --- what a study starts from (warm_start, learn_from) ---
+    WARM_START = "warm_start"  # index into the spec's warm_start: the point this trial runs first
+    LEARNED_FROM = "learned_from"  # a trial copied from another study's history: that study's name
+    LEARNED_TRIAL = "learned_trial"  # ... and its number there
 
 
 class StudyAttr:
@@ -252,6 +256,12 @@ def invocation_lease_key(parent_run_id: str) -> str:
 
 def run_id_of(trial: optuna.trial.FrozenTrial) -> str | None:
     return trial.user_attrs.get(TrialAttr.RUN_ID)
+
+
+def learned_from(trial: optuna.trial.FrozenTrial) -> str | None:
+    """The study a trial was learned from (`learn_from`): history for the sampler, never a trial
+    of this study (not counted, not crowned, not in its tables). None for the study's own trials."""
+    return trial.user_attrs.get(TrialAttr.LEARNED_FROM)
 
 
 def failure_reason_of(trial: optuna.trial.FrozenTrial) -> str | None:
