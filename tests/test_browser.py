@@ -301,3 +301,29 @@ def test_the_latent_explorer_draws_a_clicked_sample_inside_the_artifact_viewer(s
     finally:
         driver.switch_to.default_content()
     browser.screenshot("explorer-in-mlflow")
+
+
+def test_the_champions_registry_page_shows_its_model_card(served, browser):
+    """The champion's version page renders its description, the model card, as Markdown: its
+    sections, its data table and its commands; the model's page lists the aliases."""
+    base, report, lab = served
+    version = report["champion"]["version"]
+    browser.driver.get(f"{base}/#/models/tiny/versions/{version}")
+    browser.wait(by_xpath("//h3[normalize-space()='How it was chosen']"), "the card's 'How it was chosen' heading")
+    for heading in ("What it is", "What it was trained on", "How well it does", "Use it"):
+        assert by_xpath(f"//h3[normalize-space()='{heading}']")(browser.driver), f"no {heading!r} heading"
+    browser.wait(
+        by_xpath("//li[contains(normalize-space(), 'chosen by the rule best val_tradeoff among the study')]"),
+        "the champion's rule",
+    )
+    assert by_xpath("//li[starts-with(normalize-space(), 'training: voxels')]")(browser.driver), "no training data"
+    assert by_xpath("//table//td[normalize-space()='val_f1']")(browser.driver), "no rendered table of metrics"
+    serve = by_xpath("//pre//code[contains(., 'mlflow models serve -m models:/tiny@champion')]")(browser.driver)
+    assert serve, "no serve command"
+    browser.screenshot("model-card")
+    browser.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", serve[0])
+    browser.screenshot("model-card-use-it")
+
+    browser.driver.get(f"{base}/#/models/tiny")
+    browser.wait(by_xpath("//table//td[.//code[normalize-space()='champion']]"), "the model's table of aliases")
+    browser.screenshot("registered-model")

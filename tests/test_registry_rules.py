@@ -119,9 +119,12 @@ def test_a_crowning_writes_only_what_changed(lab):
 
     reconcile(tracker, "one", made, rule)
     reads, writes = counting.take()
-    # The model is new, so nothing more is read; two trials hold the three aliases (1 is champion and best-conv).
-    assert reads == Counter(get_registered_model=1, get_logged_model=2)
-    assert writes == Counter(create_registered_model=1, create_model_version=2, set_registered_model_alias=3)
+    # The model is new, so nothing more is read but the two new versions' runs, for their cards;
+    # two trials hold the three aliases (1 is champion and best-conv); the model's description lists them.
+    assert reads == Counter(get_registered_model=1, get_logged_model=2, get_run=2)
+    assert writes == Counter(
+        create_registered_model=1, create_model_version=2, set_registered_model_alias=3, update_registered_model=1
+    )
 
     reconcile(tracker, "one", made, rule)
     assert counting.take() == (Counter(get_registered_model=1, search_model_versions=1), Counter())
@@ -130,11 +133,17 @@ def test_a_crowning_writes_only_what_changed(lab):
     counting.take()
     reconcile(tracker, "one", [*made, better], rule)
     reads, writes = counting.take()
-    assert reads == Counter(get_registered_model=1, search_model_versions=1, get_logged_model=1)
-    # Its version (tagged as it is made), champion and best-fc moved to it, the old champion's
-    # rule tag dropped, and the model's champion tags that differ: trial, value, best_architecture.
+    assert reads == Counter(get_registered_model=1, search_model_versions=1, get_logged_model=1, get_run=1)
+    # Its version (tagged and carded as it is made), champion and best-fc moved to it, the old
+    # champion's rule tag dropped, the model's champion tags that differ (trial, value,
+    # best_architecture), the cards of the two versions that lost an alias, and the model's list of aliases.
     assert writes == Counter(
-        create_model_version=1, set_registered_model_alias=2, delete_model_version_tag=1, set_registered_model_tag=3
+        create_model_version=1,
+        set_registered_model_alias=2,
+        delete_model_version_tag=1,
+        set_registered_model_tag=3,
+        update_model_version=2,
+        update_registered_model=1,
     )
 
     client = counting.client

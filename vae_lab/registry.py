@@ -13,6 +13,12 @@ every aliased version carries the tag `pareto_rank`. Both tags describe the last
 version that loses its role loses them. The registered model's own tags name the champion's
 trial, value and rule.
 
+Each version's description is its model card (`vae_lab.model_card`: what the model is, what it
+was trained on, how well it does, how it was chosen and how to use it), and the registered
+model's description lists its aliases. A card's first part is written once, from one read of the
+trial's run, when the version is registered; its second part follows the aliases, the rule, the
+Pareto rank and the champion's trial count, and is rewritten only when its text changes.
+
 `reconcile` makes the aliases agree with the study's trials as stored in Optuna, the one source
 of truth. It reads the registry once and writes only what differs, so a crowning that changes
 nothing writes nothing, and one that was cut short is finished by the next. The study runner
@@ -31,16 +37,21 @@ from typing import Any, Mapping
 from mlflow.exceptions import MlflowException
 
 from vae_lab.errors import VaeLabError
+from vae_lab.model_card import (
+    CHAMPION,
+    PARETO_PREFIX,
+    AliasLine,
+    CardContext,
+    RunFacts,
+    card,
+    family_alias,
+    model_description,
+    pareto_alias,
+    restand,
+)
 from vae_lab.selection import ChampionRule, best, choose_champion, pareto_ranks
 from vae_lab.study.trial.provenance import VersionTag
 from vae_lab.tracking import Tracker, load_model
-
-CHAMPION = "champion"
-PARETO_PREFIX = "pareto-"
-
-
-def family_alias(architecture: str) -> str:
-    return f"best-{architecture}"
 
 
 @dataclass(frozen=True)
@@ -68,10 +79,6 @@ class Candidate:
             VersionTag.RUN_ID: self.run_id,
             VersionTag.MODEL_ID: self.model_id,
         }
-
-
-def pareto_alias(k: int) -> str:
-    return f"{PARETO_PREFIX}{k}"
 
 
 @dataclass
@@ -146,18 +153,20 @@ CHAMPION_MODEL_TAGS = (
     VersionTag.VALUE,
     VersionTag.TRIAL,
 )
-DESCRIPTION = "VAEs of a vae-lab study: alias champion is the best, best-<family> the best of each family."
 
 
 @dataclass
 class RegistryState:
-    """A registered model's aliases (alias -> version), its tags, and the tags a crowning owns on
-    each version; as read, or as a crowning wants them. Versions are strings, as MLflow takes them."""
+    """A registered model's aliases (alias -> version), its tags and description, and the tags a
+    crowning owns on each version and their descriptions (model cards); as read, or as a crowning
+    wants them. Versions are strings, as MLflow takes them."""
 
     aliases: dict[str, str] = field(default_factory=dict)
     model_tags: dict[str, str] = field(default_factory=dict)
     version_tags: dict[str, dict[str, str]] = field(default_factory=dict)
     runs: dict[str, str] = field(default_factory=dict)  # version -> run id (as read)
+    descriptions: dict[str, str] = field(default_factory=dict)  # version -> its card
+    model_description: str = ""
 
     def version_of(self, run_id: str) -> str | None:
         """The earliest version registered for `run_id`, if there is one."""
@@ -170,7 +179,8 @@ def reconcile(tracker: Tracker, name: str, entries: list[Candidate], rule: Champ
     drop pareto-<k> aliases past the current front, and tag as the module docstring says.
 
     The registry is read once (two calls) and only what differs is written, so a crowning that
-    changes nothing costs two reads. Call it under the study's lock (see the module docstring).
+    changes nothing costs two reads; a new version costs one more read, of its run, for its card.
+    Call it under the study's lock (see the module docstring).
     """
     wanted, ranks, unmet = wanted_aliases(entries, rule)
     crowning = Crowning(ranks=ranks, unmet=unmet)
@@ -178,8 +188,11 @@ def reconcile(tracker: Tracker, name: str, entries: list[Candidate], rule: Champ
         return crowning
     client = tracker.client
     rule_text = rule.describe() if rule is not None else f"best {entries[0].objective}"
+    objectives = _objectives(entries)
+    cards = CardContext(name, len(entries), unmet is not None, tuple(objectives) if len(objectives) > 1 else ())
     current = _read(client, name, _model_tags(wanted.get(CHAMPION), rule_text))
-    target = _target(client, name, current, wanted, entries, rule_text, ranks if len(_objectives(entries)) > 1 else {})
+    target = _target(client, name, current, wanted, entries, rule_text, ranks if len(objectives) > 1 else {}, cards)
+    _describe(client, cards, current, target, entries)
     _write_differences(client, name, current, target)
     crowning.versions = {alias: int(target.aliases[alias]) for alias in wanted}
     return crowning
@@ -193,6 +206,7 @@ def _target(
     entries: list[Candidate],
     rule_text: str | None,
     ranks: dict[int, int],
+    cards: CardContext,
 ) -> RegistryState:
     """The state `wanted` asks for, registering the versions it needs; `ranks` is empty for one objective."""
 
@@ -208,7 +222,9 @@ def _target(
         tags = owned_tags(entry, rule_text if entry is champion else None)
         version = current.aliases.get(alias)
         if version is None or current.runs.get(version) != entry.run_id:
-            version = current.version_of(entry.run_id) or _register(client, name, entry, tags, current)
+            if (version := current.version_of(entry.run_id)) is None:
+                held = [a for a, e in wanted.items() if e.run_id == entry.run_id]
+                version = _register(client, name, entry, tags, _new_card(client, cards, entry, held, tags), current)
         target.aliases[alias], target.version_tags[version] = version, tags
     if champion is None and CHAMPION in current.aliases:  # an unmet rule: the champion stays, as it was crowned
         kept = target.aliases[CHAMPION] = current.aliases[CHAMPION]
@@ -246,6 +262,11 @@ def _write_differences(client, name: str, current: RegistryState, target: Regist
     for key, value in target.model_tags.items():
         if current.model_tags.get(key) != value:
             client.set_registered_model_tag(name, key, value)
+    for version, text in target.descriptions.items():
+        if current.descriptions.get(version) != text:
+            client.update_model_version(name, version, description=text)
+    if target.model_description and current.model_description != target.model_description:
+        client.update_registered_model(name, description=target.model_description)
 
 
 def _read(client, name: str, model_tags: dict[str, str]) -> RegistryState:
@@ -254,34 +275,86 @@ def _read(client, name: str, model_tags: dict[str, str]) -> RegistryState:
         model = client.get_registered_model(name)
     except MlflowException:
         try:
-            client.create_registered_model(name, tags=model_tags, description=DESCRIPTION)
+            # Its description lists the aliases, written once the crowning has made them.
+            client.create_registered_model(name, tags=model_tags)
             return RegistryState(model_tags=dict(model_tags))
         except MlflowException:
             model = client.get_registered_model(name)  # another worker created it first
     state = RegistryState({alias: str(v) for alias, v in model.aliases.items()}, dict(model.tags))
+    state.model_description = model.description or ""
     page = client.search_model_versions(f"name='{name}'")
     while True:
         for version in page:
-            state.runs[str(version.version)] = version.run_id
-            state.version_tags[str(version.version)] = {k: v for k, v in version.tags.items() if k in CROWNING_TAGS}
+            number = str(version.version)
+            state.runs[number] = version.run_id
+            state.version_tags[number] = {k: v for k, v in version.tags.items() if k in CROWNING_TAGS}
+            state.descriptions[number] = version.description or ""
         if not page.token:
             return state
         page = client.search_model_versions(f"name='{name}'", page_token=page.token)
 
 
-def _register(client, name: str, entry: Candidate, owned_tags: dict[str, str], current: RegistryState) -> str:
-    """A new version for `entry`'s run, tagged as wanted from the start; `current` learns of it."""
+def _register(
+    client, name: str, entry: Candidate, owned_tags: dict[str, str], description: str, current: RegistryState
+) -> str:
+    """A new version for `entry`'s run, tagged and described as wanted from the start; `current` learns of it."""
     # The logged model's own artifact location as the source: a `models:/m-...` source makes
     # MLflow's SQL registry look the model up through the process-wide tracking URI, which this
     # client does not use (an MLflow TODO), so it fails whenever the two differ.
     location = client.get_logged_model(entry.model_id).artifact_location
     tags = entry.tags() | owned_tags
     created = client.create_model_version(
-        name, source=location, run_id=entry.run_id, tags=tags, model_id=entry.model_id
+        name, source=location, run_id=entry.run_id, tags=tags, model_id=entry.model_id, description=description
     )
     version = str(created.version)
     current.runs[version], current.version_tags[version] = entry.run_id, dict(owned_tags)
+    current.descriptions[version] = description
     return version
+
+
+def _new_card(client, cards: CardContext, entry: Candidate, aliases: list[str], owned_tags: dict[str, str]) -> str:
+    """The card of a version about to be registered for `entry` (empty if its run cannot be read
+    now: the next crowning writes it)."""
+    facts = _run_facts(client, entry.run_id)
+    standing = cards.standing(aliases, owned_tags)
+    return card(entry, facts, standing, cards.how_to_use(standing, None)) if facts is not None else ""
+
+
+def _describe(
+    client, cards: CardContext, current: RegistryState, target: RegistryState, entries: list[Candidate]
+) -> None:
+    """Set `target`'s descriptions: the card of every version that holds or held an alias (its
+    second part rebuilt on the stored first part; the run read only where there is none) and the
+    registered model's table of aliases."""
+    by_run = {e.run_id: e for e in entries}
+    held: dict[str, list[str]] = {}
+    for alias, version in target.aliases.items():
+        held.setdefault(version, []).append(alias)
+    for version in sorted({*target.aliases.values(), *current.aliases.values()}, key=int):
+        entry = by_run.get(current.runs.get(version, ""))
+        if entry is None:  # its trial is no longer one of the study's: its card stays as it was
+            continue
+        standing = cards.standing(held.get(version, []), target.version_tags.get(version, {}))
+        use = cards.how_to_use(standing, version)
+        text = restand(current.descriptions.get(version), entry, standing, use)
+        if text is None and (facts := _run_facts(client, entry.run_id)) is not None:
+            text = card(entry, facts, standing, use)
+        if text is not None:
+            target.descriptions[version] = text
+    lines = [
+        AliasLine(alias, version, by_run[current.runs[version]])
+        for alias, version in target.aliases.items()
+        if current.runs.get(version) in by_run
+    ]
+    target.model_description = model_description(lines, target.model_tags.get(VersionTag.CHAMPION_RULE))
+
+
+def _run_facts(client, run_id: str) -> RunFacts | None:
+    """What a trial's run recorded, for its card; None if the run cannot be read now."""
+    try:
+        return RunFacts.of_run(client.get_run(run_id))
+    except MlflowException:
+        return None
 
 
 def champion_info(tracker: Tracker, name: str, alias: str = CHAMPION, version: int | None = None) -> dict[str, Any]:
@@ -343,20 +416,3 @@ def load_version(tracker: Tracker, name: str, alias: str = CHAMPION, version: in
         fix = "re-run the study with this vae-lab version"
         raise VaeLabError(f"registry: {info['uri']}", "the version names no logged model", fix)
     return load_model(tracker, info["model_id"]), info
-
-
-def usage(info: dict[str, Any], tracking_uri: str) -> dict[str, list[str]]:
-    """How to use a registered version: python lines and the serve command, with its real URI."""
-    uri = info["uri"]
-    python = [
-        "import mlflow",
-        f"mlflow.set_tracking_uri({tracking_uri!r})",
-        f"model = mlflow.pyfunc.load_model({uri!r})",
-        "latents = model.predict(frame)  # the dataset's voxel columns, or an (N, 1331) / (N, 11, 11, 11) array",
-        'grids = model.predict(frame, params={"output": "reconstruction"})  # or latent_with_logvar, scores',
-    ]
-    serve = [
-        f"MLFLOW_TRACKING_URI={tracking_uri} mlflow models serve -m {uri} --env-manager local"
-        " --host 127.0.0.1 --port 5001"
-    ]
-    return {"python": python, "serve": serve}

@@ -40,8 +40,8 @@ def registry_show(
     """The champion of a registered model (or another alias): version, tags, source run, and
     every alias of the model (`best-<family>` points at the best trial of each family)."""
     from vae_lab.config import get_settings, mask_uri
+    from vae_lab.model_card import usage as registry_usage
     from vae_lab.registry import champion_info
-    from vae_lab.registry import usage as registry_usage
     from vae_lab.stores import check_stores
     from vae_lab.tracking import Tracker
 
@@ -63,6 +63,9 @@ def registry_show(
         out.print(f"  {line}", markup=False, highlight=False)
     out.print("serve it (POST /invocations with dataframe_split or instances):", style="bold")
     for line in usage["serve"]:
+        out.print(f"  {line}", markup=False, highlight=False)
+    out.print("evaluate it, or encode a dataset with it:", style="bold")
+    for line in usage["vae_lab"]:
         out.print(f"  {line}", markup=False, highlight=False)
 
 
