@@ -133,6 +133,8 @@ def test_a_cpu_trial_comes_back_bit_for_bit_in_a_linked_run(study):
     assert {"best_val_f1", "best_val_loss", "best_epoch", "epochs_run"} <= names
     for metric in report["metrics"]:
         assert metric["original"] == metric["reproduced"], metric  # exactly, not approximately
+    learned = {m["name"]: m["original"] for m in report["metrics"]}
+    assert learned["best_val_loss"] > 0 and learned["best_val_pose_invariance"] > 0  # numbers a model made
     (run,) = [r for r in runs(REPRODUCTION_KIND) if r.info.run_id == report["run_id"]]
     assert run.data.tags[RunTag.REPRODUCES] == report["original_run_id"]
     assert run.data.tags[RunTag.TRIAL] == "1"

@@ -50,9 +50,14 @@ def reproduce(
         for pair in result.metrics:
             difference = pair.difference
             shown = "-" if difference is None else ("0" if difference == 0 else f"{difference:+.3g}")
-            table.add_row(pair.name, fmt(pair.original, 6), fmt(pair.reproduced, 6), shown)
+            table.add_row(pair.name, shown_value(pair.original), shown_value(pair.reproduced), shown)
         out.print(table)
         verdict = "held" if result.held else "did NOT hold"
         out.print(f"promise: {result.promise}: {verdict}")
     if not result.held:
         raise typer.Exit(1)
+
+
+def shown_value(value: float | None) -> str:
+    """A metric to six places, a count (an epoch) as a whole number."""
+    return fmt(int(value)) if value is not None and float(value).is_integer() else fmt(value, 6)

@@ -10,7 +10,7 @@ registered. What the original ran with (data bytes, vae-lab and library versions
 here, or the reproduction is refused before anything is written, unless `anyway`.
 
 On the CPU every best metric comes back bit for bit; on a GPU (cuDNN picks its kernels by
-timing them, and TF32 is on) within `GPU_TOLERANCE`: the README's determinism section says so.
+timing them, and TF32 is on) within the GPU tolerance below: the README's "Determinism" says so.
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ from vae_lab.tracking import PlotlyAssets, Tracker
 from vae_lab.tracking.environment import what_ran
 from vae_lab.training.record import TrialRecord
 
-# |original - reproduced| a GPU reproduction may show on each best metric, relative to the
-# original (absolute near zero): the README's "Determinism" section states the same figures.
-GPU_RELATIVE_TOLERANCE = 0.05
-GPU_ABSOLUTE_TOLERANCE = 0.02
+# How far a GPU reproduction's best metric may be from the original's: this share of it, or this
+# much (whichever is looser, as math.isclose), the figures the README's "Determinism" promises.
+GPU_RELATIVE_TOLERANCE = 0.02
+GPU_ABSOLUTE_TOLERANCE = 0.01
 # The record's counters beside the best_* metrics: a reproduction that stops at another epoch shows here.
 COUNTERS = ("best_epoch", "epochs_run")
 # What the machine took (seconds, memory), not what the model learned: never the same twice, not compared.
@@ -69,6 +69,8 @@ class MetricPair:
         a, b = self.original, self.reproduced
         if a is None or b is None:
             return False
+        if not exact and self.name in COUNTERS:  # on a GPU a near tie may pick another epoch: shown, not held to
+            return True
         if math.isnan(a) or math.isnan(b):
             return math.isnan(a) and math.isnan(b)
         if exact:
