@@ -144,8 +144,16 @@ def test_a_cpu_trial_comes_back_bit_for_bit_in_a_linked_run(study):
     assert "best_val_f1" in table.stdout and "bit for bit (CPU): held" in table.stdout
 
 
-def test_unknown_study_and_trial_are_one_line(study):
-    for args, words in [(("nope", "0"), "study nope"), (("tiny", "7"), "no such trial")]:
+def test_unknown_study_and_trial_and_a_trial_without_a_model_are_one_line(study):
+    stored = optuna.load_study(study_name="tiny", storage=open_storage(get_settings().optuna_storage))
+    stored.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))  # as a crashed trial leaves it
+    failed = stored.trials[-1]
+    cases = [
+        (("nope", "0"), "study nope"),
+        (("tiny", "7"), "no such trial"),
+        (("tiny", str(failed.number)), "the trial is failed and trained no model"),
+    ]
+    for args, words in cases:
         result = cli("trial", "reproduce", *args)
         assert result.exit_code == 2
         assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1

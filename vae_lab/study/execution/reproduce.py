@@ -35,7 +35,14 @@ from vae_lab.study.design.spec import StudySpec, parse_study
 from vae_lab.study.reading.record import read_record
 from vae_lab.study.reading.status import load_stored_study
 from vae_lab.study.trial.objective import StartedTrial, TrialObjective, TrialSetup, run_params
-from vae_lab.study.trial.provenance import REPRODUCTION_KIND, RunStatus, RunTag, TrialAttr, run_id_of
+from vae_lab.study.trial.provenance import (
+    REPRODUCTION_KIND,
+    RunStatus,
+    RunTag,
+    TrialAttr,
+    TrialStatus,
+    run_id_of,
+)
 from vae_lab.study.trial.storage import open_storage, storage_exists
 from vae_lab.study.trial.what_ran import STUDY_FILE, record_what_ran, recorded_versions, what_ran_tags
 from vae_lab.threads import using_threads
@@ -102,7 +109,8 @@ class Reproduction:
         return f"within {GPU_RELATIVE_TOLERANCE:.0%} relative or {GPU_ABSOLUTE_TOLERANCE} absolute (GPU)"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"held": self.held, "promise": self.promise}
+        metrics = [asdict(pair) | {"difference": pair.difference} for pair in self.metrics]
+        return asdict(self) | {"metrics": metrics, "held": self.held, "promise": self.promise}
 
 
 @dataclass
@@ -160,9 +168,9 @@ def reproduce_trial(
     reproduced = best_metrics(tracker.run_metrics(run.run_id))
     names = list(dict.fromkeys([*original.metrics, *reproduced]))
     pairs = [MetricPair(name, original.metrics.get(name), reproduced.get(name)) for name in names]
-    return Reproduction(
-        study, number, original.run_id, run.run_id, str(torch_device), torch_device.type == "cpu", pairs, differences
-    )
+    # Bit for bit only from a CPU to a CPU: a GPU on either side is held to the GPU's tolerance.
+    exact = torch_device.type == "cpu" and original.record.runtime.device == "cpu"
+    return Reproduction(study, number, original.run_id, run.run_id, str(torch_device), exact, pairs, differences)
 
 
 def read_original(tracker: Tracker, settings: Settings, study: str, number: int, where: str) -> Original:
@@ -179,7 +187,7 @@ def read_original(tracker: Tracker, settings: Settings, study: str, number: int,
     trial = trials[number]
     run_id = run_id_of(trial)
     if TrialAttr.MODEL_ID not in trial.user_attrs or run_id is None:
-        state = trial.state.name.lower()
+        state = TrialStatus.of(trial.state).value
         raise VaeLabError(where, f"the trial is {state} and trained no model to compare with", "pick a complete trial")
     run = tracker.client.get_run(run_id)
     tags = dict(run.data.tags)
