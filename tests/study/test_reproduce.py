@@ -20,6 +20,7 @@ from vae_lab.config import get_settings
 from vae_lab.data import synthesize, write_dataset
 from vae_lab.study.trial.provenance import ENCODING_KIND, EVALUATION_KIND, INVOCATION_KIND, REPRODUCTION_KIND, RunTag
 from vae_lab.study.trial.storage import open_storage
+from vae_lab.study.trial.what_ran import VERSION_TAGS
 from vae_lab.tracking import Tracker, environment
 
 pytestmark = pytest.mark.slow
@@ -189,3 +190,17 @@ def test_a_version_change_is_refused(study, monkeypatch):
     assert result.exit_code == 2
     assert f"torch {recorded.torch} then, 0.0.1 now" in result.stderr
     assert len(runs()) == count
+
+
+def test_a_trial_from_before_versions_were_recorded_is_refused(study):
+    (trial,) = [r for r in runs() if r.data.tags.get(RunTag.TRIAL) == "0" and RunTag.KIND not in r.data.tags]
+    tracker = Tracker(get_settings())
+    saved = {tag: trial.data.tags[tag] for tag in VERSION_TAGS.values() if tag in trial.data.tags}
+    for tag in saved:
+        tracker.client.delete_tag(trial.info.run_id, tag)
+    try:
+        result = cli("trial", "reproduce", "tiny", "0")
+        assert result.exit_code == 2
+        assert "recorded no versions" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    finally:
+        tracker.set_tags(trial.info.run_id, saved)

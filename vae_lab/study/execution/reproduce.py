@@ -230,10 +230,13 @@ def check_sameness(original: Original, settings: Settings, where: str) -> tuple[
             f"now {data.content_hash[:12]})"
         )
     recorded = recorded_versions(original.tags)
+    if not any(recorded.values()):
+        differences.append("the trial recorded no versions (it ran before vae-lab recorded them)")
+        return data, differences
     for name, now in what_ran().versions().items():
         then = recorded[name]
         if then != now:
-            differences.append(f"{name} {then or 'not recorded'} then, {now or 'none'} now")
+            differences.append(f"{name} {then or 'none'} then, {now or 'none'} now")
     return data, differences
 
 
