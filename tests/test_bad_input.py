@@ -298,6 +298,9 @@ CASES = [
     Case("cli-registry-unknown-alias", ["registry", "show", "tiny", "--alias", "best-conv"], "best-conv"),
     Case("cli-evaluate-unknown-model", ["evaluate", "nobody"], "nobody"),
     Case("cli-status-unknown-study", ["study", "status", "never-ran"], "never-ran"),
+    Case("cli-reproduce-unknown-study", ["trial", "reproduce", "never-ran", "0"], "never-ran"),
+    Case("cli-reproduce-bad-device", ["trial", "reproduce", "tiny", "0", "--device", "banana"], "--device"),
+    Case("cli-reproduce-negative-trial", ["trial", "reproduce", "tiny", "-1"], "-1"),
     # store URIs and environment values
     Case("env-tracking-unknown-scheme", RUN, "MLFLOW_TRACKING_URI", env={"MLFLOW_TRACKING_URI": "foo://x"}, store=True),
     Case(

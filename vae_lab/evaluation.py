@@ -17,24 +17,14 @@ from vae_lab.device import resolve_device
 from vae_lab.errors import VaeLabError
 from vae_lab.registry import CHAMPION, load_version
 from vae_lab.stores import check_stores
+from vae_lab.study.reading.record import read_record
 from vae_lab.study.trial.provenance import EVALUATION_KIND, RunTag
+from vae_lab.study.trial.what_ran import record_what_ran, what_ran_tags
 from vae_lab.tracking import Tracker, dataset_key
 from vae_lab.training import TensorData, training_weights, validate
 from vae_lab.training.latent_metrics import latent_scores
-from vae_lab.training.record import RECORD_FILE, TrialRecord
 
 Split = Literal["train", "val", "test"]
-
-
-def read_record(tracker: Tracker, run_id: str, where: str) -> TrialRecord:
-    try:
-        return TrialRecord.model_validate_json(tracker.read_text(run_id, RECORD_FILE))
-    except Exception as exc:  # a run logged before records existed, or a deleted artifact
-        raise VaeLabError(
-            where,
-            f"its run {run_id} has no readable {RECORD_FILE} ({type(exc).__name__})",
-            "re-run the study with this vae-lab version",
-        ) from None
 
 
 def evaluate_registered(
@@ -96,9 +86,11 @@ def evaluate_registered(
             RunTag.MODEL_VERSION: info["version"],
             RunTag.ARCHITECTURE: record.model.architecture,
             RunTag.SAME_DATA: reference.same_rows(record.data),
+            **what_ran_tags(),
         },
         params={"split": split, "rows": len(tensors), "model_uri": info["uri"], "device": str(torch_device)},
     )
+    record_what_ran(tracker, run_id)
     tracker.log_dataset(run_id, reference, (split,))
     tracker.log_metrics(run_id, scores, model_id=info["model_id"], dataset=dataset_key(reference, split))
     tracker.end_run(run_id)

@@ -41,6 +41,8 @@ from vae_lab.data.synth import write_dataset
 from vae_lab.errors import VaeLabError
 from vae_lab.registry import CHAMPION, load_version
 from vae_lab.stores import check_stores
+from vae_lab.study.trial.provenance import ENCODING_KIND, RunTag
+from vae_lab.study.trial.what_ran import record_what_ran, what_ran_tags
 from vae_lab.tracking import Tracker
 from vae_lab.training.predict import output_frame, predict, sample_prior
 
@@ -67,6 +69,7 @@ def encode_file(
     settings: Settings | None = None,
 ) -> dict:
     """Write `id`, `label` (when the file has them), z*, logvar*, recon_f1 and exact_match per row to `out`."""
+    settings = settings or get_settings()
     model, info = _load(source, settings)
     if out.suffix.lower() not in PARQUET_SUFFIXES:
         raise VaeLabError(str(out), "latents are written as Parquet", "name the output file *.parquet")
@@ -94,13 +97,36 @@ def encode_file(
             writer.close()
         Path(temp).unlink(missing_ok=True)
         raise
+    run_id = log_encoding(Tracker(settings), info, data, out, rows)
     return {
         "model": info["uri"],
         "version": info["version"],
         "rows": rows,
         "out": str(out),
         "latent_dim": model.config.latent_dim,
+        "encoding_run_id": run_id,
     }
+
+
+def log_encoding(tracker: Tracker, info: dict, data: Path, out: Path, rows: int) -> str:
+    """An encoding run beside the model's trial (same experiment): which version encoded which
+    file into which, and with what it ran."""
+    experiment_id = tracker.client.get_run(info["run_id"]).info.experiment_id
+    run_id = tracker.start_run(
+        experiment_id,
+        f"encode {data.name} with {info['name']} v{info['version']}",
+        tags={
+            RunTag.KIND: ENCODING_KIND,
+            RunTag.MODEL: info["name"],
+            RunTag.MODEL_VERSION: info["version"],
+            **({RunTag.ALIAS: info["alias"]} if info["alias"] else {}),
+            **what_ran_tags(),
+        },
+        params={"data": str(data.resolve()), "out": str(out.resolve()), "rows": rows, "model_uri": info["uri"]},
+    )
+    record_what_ran(tracker, run_id)
+    tracker.end_run(run_id)
+    return run_id
 
 
 def encoded_frame(model, table: VoxelTable) -> pd.DataFrame:
@@ -184,7 +210,7 @@ def against_training(grids: np.ndarray, run_id: str, settings: Settings) -> dict
     """The training split's all-zero share and mean occupied cells, and the generation scores of
     `grids` against it (`training.generation`, as each trial measures them), from the trial's
     record; None when the training data file is no longer where the record says."""
-    from vae_lab.evaluation import read_record
+    from vae_lab.study.reading.record import read_record
     from vae_lab.training.generation import GenerationReference, generation_scores
 
     record = read_record(Tracker(settings), run_id, f"run {run_id}")

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from vae_lab.cli import data, inference, models, study
+from vae_lab.cli import data, inference, models, study, trial
 from vae_lab.cli.common import JsonFlag, emit_json, err, fmt, out, report_user_error, user_errors
 from vae_lab.errors import VaeLabError
 
@@ -24,6 +24,7 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.add_typer(study.app, name="study")
+app.add_typer(trial.app, name="trial")
 app.command("encode")(user_errors(inference.encode_command))
 app.command("generate")(user_errors(inference.generate_command))
 registry_app = typer.Typer(help="The MLflow model registry: each study's champion.", no_args_is_help=True)

@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
 
 import optuna
-import yaml
 from optuna.trial import TrialState
 
 from vae_lab.config import mask_uri
@@ -43,6 +42,7 @@ from vae_lab.study.trial.provenance import (
     invocation_lease_key,
 )
 from vae_lab.study.trial.storage import open_storage
+from vae_lab.study.trial.what_ran import STUDY_FILE, record_what_ran, study_yaml, what_ran_tags
 from vae_lab.tracking import Tracker
 
 logger = logging.getLogger(__name__)
@@ -147,6 +147,7 @@ class StudySession:
                 RunTag.OBJECTIVE: ",".join(spec.objective.names),
                 RunTag.CHAMPION_RULE: spec.champion_rule().describe(),
                 **Owner.this_process().attrs(),
+                **what_ran_tags(spec),
                 **(extra_tags or {}),
             },
             params={
@@ -161,8 +162,8 @@ class StudySession:
             },
         )
         self.tracker.log_dataset(run_id, data.reference(), ("train", "val"))
-        spec_text = yaml.safe_dump(spec.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
-        self.tracker.log_text(run_id, spec_text, "study.yaml")  # what `vae-lab study report` reads back
+        self.tracker.log_text(run_id, study_yaml(spec), STUDY_FILE)  # what `vae-lab study report` reads back
+        record_what_ran(self.tracker, run_id)
         if spec.artifacts.plotlyjs == "shared":
             self.tracker.log_plotly_library(run_id)
         self.parent_run_id = run_id

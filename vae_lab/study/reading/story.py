@@ -35,6 +35,7 @@ from vae_lab.study.trial.provenance import (
     failure_reason_of,
     run_id_of,
 )
+from vae_lab.study.trial.what_ran import STUDY_FILE
 from vae_lab.tracking import PlotlyAssets, Tracker
 from vae_lab.training import TensorData
 from vae_lab.training.metrics import confusion_matrix, per_class_f1
@@ -234,7 +235,7 @@ def _logged_spec(tracker: Tracker, name: str) -> str | None:
     )
     for run in runs:
         try:
-            return tracker.read_text(run.info.run_id, "study.yaml")
+            return tracker.read_text(run.info.run_id, STUDY_FILE)
         except Exception:  # an invocation from before study.yaml was logged
             continue
     return None

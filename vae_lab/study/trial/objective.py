@@ -24,6 +24,7 @@ from vae_lab.study.design.space import suggest_params
 from vae_lab.study.design.spec import StudySpec, build_configs
 from vae_lab.study.trial.artifacts import log_trial_figures
 from vae_lab.study.trial.provenance import RunTag, TrialAttr, summary_of
+from vae_lab.study.trial.what_ran import record_what_ran, what_ran_tags
 from vae_lab.tracking import MlflowEpochLogger, PlotlyAssets, Tracker, dataset_key, log_model
 from vae_lab.training import Callback, TensorData, TrainConfig, Trainer
 from vae_lab.training.generation import GENERATION_PREFIX, GenerationCheck, GenerationReference
@@ -143,11 +144,13 @@ class TrialObjective:
                 RunTag.OPTUNA_STUDY: trial.study.study_name,
                 RunTag.DEVICE: str(setup.device),
                 RunTag.COMPUTE_THREADS: torch.get_num_threads(),
+                **what_ran_tags(spec),
                 **setup.placement,
             },
-            params=_run_params(model_config, train_config, spec),
+            params=run_params(model_config, train_config, spec),
         )
         trial.set_user_attr(TrialAttr.RUN_ID, run_id)
+        record_what_ran(setup.tracker, run_id)
         return StartedTrial(run_id, model_config, train_config, started)
 
     def fit(self, trial: optuna.Trial, run: StartedTrial, callbacks: list[Callback] = ()) -> float | tuple[float, ...]:
@@ -247,7 +250,7 @@ class TrialObjective:
         return tuple(values) if spec.objective.several else value
 
 
-def _run_params(model: ModelConfig, train: TrainConfig, spec: StudySpec) -> dict:
+def run_params(model: ModelConfig, train: TrainConfig, spec: StudySpec) -> dict:
     """Every setting of the trial as MLflow params (the searched ones and the defaults it used)."""
     keep = train.model_dump(exclude={"select_mode"})
     return {**model.model_dump(), **keep, "precision": spec.training.precision}

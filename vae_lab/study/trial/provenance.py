@@ -89,6 +89,20 @@ class RunTag:
     ALIAS = "alias"
     MODEL_VERSION = "model_version"
     SAME_DATA = "same_data"  # the evaluated rows are the ones the model was trained on
+    # --- what ran (every parent, trial, evaluation, encoding and reproduction run; see study.trial.what_ran)
+    VAE_LAB_VERSION = "vae_lab_version"
+    GIT_COMMIT = "git_commit"  # only when vae-lab runs from a git checkout of its source
+    GIT_DIRTY = "git_dirty"  # tracked files differ from the commit (their diff: the run's source.diff)
+    PYTHON_VERSION = "python_version"
+    TORCH_VERSION = "torch_version"
+    CUDA_VERSION = "cuda_version"  # the CUDA torch was built with (absent on a CPU build)
+    CUDNN_VERSION = "cudnn_version"
+    MLFLOW_VERSION = "mlflow_version"
+    OPTUNA_VERSION = "optuna_version"
+    NUMPY_VERSION = "numpy_version"
+    STUDY_YAML_SHA256 = "study_yaml_sha256"  # of the study as resolved (the parent run's study.yaml)
+    # --- `vae-lab trial reproduce`
+    REPRODUCES = "reproduces"  # on a reproduction run: the run id of the trial it retrained
 
 
 class VersionTag:
@@ -108,6 +122,8 @@ class VersionTag:
 
 INVOCATION_KIND = "study-invocation"  # RunTag.KIND of a `study run` invocation's parent run
 EVALUATION_KIND = "evaluation"  # RunTag.KIND of a `vae-lab evaluate` run
+ENCODING_KIND = "encoding"  # RunTag.KIND of a `vae-lab encode` run
+REPRODUCTION_KIND = "reproduction"  # RunTag.KIND of a `vae-lab trial reproduce` run
 
 
 class RunStatus(enum.StrEnum):
