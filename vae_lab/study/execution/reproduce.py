@@ -48,6 +48,7 @@ from vae_lab.study.trial.what_ran import STUDY_FILE, record_what_ran, recorded_v
 from vae_lab.threads import using_threads
 from vae_lab.tracking import PlotlyAssets, Tracker
 from vae_lab.tracking.environment import what_ran
+from vae_lab.training.generation import GENERATION_PREFIX
 from vae_lab.training.record import TrialRecord
 
 # How far a GPU reproduction's best metric may be from the original's: this share of it, or this
@@ -263,7 +264,11 @@ def start_reproduction(tracker: Tracker, original: Original, device: torch.devic
 
 
 def best_metrics(metrics: dict[str, float]) -> dict[str, float]:
-    """What a trial learned, from its run's summary: every best_* metric and the counters beside
-    them, less the machine's measures (timings, memory)."""
+    """What a trial learned, from its run's summary: every best_* metric, the generation scores of
+    the restored model and the counters beside them, less the machine's measures (timings, memory)."""
     learned = {k: v for k, v in metrics.items() if not any(part in k for part in MACHINE_MEASURES)}
-    return {k: v for k, v in sorted(learned.items()) if k.startswith("best_") or k in COUNTERS}
+    return {
+        k: v
+        for k, v in sorted(learned.items())
+        if k.startswith(("best_", GENERATION_PREFIX)) and not k.endswith("_baseline") or k in COUNTERS
+    }
