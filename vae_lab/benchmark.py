@@ -19,7 +19,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,9 +29,11 @@ from vae_lab.losses import kl_divergence
 from vae_lab.models import ModelConfig, build_model
 from vae_lab.models.flops import training_flops_per_sample
 from vae_lab.runtime import Runtime
-from vae_lab.tracking import Tracker
 from vae_lab.training import TensorData, TrainConfig, Trainer, training_weights
 from vae_lab.training.trainer import make_optimizer
+
+if TYPE_CHECKING:
+    from vae_lab.tracking import Tracker
 
 PEAK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -202,6 +204,7 @@ def bench_system_metrics(
 
     `tracker`: the store the monitor writes to (default: a throwaway SQLite store, the default's kind)."""
     from vae_lab.config import Settings
+    from vae_lab.tracking import Tracker
     from vae_lab.tracking.system_metrics import PREFIX, SAMPLING_INTERVAL_S, sampling_thread_cpu_s, system_metrics
 
     device, beta = trainer.device, trainer.config.beta
