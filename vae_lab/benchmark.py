@@ -195,12 +195,13 @@ def bench_system_metrics(
     rounds: int = 8,
     window_s: float = 4.0,
 ) -> dict[str, Any]:
-    """The trainer's samples/s over windows of at least `window_s` seconds of whole epochs, with
-    MLflow's system metrics sampled onto a run (as every trial's) and without: `rounds` pairs,
-    the order alternating (off, on; on, off; ...), each pair's two windows back to back, so a
-    load that comes and goes on a shared machine falls on both alike. `ratio` is the median of
-    the pairs' on/off ratios; `monitor_cpu_share` the sampling thread's own CPU time over its
-    window's wall time (the median), a cost that other processes' load does not blur.
+    """The trainer's speed with MLflow's system metrics sampled onto a run (as every trial's) and
+    without: `rounds` pairs of windows of at least `window_s` seconds of whole epochs, the order
+    alternating (off, on; on, off; ...), each pair back to back. On a shared machine another
+    process's burst can slow one window several-fold, so speeds come from the median epoch
+    (samples/s = rows / median epoch time over every epoch of a mode), and `ratio` is on / off of
+    those. `ratios` are each pair's own (window medians), `monitor_cpu_share` is the sampling
+    thread's own CPU time over its window's wall time (the median), a cost no load blurs.
 
     `tracker`: the store the monitor writes to (default: a throwaway SQLite store, the default's kind)."""
     from vae_lab.config import Settings
@@ -208,7 +209,7 @@ def bench_system_metrics(
     from vae_lab.tracking.system_metrics import PREFIX, SAMPLING_INTERVAL_S, sampling_thread_cpu_s, system_metrics
 
     device, beta = trainer.device, trainer.config.beta
-    speeds: dict[str, list[float]] = {"off": [], "on": []}
+    epochs: dict[str, list[list[float]]] = {"off": [], "on": []}  # each window's epoch times
     shares: list[float] = []
     logged: list[int] = []
     with contextlib.ExitStack() as stack:
@@ -220,41 +221,45 @@ def bench_system_metrics(
         experiment = tracker.ensure_experiment("bench-system-metrics")
         trainer.train_epoch(data.select(slice(0, trainer.config.batch_size * 2)), beta=beta)  # warm-up
 
-        def samples_per_s(started: float) -> float:
-            epochs = 0
+        def epoch_times(started: float) -> list[float]:
+            times = []
             while time.perf_counter() - started < window_s:
+                epoch_started = time.perf_counter()
                 trainer.train_epoch(data, beta=beta)
-                epochs += 1
-            synchronize(device)
-            return epochs * len(data) / (time.perf_counter() - started)
+                synchronize(device)
+                times.append(time.perf_counter() - epoch_started)
+            return times
 
         load_before = os.getloadavg()[0]
         for repeat in range(rounds):
             for mode in ("off", "on") if repeat % 2 == 0 else ("on", "off"):
                 if mode == "off":
-                    speeds["off"].append(samples_per_s(time.perf_counter()))
+                    epochs["off"].append(epoch_times(time.perf_counter()))
                     continue
                 run_id = tracker.start_run(experiment, f"round-{repeat}")
                 started = time.perf_counter()
                 with system_metrics(tracker, run_id, device):  # started and stopped inside the window, as a trial's
-                    speeds["on"].append(samples_per_s(started))
+                    epochs["on"].append(epoch_times(started))
                     shares.append(sampling_thread_cpu_s() / (time.perf_counter() - started))
                 logged.append(len(tracker.client.get_metric_history(run_id, f"{PREFIX}cpu_utilization_percentage")))
                 tracker.end_run(run_id)
         load_after = os.getloadavg()[0]
-    ratios = [on / off for on, off in zip(speeds["on"], speeds["off"])]
+
+    def speed(times: list[float]) -> float:
+        return len(data) / statistics.median(times)
+
+    off, on = (speed([t for window in epochs[mode] for t in window]) for mode in ("off", "on"))
     return {
-        "off_samples_per_s": statistics.median(speeds["off"]),
-        "on_samples_per_s": statistics.median(speeds["on"]),
-        "ratio": statistics.median(ratios),
+        "off_samples_per_s": off,
+        "on_samples_per_s": on,
+        "ratio": on / off,
         "monitor_cpu_share": statistics.median(shares),
         "rounds": rounds,
         "window_s": window_s,
         "interval_s": SAMPLING_INTERVAL_S,
         "rows": len(data),
-        "off_all": [round(v, 1) for v in speeds["off"]],
-        "on_all": [round(v, 1) for v in speeds["on"]],
-        "ratios": [round(r, 3) for r in ratios],
+        "epochs": {mode: sum(len(window) for window in windows) for mode, windows in epochs.items()},
+        "ratios": [round(speed(a) / speed(b), 3) for a, b in zip(epochs["on"], epochs["off"])],
         "samples_logged": logged,
         "load_average": [round(load_before, 2), round(load_after, 2)],
     }
@@ -349,7 +354,7 @@ def run_bench(
             )
         )
     if system_metrics:
-        n = min(rows or batch_size * (4 if torch_device.type == "cpu" else 64), len(grids))
+        n = min(rows or batch_size * (2 if torch_device.type == "cpu" else 64), len(grids))
         say(f"fc: the trainer with system metrics sampled and without, interleaved, on {n:,} rows")
         trainer, rows_data = small_trainer(
             "fc", grids, batch_size=batch_size, device=torch_device, precision=precision, rows=n

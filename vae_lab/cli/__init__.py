@@ -191,8 +191,9 @@ def bench(
         out.print(
             f"system metrics (fc, {m['rows']:,} rows, sampled every {m['interval_s']:g} s): "
             f"{m['on_samples_per_s']:,.0f} samples/s on, {m['off_samples_per_s']:,.0f} off, "
-            f"ratio {m['ratio']:.3f} (medians of {m['rounds']} interleaved rounds of {m['window_s']:g} s; "
-            f"load average {m['load_average'][0]:.2f} before, {m['load_average'][1]:.2f} after)"
+            f"ratio {m['ratio']:.3f} (median epochs of {m['rounds']} interleaved pairs of {m['window_s']:g} s windows); "
+            f"the sampling thread used {m['monitor_cpu_share']:.1%} of a core; "
+            f"load average {m['load_average'][0]:.2f} before, {m['load_average'][1]:.2f} after"
         )
     if report.trial:
         t = report.trial

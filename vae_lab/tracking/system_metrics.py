@@ -29,11 +29,11 @@ if TYPE_CHECKING:
 
     from vae_lab.tracking.client import Tracker
 
-# Seconds between samples, one logged per sample. Each sample costs the monitor's thread ~20 ms
-# of a busy 2-core machine (mostly its run-status read); at 1 s the trainer's speed moved by
-# less than the noise (benchmarks/RESULTS.md, "System metrics (issue 24)"), and a CPU epoch of
-# the quick study (~3 s) gets three samples. MLflow's MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL
-# and MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING override these.
+# Seconds between samples, one logged per sample: a CPU epoch of the quick study (~3 s) gets
+# three. Each sample costs the thread ~13 ms of CPU (mostly its run-status read), 1.2-1.5% of a
+# core, and the trainer kept 98-100% of its speed (benchmarks/RESULTS.md, "System metrics
+# (issue 24)"). MLflow's MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL and
+# MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING override these.
 SAMPLING_INTERVAL_S = 1.0
 SAMPLES_BEFORE_LOGGING = 1
 PREFIX = "system/"
