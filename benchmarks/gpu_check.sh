@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The first-GPU check (issue 13): on a CUDA machine holding only torch, numpy, pandas,
 # scikit-learn, scipy, pyyaml, rich and typer, in at most 8 minutes:
-#   - `vae-lab bench` for every family in fp32 (with the three quick-style trials) and in bf16;
+#   - `vae-lab bench` for every family in fp32 (with the three quick-style trials and what system
+#     metrics cost the trainer) and in bf16;
 #   - the set loss's slot matching: scipy on the CPU against the subset DP on the device;
 #   - a deep-sweep-shaped study (deep, latent 4/8/16 x beta 0.1/0.5/1, median pruner) with 1 and
 #     with 3 worker processes, each in a fresh lab;
@@ -85,8 +86,8 @@ step() {  # step NAME LIMIT_S COMMAND...: run one step under its limit and the o
     echo "   ${STATUS[$name]} in ${SECONDS_TAKEN[$name]}s"
 }
 
-step bench-fp32 200 "$WORK/vae-lab" bench --json --device "$DEVICE" --precision fp32 "${BENCH[@]}"
-step bench-bf16 130 "$WORK/vae-lab" bench --json --device "$DEVICE" --precision bf16 --no-trial "${BENCH[@]}"
+step bench-fp32 270 "$WORK/vae-lab" bench --json --device "$DEVICE" --precision fp32 "${BENCH[@]}"  # with the system-metrics pairs (~70 s)
+step bench-bf16 130 "$WORK/vae-lab" bench --json --device "$DEVICE" --precision bf16 --no-trial --no-system-metrics "${BENCH[@]}"
 step matching 40 "$PYTHON" "$REPO/benchmarks/bench_matching.py" --device "$DEVICE" --json --repeats "$REPEATS"
 
 # deep-sweep's shape (deep, latent x beta grid, median pruner) with fewer epochs, in a fresh lab per run.

@@ -148,11 +148,13 @@ def test_bench_json_has_the_documented_shape_and_sane_values(lab):
         "--device",
         "cpu",
         "--no-trial",
+        "--no-system-metrics",  # its own test: tests/test_benchmark.py
         "--json",
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert {"device", "peak_gflops", "archs", "trial"} <= set(report) and report["peak_gflops"] > 0
+    assert {"device", "peak_gflops", "archs", "trial", "system_metrics"} <= set(report) and report["peak_gflops"] > 0
+    assert report["trial"] is None and report["system_metrics"] is None
     for arch in report["archs"]:
         assert {"arch", "batch_size", "samples_per_s", "bare_samples_per_s", "ratio", "flops_per_sample", "mfu"} <= set(
             arch

@@ -534,7 +534,8 @@ def test_env_example_settings_and_uris_validate(no_settings_env, monkeypatch):
     env = example_env()
     settings = settings_from({k: v for k, v in env.items() if k in SETTING_NAMES}, monkeypatch)
     for field, name in ENV_NAMES.items():
-        assert str(getattr(settings, field)) == env[name]
+        value = getattr(settings, field)
+        assert (str(value).lower() if isinstance(value, bool) else str(value)) == env[name]
 
     # The URIs the comments suggest, with the example password put in.
     uris = re.findall(r"\b(?:postgresql(?:\+\w+)?|sqlite|https?)://[^\s,)]+", ENV_EXAMPLE.read_text())

@@ -149,6 +149,9 @@ def test_only_the_workers_account_writes_to_a_server_with_a_login(lab, postgres,
         monkeypatch.setenv(name, value)
     before = stores_snapshot(optuna_url, mlflow_server)
     assert len(before["trials"]["locked"]) == 1 and before["runs"]
+    # The trial's system metrics reached the server as its own metrics did: with the workers' login.
+    reader = mlflow.MlflowClient(tracking_uri=mlflow_server)
+    assert any(key.startswith("system/") for run_id, _ in before["runs"] for key in reader.get_run(run_id).data.metrics)
     without = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
     attempts = {
         "no credentials": (without | {"NETRC": "/nonexistent"}, "wants a login and none was given (HTTP 401)"),

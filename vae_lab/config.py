@@ -32,6 +32,7 @@ ENV_NAMES = {
     "optuna_storage": "VAE_LAB_OPTUNA_STORAGE",
     "data": "VAE_LAB_DATA",
     "cache_dir": "VAE_LAB_CACHE_DIR",
+    "system_metrics": "VAE_LAB_SYSTEM_METRICS",
 }
 
 
@@ -136,6 +137,11 @@ class Settings(BaseSettings):
         default=Path(".vae-lab/cache"),
         validation_alias=AliasChoices("VAE_LAB_CACHE_DIR", "cache_dir"),
         description="Where cleaned and split datasets are cached, keyed by content and options.",
+    )
+    system_metrics: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("VAE_LAB_SYSTEM_METRICS", "system_metrics"),
+        description="Log MLflow's system metrics (CPU, memory, disk, network, GPU) on every trial run.",
     )
 
     @field_validator("mlflow_tracking_uri")

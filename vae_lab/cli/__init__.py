@@ -139,11 +139,19 @@ def bench(
             "--trial/--no-trial", help="Also time three quick-style trials end to end (the median is reported)."
         ),
     ] = True,
+    system_metrics: Annotated[
+        bool,
+        typer.Option(
+            "--system-metrics/--no-system-metrics",
+            help="Also measure what MLflow's system metrics cost the trainer (fc, sampled and not, interleaved; ~45 s).",
+        ),
+    ] = True,
     as_json: JsonFlag = False,
 ) -> None:
     """The trainer against a bare PyTorch loop and the hardware: samples/s of each, their ratio,
     FLOPs per training sample (counted from the layers), MFU against this device's matmul peak
-    measured in the same run, and one trial's time split into training, validation and overhead."""
+    measured in the same run, the trainer's speed with system metrics sampled against without,
+    and one trial's time split into training, validation and overhead."""
     from vae_lab.benchmark import run_bench
     from vae_lab.models import ARCHITECTURES
     from vae_lab.runtime import check_device_spec
@@ -162,6 +170,7 @@ def bench(
             precision=precision,
             rows=rows,
             trial=trial,
+            system_metrics=system_metrics,
             progress=status.update,
         )
     if as_json:
@@ -181,6 +190,15 @@ def bench(
             f"{a.mfu:.1%}",
         )
     out.print(table)
+    if report.system_metrics:
+        m = report.system_metrics
+        out.print(
+            f"system metrics (fc, {m['rows']:,} rows, sampled every {m['interval_s']:g} s): "
+            f"{m['on_samples_per_s']:,.0f} samples/s on, {m['off_samples_per_s']:,.0f} off, "
+            f"ratio {m['ratio']:.3f} (median epochs of {m['rounds']} interleaved pairs of {m['window_s']:g} s windows); "
+            f"the sampling thread used {m['monitor_cpu_share']:.1%} of a core; "
+            f"load average {m['load_average'][0]:.2f} before, {m['load_average'][1]:.2f} after"
+        )
     if report.trial:
         t = report.trial
         out.print(

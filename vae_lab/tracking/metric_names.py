@@ -6,7 +6,8 @@ MLflow gain a section, here and nowhere else, so a trial page opens on its per-e
 grouped by what they measure, with the best-epoch summaries (logged once, single dots) apart:
 
     losses/val_loss   reconstruction/val_f1   latent/val_active_units   speed/train_time_s
-    summary/best_val_f1   summary/epochs_run   summary/best_epoch   generation/gen_validity
+    summary/best_val_f1   summary/epochs_run   summary/best_epoch   summary/peak_rss_megabytes
+    generation/gen_validity
 
 MLflow 3.17 lists the sections in alphabetical order, and shows a chart's title as the part after
 the "/": so the summaries' section sorts last and their names keep `best_` (a chart titled
@@ -17,6 +18,8 @@ no rule (the parent run's `best_value`, `trials_complete`) is sent as is.
 from __future__ import annotations
 
 from typing import Mapping
+
+from vae_lab.training.memory import PEAK_CUDA, PEAK_RSS
 
 SUMMARY_SECTION = "summary"
 # Checked in order; the first prefix a name starts with gives its section.
@@ -42,7 +45,7 @@ SECTION_RULES: tuple[tuple[str, str], ...] = (
     ("val_tradeoff", "reconstruction"),
     ("gen_", "generation"),
 )
-SUMMARY_NAMES = frozenset({"best_epoch", "epochs_run"})
+SUMMARY_NAMES = frozenset({"best_epoch", "epochs_run", PEAK_RSS, PEAK_CUDA})
 
 
 def section_of(name: str) -> str | None:

@@ -23,11 +23,13 @@ from vae_lab.models import BaseVAE, ModelConfig, build_model, count_parameters
 from vae_lab.study.design.space import suggest_params
 from vae_lab.study.design.spec import StudySpec, build_configs
 from vae_lab.study.trial.artifacts import log_trial_figures
-from vae_lab.study.trial.provenance import RunTag, TrialAttr, summary_of
+from vae_lab.study.trial.provenance import Owner, RunTag, TrialAttr, summary_of
 from vae_lab.study.trial.what_ran import record_what_ran, what_ran_tags
 from vae_lab.tracking import MlflowEpochLogger, PlotlyAssets, Tracker, dataset_key, log_model
+from vae_lab.tracking.system_metrics import system_metrics
 from vae_lab.training import Callback, TensorData, TrainConfig, Trainer
 from vae_lab.training.generation import GENERATION_PREFIX, GenerationCheck, GenerationReference
+from vae_lab.training.memory import PeakMemory
 from vae_lab.training.record import RECORD_FILE, TrialRecord
 
 
@@ -154,17 +156,26 @@ class TrialObjective:
         return StartedTrial(run_id, model_config, train_config, started)
 
     def fit(self, trial: optuna.Trial, run: StartedTrial, callbacks: list[Callback] = ()) -> float | tuple[float, ...]:
-        """Train, log and record the trial; returns the objective. Raises `optuna.TrialPruned`
-        when the pruner stops it, and whatever training raises when it fails."""
+        """Train, log and record the trial, the machine's system metrics sampled onto its run
+        meanwhile; returns the objective. Raises `optuna.TrialPruned` when the pruner stops it,
+        and whatever training raises when it fails."""
+        with system_metrics(self.setup.tracker, run.run_id, self.setup.device):
+            return self._train_and_record(trial, run, callbacks)
+
+    def _train_and_record(
+        self, trial: optuna.Trial, run: StartedTrial, callbacks: list[Callback]
+    ) -> float | tuple[float, ...]:
         setup, spec, tracker = self.setup, self.setup.spec, self.setup.tracker
         run_id, model_config, train_config = run.run_id, run.model, run.train
         timings = TrialTimings()
+        memory = PeakMemory(setup.device).start()
         torch.manual_seed(train_config.seed)
         model = build_model(model_config)
         train, val = self.tensors(model)
         check_runs_on(model, setup.device, spec.training.precision)
         reference = setup.data.reference()
-        tracker.set_tags(run_id, {RunTag.PARAMETERS: count_parameters(model)})
+        # The worker's host says whose machine the run's system metrics describe (Ray adds its node id).
+        tracker.set_tags(run_id, {RunTag.PARAMETERS: count_parameters(model), **Owner.this_process().attrs()})
         tracker.log_dataset(run_id, reference, ("train", "val"))
         logger = TimedLogger(tracker, run_id)
         pruning = PruneOnEpoch(trial, spec.objective.metric)
@@ -176,7 +187,7 @@ class TrialObjective:
         try:
             result = trainer.fit(train, val)
         except optuna.TrialPruned:
-            tracker.log_metrics(run_id, {"epochs_run": pruning.epoch + 1})
+            tracker.log_metrics(run_id, {"epochs_run": pruning.epoch + 1, **memory.megabytes()})
             raise
         timings.train_s = sum(h["train_time_s"] for h in result.history)
         timings.val_s = sum(h["val_time_s"] for h in result.history)
@@ -197,10 +208,12 @@ class TrialObjective:
         timings.projections_s = time.perf_counter() - step
 
         step = time.perf_counter()
+        peaks = memory.megabytes()  # training and the figures
         # Generation is measured once, on the restored model: its own section, not a "best" of a curve.
         summary = {(k if k.startswith(GENERATION_PREFIX) else f"best_{k}"): v for k, v in {**best, **extra}.items()} | {
             "best_epoch": result.best_epoch,
             "epochs_run": len(result.history),
+            **peaks,
         }
         record = TrialRecord(
             study=spec.name,
@@ -242,7 +255,7 @@ class TrialObjective:
             TrialAttr.MODEL_ID: ref.model_id,
             TrialAttr.MODEL_URI: ref.uri,
             TrialAttr.ARCHITECTURE: model_config.architecture,
-            TrialAttr.SUMMARY: summary_of({**best, **extra}),
+            TrialAttr.SUMMARY: summary_of({**best, **extra}) | peaks,
             TrialAttr.TIMINGS: timings.__dict__,
         }
         for key, attr in attrs.items():
