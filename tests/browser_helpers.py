@@ -69,11 +69,15 @@ class Browser:
 
     def wait(self, condition: Callable[[object], T], what: str, timeout: float = TIMEOUT) -> T:
         """Wait until `condition(driver)` is truthy; on timeout keep a screenshot, the page and the console."""
-        from selenium.common.exceptions import TimeoutException
+        from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
         from selenium.webdriver.support.ui import WebDriverWait
 
+        # A React page re-renders under the condition: an element found then gone is "not yet", not a failure.
+        waiting = WebDriverWait(
+            self.driver, timeout, poll_frequency=0.5, ignored_exceptions=(StaleElementReferenceException,)
+        )
         try:
-            return WebDriverWait(self.driver, timeout, poll_frequency=0.5).until(condition)
+            return waiting.until(condition)
         except TimeoutException:
             slug = "".join(c if c.isalnum() else "-" for c in what)[:60]
             shot = self.screenshot(f"failed-{slug}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import subprocess
 
 import mlflow
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from tests.test_cli import VAE_LAB
 from vae_lab.cli import app
 from vae_lab.config import get_settings
 from vae_lab.data import synthesize, write_dataset
@@ -69,8 +71,11 @@ def study(tmp_path_factory, empty_mlflow_store):
     (lab / "studies").mkdir()
     (lab / "studies" / "tiny.yaml").write_text(STUDY)
     data = write_dataset(synthesize(rows=600, seed=2), lab / "voxels.parquet")
-    result = cli("study", "run", "tiny", "--data", str(data), "--json")
-    assert result.exit_code == 0, result.output
+    # In its own process, as a user's study runs: the reproduction must not lean on what this one holds.
+    result = subprocess.run(
+        [VAE_LAB, "study", "run", "tiny", "--data", str(data), "--json"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
     yield lab, data
     patch.undo()
     get_settings.cache_clear()
@@ -126,8 +131,9 @@ def test_every_run_says_what_ran(study):
 
 def test_a_cpu_trial_comes_back_bit_for_bit_in_a_linked_run(study):
     before = stored_trials()
-    result = cli("trial", "reproduce", "tiny", "1", "--json")
-    assert result.exit_code == 0, result.output
+    # A new process, as a month later: nothing of the original's process (threads, caches) is left.
+    result = subprocess.run([VAE_LAB, "trial", "reproduce", "tiny", "1", "--json"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["held"] and report["promise"].startswith("bit for bit")
     names = {m["name"] for m in report["metrics"]}

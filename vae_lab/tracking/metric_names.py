@@ -2,12 +2,13 @@
 
 MLflow's UI groups charts by the part of a metric's name before "/". vae-lab's own names stay
 plain everywhere else (objectives, leaderboards, `--json`, trial records); only the keys sent to
-MLflow gain a section, here and nowhere else, so a trial page opens on its per-epoch curves,
-grouped by what they measure, with the best-epoch summaries (logged once, single dots) apart:
+MLflow gain a section, here and nowhere else, so a trial page shows its per-epoch curves grouped
+by what they measure, with the best-epoch summaries (logged once, single dots) apart, and the
+restored model's generation figures in a section of their own (issue 23 names it `generation/`;
+it sorts first):
 
-    losses/val_loss   reconstruction/val_f1   latent/val_active_units   speed/train_time_s
-    summary/best_val_f1   summary/epochs_run   summary/best_epoch   summary/peak_rss_megabytes
-    generation/gen_validity
+    generation/gen_validity   losses/val_loss   reconstruction/val_f1   latent/val_active_units
+    speed/train_time_s   summary/best_val_f1   summary/epochs_run   summary/peak_rss_megabytes
 
 MLflow 3.17 lists the sections in alphabetical order, and shows a chart's title as the part after
 the "/": so the summaries' section sorts last and their names keep `best_` (a chart titled
