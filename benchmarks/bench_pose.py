@@ -45,6 +45,7 @@ BASE_TRAIN = dict(
 STEPS = {
     "pose": (dict(architecture="pose", latent_dim=16, width=256), dict(BASE_TRAIN, learning_rate=2e-3)),
     "pose-w128": (dict(architecture="pose", latent_dim=16, width=128), BASE_TRAIN),
+    "split": (dict(architecture="split", latent_dim=40, width=512), dict(BASE_TRAIN, beta=0.01, augment="so3")),
     "pointnet": (dict(architecture="pointnet", latent_dim=16, width=512), BASE_TRAIN),
     "pointnet-rot": (
         dict(architecture="pointnet", latent_dim=16, width=512),
@@ -86,7 +87,7 @@ def latent_means(model, grids: np.ndarray) -> np.ndarray:
     data = TensorData.for_model(model, grids, None, model.config.max_points)
     model.eval()
     with torch.no_grad():
-        return torch.cat([model.forward_batch(b).mu for b in data.batches(1024)]).numpy()
+        return torch.cat([model.metric_latent(model.forward_batch(b)) for b in data.batches(1024)]).numpy()
 
 
 def pose_invariance(model, grids: np.ndarray, seed: int = 0, cube: bool = False) -> float:

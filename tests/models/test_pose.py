@@ -13,7 +13,8 @@ from scipy.spatial.transform import Rotation
 from vae_lab.data.synth import MOTIFS, cube_rotations
 from vae_lab.losses import LossSettings, kl_divergence
 from vae_lab.models import ModelConfig, build_model
-from vae_lab.models.pose import DESCRIPTOR_COST, RBF_SPACING, PoseOutput, candidate_poses, pose_cost, spiral_rotations
+from vae_lab.models.distance import RBF_SPACING
+from vae_lab.models.pose import DESCRIPTOR_COST, PoseOutput, candidate_poses, pose_cost, spiral_rotations
 from vae_lab.training.metrics import confusion_matrix, macro_f1
 
 
@@ -58,14 +59,15 @@ def encode_pair_by_pair(model, points, mask):
     expanded = torch.exp(-0.5 / RBF_SPACING**2 * (distance.unsqueeze(-1) - centres).pow(2))
     eye = torch.eye(mask.shape[1], dtype=torch.bool)
     pair_mask = (mask.unsqueeze(2) & mask.unsqueeze(1) & ~eye).float().unsqueeze(-1)
-    hidden = model.embed(points[..., 3:])
-    for messages in model.rounds:
+    encoder = model.content
+    hidden = encoder.embed(points[..., 3:])
+    for messages in encoder.rounds:
         weights = messages.filter(expanded) * pair_mask
         received = torch.einsum("bijw,bjw->biw", weights, messages.source(hidden))
         hidden = hidden + messages.update(torch.cat([hidden, received], dim=-1))
     real = mask.unsqueeze(-1)
     peak = hidden.masked_fill(~real, float("-inf")).amax(1)
-    h = model.encoder(torch.cat([(hidden * real).sum(1), peak], dim=-1))
+    h = encoder.readout(torch.cat([(hidden * real).sum(1), peak], dim=-1))
     return model.to_mu(h)
 
 
@@ -78,6 +80,23 @@ def test_the_distance_table_gives_the_pair_by_pair_encoder_on_cells(grid):
         expected = encode_pair_by_pair(model, batch.points, batch.mask)
     assert expected.abs().mean() > 1e-2
     torch.testing.assert_close(mu, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_weights_saved_before_the_encoder_moved_still_load():
+    """`pose` champions registered before `distance.py` named the encoder's layers embed, rounds
+    and encoder; they load into the same model and encode the same."""
+    model = pose_model(width=32)
+    old = {}
+    for key, value in model.state_dict().items():
+        key = key.replace("content.readout.", "encoder.").replace("content.embed.", "embed.")
+        old[key.replace("content.rounds.", "rounds.")] = value
+    assert "encoder.0.weight" in old and not any(k.startswith("content.") for k in old)
+    again = pose_model(width=32)
+    torch.nn.init.zeros_(again.content.embed.weight)
+    again.load_state_dict(old)
+    batch = make_batch(model, batch_size=3)
+    with torch.no_grad():
+        torch.testing.assert_close(again.encode(batch.points, batch.mask), model.encode(batch.points, batch.mask))
 
 
 def test_the_kl_and_the_metrics_see_the_content_latent_and_the_output_carries_the_pose():

@@ -10,6 +10,7 @@ from vae_lab.models import (  # noqa: F401, I001
     fc,
     pointnet,
     pose,  # noqa: F401, E402  (after the journal's seven)
+    split,
 )
 from vae_lab.models.base import (
     ARCHITECTURES,

@@ -110,6 +110,8 @@ class BaseVAE(nn.Module):
     # The hidden width when `config.width` is unset, for families whose width is a knob; the
     # journal's families have fixed layer sizes (None), so `width` is an error for them.
     default_width: ClassVar[int | None] = None
+    # The smallest latent_dim the family can be built with (a split latent needs two parts).
+    min_latent_dim: ClassVar[int] = 1
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -119,6 +121,17 @@ class BaseVAE(nn.Module):
     def width(self) -> int:
         """The hidden width of a family that has one (config.width, else its default)."""
         return self.config.width or self.default_width or 0
+
+    @property
+    def pose_dims(self) -> int:
+        """Trailing latent dimensions that hold the pose, apart from the content (0 here: the whole
+        latent is content). Latent metrics and figures read only the content part."""
+        return 0
+
+    @property
+    def content_dims(self) -> int:
+        """Latent dimensions that hold content: all but the pose part."""
+        return self.config.latent_dim - self.pose_dims
 
     @property
     def out_channels(self) -> int:
@@ -170,7 +183,7 @@ class BaseVAE(nn.Module):
     def metric_latent(self, out: VAEOutput) -> Tensor:
         """(B, L') the latent that latent metrics and figures measure: the posterior mean here; a
         family whose latent holds a pose part returns only its pose-free (content) part."""
-        return out.mu
+        return out.mu[:, : self.content_dims]
 
     @torch.no_grad()
     def reconstruct(self, grid: Tensor) -> Tensor:
@@ -219,6 +232,12 @@ def check_architecture(config: ModelConfig, where: str = "model") -> type[BaseVA
             f"architecture {config.architecture!r} is built for a {g}x{g}x{g} grid, the data is "
             f"{config.grid}x{config.grid}x{config.grid}",
             "pick a family that follows the grid size (see `vae-lab models list`)",
+        )
+    if config.latent_dim < cls.min_latent_dim:
+        raise VaeLabError(
+            where,
+            f"architecture {config.architecture!r} needs latent_dim >= {cls.min_latent_dim}, got {config.latent_dim}",
+            "its latent holds a content part and a pose part: give it more dimensions",
         )
     if config.width is not None and cls.default_width is None:
         raise VaeLabError(

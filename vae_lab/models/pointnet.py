@@ -31,6 +31,29 @@ def slot_features(edge: int) -> int:
     return 1 + 3 * edge + MAX_VALUE
 
 
+def point_mlp(edge: int, width: int) -> nn.Sequential:
+    """The shared per-point MLP: (B, K, 3D + 4) cell one-hots and descriptor -> (B, K, W)."""
+    return nn.Sequential(
+        nn.Linear(3 * edge + MAX_VALUE, 128),
+        nn.ReLU(),
+        nn.Linear(128, width),
+        nn.ReLU(),
+        nn.Linear(width, width),
+    )
+
+
+def slot_decoder(latent_dim: int, width: int, slots: int, edge: int) -> nn.Sequential:
+    """The latent -> W -> 2W -> K slots of `slot_features(edge)` each."""
+    return nn.Sequential(
+        nn.Linear(latent_dim, width),
+        nn.ReLU(),
+        nn.Linear(width, 2 * width),
+        nn.ReLU(),
+        nn.Linear(2 * width, slots * slot_features(edge)),
+        nn.Unflatten(1, (slots, slot_features(edge))),
+    )
+
+
 class MaskedMaxPool(nn.Module):
     """Max over the real points of each sample; padding never reaches the result.
 
@@ -57,24 +80,11 @@ class PointNetVAE(BaseVAE):
     def __init__(self, config: ModelConfig):
         super().__init__(config)
         slots, width, edge = config.max_points, self.width, config.grid
-        self.point_mlp = nn.Sequential(
-            nn.Linear(3 * edge + MAX_VALUE, 128),
-            nn.ReLU(),
-            nn.Linear(128, width),
-            nn.ReLU(),
-            nn.Linear(width, width),
-        )
+        self.point_mlp = point_mlp(edge, width)
         self.pool = MaskedMaxPool()
         self.encoder = nn.Sequential(nn.Linear(width, width), nn.ReLU())
         self.add_latent_heads(width)
-        self.decoder = nn.Sequential(
-            nn.Linear(config.latent_dim, width),
-            nn.ReLU(),
-            nn.Linear(width, 2 * width),
-            nn.ReLU(),
-            nn.Linear(2 * width, slots * slot_features(edge)),
-            nn.Unflatten(1, (slots, slot_features(edge))),
-        )
+        self.decoder = slot_decoder(config.latent_dim, width, slots, edge)
 
     def point_features(self, points: Tensor) -> Tensor:
         """(B, K, 7) scaled positions and descriptor one-hot -> (B, K, 3D + 4): cells one-hot per axis."""

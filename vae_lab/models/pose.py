@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from vae_lab.data.synth import cube_rotations
 from vae_lab.models.base import MAX_VALUE, BaseVAE, ModelConfig, VAEOutput, register
+from vae_lab.models.distance import DistanceEncoder, rename_old_keys
 from vae_lab.models.pointnet import PointNetVAE
 
 # 40 proper rotations from the spiral, with the cube's 24 and all their mirror images: 128
@@ -47,8 +48,6 @@ from vae_lab.models.pointnet import PointNetVAE
 # pose); 1072 candidates from one start, 94.5%, at 8x the time of 128.
 SPIRAL_ROTATIONS = 40
 REFINE_STARTS = 4
-RBF_SPACING = 0.25  # cells between radial basis centres: sqrt(2) and sqrt(3) cells stay apart
-MESSAGE_ROUNDS = 3
 REFINE_ROUNDS = 3
 # Out of training (validation, evaluate, encode) the search refines more starts for longer: on
 # the `molecules` champion (pose w512, fragments-wehi) 16 starts and 8 rounds raised val F1 from
@@ -97,51 +96,6 @@ class PoseOutput(VAEOutput):
     translation: Tensor | None = None
 
 
-class DistanceMessages(nn.Module):
-    """One round of messages between points, filtered by their distance (SchNet-like)."""
-
-    def __init__(self, width: int, basis: int):
-        super().__init__()
-        # A linear map of the radial basis is already a smooth learned function of distance.
-        self.filter = nn.Linear(basis, width)
-        self.source = nn.Linear(width, width)
-        self.update = nn.Sequential(nn.Linear(2 * width, width), nn.SiLU(), nn.Linear(width, width))
-
-    def forward(self, hidden: Tensor, rbf_table: Tensor, pairs: PairIndex) -> Tensor:
-        # The filter of every squared distance in the table (and a zero row for absent pairs),
-        # then looked up per pair: (B, K, K, W), i receives from j.
-        table = self.filter(rbf_table)
-        table = torch.cat([table, table.new_zeros(1, table.shape[1])])
-        weights = torch.lerp(
-            nn.functional.embedding(pairs.low, table),
-            nn.functional.embedding(pairs.high, table),
-            pairs.frac.to(table.dtype),
-        )
-        messages = (weights * self.source(hidden).unsqueeze(1)).sum(2)
-        return hidden + self.update(torch.cat([hidden, messages], dim=-1))
-
-
-@dataclass
-class PairIndex:
-    """Where each pair's squared distance falls in the distance table: rows `low` and `high`
-    (B, K, K) and the fraction between them (B, K, K, 1). Pairs that send no message (padding,
-    a point to itself) point at the table's last row, which is zero."""
-
-    low: Tensor
-    high: Tensor
-    frac: Tensor
-
-    @classmethod
-    def of(cls, xyz: Tensor, mask: Tensor, top: int) -> PairIndex:
-        square = (xyz.unsqueeze(2) - xyz.unsqueeze(1)).pow(2).sum(-1).clamp(max=top)
-        floor = square.floor()
-        eye = torch.eye(mask.shape[1], dtype=torch.bool, device=mask.device)
-        real = mask.unsqueeze(2) & mask.unsqueeze(1) & ~eye
-        low = torch.where(real, floor.long(), top + 1)
-        high = torch.where(real, (low + 1).clamp(max=top), top + 1)
-        return cls(low=low, high=high, frac=(square - floor).unsqueeze(-1))
-
-
 @register("pose")
 class PoseVAE(BaseVAE):
     description = "Pose apart from content: invariant distance encoder, canonical slots posed by rotation search"
@@ -160,20 +114,11 @@ class PoseVAE(BaseVAE):
     def __init__(self, config: ModelConfig):
         super().__init__(config)
         width, edge = self.width, config.grid
-        centres = torch.arange(0.0, math.sqrt(3) * (edge - 1) + RBF_SPACING, RBF_SPACING)
-        # Points sit on cells, so two of them are apart by one of the integer squared distances
-        # 0 .. 3 (D-1)^2: the radial basis is tabulated there (and read off linearly between,
-        # for points off the cells). Looking a filter up per pair instead of mapping each pair's
-        # basis made a training epoch on fragments 1.3x faster (benchmarks/RESULTS.md, pose section).
-        self.largest_square = 3 * (edge - 1) ** 2
-        distance = torch.arange(self.largest_square + 1, dtype=torch.float32).sqrt()
-        table = torch.exp(-0.5 / RBF_SPACING**2 * (distance.unsqueeze(-1) - centres).pow(2))
-        self.register_buffer("rbf_table", table, persistent=False)
+        self.content = DistanceEncoder(width, edge)
+        # Weights saved before the encoder moved to `distance.py` load under its new names.
+        self._register_load_state_dict_pre_hook(self._old_encoder_keys)
         self.register_buffer("candidates", candidate_poses(), persistent=False)
         self.register_buffer("cells", torch.arange(edge, dtype=torch.float32), persistent=False)
-        self.embed = nn.Linear(MAX_VALUE, width)
-        self.rounds = nn.ModuleList(DistanceMessages(width, len(centres)) for _ in range(MESSAGE_ROUNDS))
-        self.encoder = nn.Sequential(nn.Linear(2 * width, width), nn.SiLU())
         self.add_latent_heads(width)
         self.decoder = nn.Sequential(
             nn.Linear(config.latent_dim, width),
@@ -182,6 +127,14 @@ class PoseVAE(BaseVAE):
             nn.SiLU(),
             nn.Linear(2 * width, config.max_points * (1 + 3 + MAX_VALUE)),
             nn.Unflatten(1, (config.max_points, 1 + 3 + MAX_VALUE)),
+        )
+
+    @staticmethod
+    def _old_encoder_keys(state_dict: dict, prefix: str, *args) -> None:
+        rename_old_keys(
+            state_dict,
+            prefix,
+            {"embed.": "content.embed.", "rounds.": "content.rounds.", "encoder.": "content.readout."},
         )
 
     # --- content ---------------------------------------------------------------------------------
@@ -193,15 +146,7 @@ class PoseVAE(BaseVAE):
     def encode(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if mask is None:
             raise ValueError("pose needs the point mask (B, K) alongside the points")
-        pairs = PairIndex.of(self.cell_coordinates(x), mask, self.largest_square)
-        hidden = self.embed(x[..., 3:])
-        for messages in self.rounds:
-            hidden = messages(hidden, self.rbf_table, pairs)
-        real = mask.unsqueeze(-1)
-        summed = (hidden * real).sum(1)
-        peak = hidden.masked_fill(~real, float("-inf")).amax(1)
-        peak = torch.where(mask.any(1, keepdim=True), peak, torch.zeros_like(peak))
-        h = self.encoder(torch.cat([summed, peak], dim=-1))
+        h = self.content(self.cell_coordinates(x), x[..., 3:], mask)
         return self.to_mu(h), self.to_logvar(h)
 
     # --- canonical decoder and pose -----------------------------------------------------------------

@@ -39,6 +39,7 @@ SECTION_RULES: tuple[tuple[str, str], ...] = (
     ("val_knn_accuracy", "latent"),
     ("val_trustworthiness", "latent"),
     ("val_pose_invariance", "latent"),
+    ("val_pose_part_invariance", "latent"),
     ("val_kl", "losses"),
     ("val_f1", "reconstruction"),
     ("val_occupancy", "reconstruction"),

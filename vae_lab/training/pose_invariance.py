@@ -4,8 +4,9 @@ For up to `MAX_SAMPLES` validation samples: the mean latent distance between a s
 `COPIES` copies of it under random rotations (uniform on SO(3), re-voxelised as `augment: so3`
 does), over the median latent distance between different samples. 0: the latent ignores
 orientation; 1: turning a sample moves its latent as far as swapping it for another sample.
-It needs no labels. The latent is the family's `metric_latent` (the posterior mean, or the part
-of it a family declares pose-free).
+It needs no labels. The latent is the family's content part (`metric_latent`: the whole
+posterior mean, or all but a family's pose part); a family with a pose part (`split`) also gets
+the same ratio of that part, `pose_part_invariance`, reported apart.
 """
 
 from __future__ import annotations
@@ -34,30 +35,58 @@ def pose_invariance(
 ) -> float | None:
     """The ratio above for the first `max_samples` of `data`; None below two samples or when
     every sample has the same latent (no scale to measure against)."""
+    return pose_invariances(model, data, precision=precision, copies=copies, seed=seed, max_samples=max_samples).get(
+        "pose_invariance"
+    )
+
+
+@torch.no_grad()
+def pose_invariances(
+    model: BaseVAE,
+    data: TensorData,
+    *,
+    precision: str = "fp32",
+    copies: int = COPIES,
+    seed: int = 0,
+    max_samples: int = MAX_SAMPLES,
+) -> dict[str, float]:
+    """`pose_invariance` of the metric (content) latent, and for a family whose latent has a pose
+    part, `pose_part_invariance` of that part (which should move: it is where the pose goes).
+    Both from the same forward passes; a ratio that cannot be measured is left out."""
     n = min(len(data), max_samples)
     if n < 2:
-        return None
+        return {}
     model.eval()
     grid = data.grid[:n]
     slots = data.points.shape[1] if data.points is not None else None
-    base = _latents(model, grid, slots, precision)
+    base, content = _latents(model, grid, slots, precision)
+    parts = {"pose_invariance": slice(0, content)}
+    if base.shape[1] > content:
+        parts["pose_part_invariance"] = slice(content, None)
     generator = torch.Generator(device=grid.device).manual_seed(seed)
-    moved = torch.zeros((), device=grid.device, dtype=torch.float64)
+    moved = {name: torch.zeros((), device=grid.device, dtype=torch.float64) for name in parts}
     for _ in range(copies):
         turned = revoxelise(grid, random_rotations(n, generator, grid.device), torch.zeros(n, 3, device=grid.device))
-        moved += (_latents(model, turned, slots, precision) - base).norm(dim=1).double().mean()
-    between = torch.pdist(base.double())
-    scale = between.median()
-    if not bool(scale > 0):
-        return None
-    return float(moved / copies / scale)
+        latent, _ = _latents(model, turned, slots, precision)
+        for name, part in parts.items():
+            moved[name] += (latent[:, part] - base[:, part]).norm(dim=1).double().mean()
+    ratios = {}
+    for name, part in parts.items():
+        scale = torch.pdist(base[:, part].double()).median()
+        if bool(scale > 0):
+            ratios[name] = float(moved[name] / copies / scale)
+    return ratios
 
 
-def _latents(model: BaseVAE, grid: Tensor, slots: int | None, precision: str) -> Tensor:
+def _latents(model: BaseVAE, grid: Tensor, slots: int | None, precision: str) -> tuple[Tensor, int]:
+    """(N, L') the metric latent followed by any pose part, and the metric latent's width."""
     if slots is None:
         batch = Batch(grid=grid)
     else:
         batch = Batch(grid, *points_from_grid(grid, slots))
     with autocast(grid.device, precision):
         out = model.forward_batch(batch)
-    return model.metric_latent(out).float()
+    metric = model.metric_latent(out).float()
+    if not model.pose_dims:
+        return metric, metric.shape[1]
+    return torch.cat([metric, out.mu[:, model.content_dims :].float()], dim=1), metric.shape[1]

@@ -40,7 +40,7 @@ from vae_lab.training.batches import TensorData
 from vae_lab.training.callbacks import Callback, EarlyStopping, dispatch
 from vae_lab.training.generation import GENERATION_PREFIX, GenerationCheck
 from vae_lab.training.latent_metrics import latent_scores
-from vae_lab.training.pose_invariance import pose_invariance
+from vae_lab.training.pose_invariance import pose_invariances
 from vae_lab.training.schedules import beta_at, learning_rate_at, settled_epoch
 from vae_lab.training.validation import ValidationResult, validate
 
@@ -322,8 +322,7 @@ class Trainer:
         return final
 
     def _pose_scores(self, val: TensorData) -> dict[str, float]:
-        value = pose_invariance(self.model, val, precision=self.runtime.precision, seed=self.config.seed)
-        return {} if value is None else {"pose_invariance": value}
+        return pose_invariances(self.model, val, precision=self.runtime.precision, seed=self.config.seed)
 
 
 def _finite(value: float) -> bool:

@@ -92,6 +92,12 @@ def validate(
     scores["active_units"] = float(active_units(mu_sum.cpu(), mu_square_sum.cpu(), len(data)))
     summary = kl_dimension_summary(kl_dims_mean)
     scores["kl_dim_max"], scores["kl_dims_used"] = summary["max"], float(summary["used"])
+    if model.pose_dims:  # the latent's two parts, apart: what the content and the pose each cost
+        content = model.content_dims
+        scores["kl_content"], scores["kl_pose"] = (
+            float(kl_dims_mean[:content].sum()),
+            float(kl_dims_mean[content:].sum()),
+        )
     scores["tradeoff"] = tradeoff_score(scores["f1"], scores["kl"], latent_dim, kl_scale)
     return ValidationResult(
         scores=scores,

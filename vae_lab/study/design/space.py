@@ -191,6 +191,7 @@ def check_space(space: SearchSpace, where: str) -> None:
             f"use any of: {', '.join(sorted(ARCHITECTURES))}",
         )
     _check_heads_and_losses(space, where)
+    _check_latent_sizes(space, where)
     if any(
         w and c
         for w in _values(space.kl_warmup_epochs or [0])
@@ -232,6 +233,28 @@ def _check_heads_and_losses(space: SearchSpace, where: str) -> None:
                 )
             for loss in space.loss or []:
                 check_loss(architecture, output or LOSS_HEAD[loss], loss, where=f"{where}: space.loss")
+
+
+def _check_latent_sizes(space: SearchSpace, where: str) -> None:
+    """A family whose latent holds a pose part needs room for content beside it."""
+    from vae_lab.models import ModelConfig
+
+    choice = space.latent_dim
+    smallest = (
+        choice.low
+        if isinstance(choice, IntRange)
+        else min(choice)
+        if choice
+        else ModelConfig.model_fields["latent_dim"].default
+    )
+    for architecture in space.architecture:
+        family = _family(architecture)
+        if smallest < family.min_latent_dim:
+            raise VaeLabError(
+                f"{where}: space.latent_dim",
+                f"architecture {architecture!r} needs latent_dim >= {family.min_latent_dim}, the space has {smallest}",
+                f"its latent holds a content part and a pose part: search latent_dim from {family.min_latent_dim}",
+            )
 
 
 def _why_unused(name: str) -> str:

@@ -1,0 +1,95 @@
+"""The split family: a content part of the latent that no rotation, mirror image, translation or
+reordering changes, a pose part that sees them, and every latent metric reading only the content."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from model_helpers import make_batch
+from scipy.spatial.transform import Rotation
+
+from vae_lab.errors import VaeLabError
+from vae_lab.losses import LossSettings
+from vae_lab.models import ModelConfig, build_model
+from vae_lab.study.design.spec import parse_study
+from vae_lab.training import TensorData
+from vae_lab.training.pose_invariance import pose_invariances
+from vae_lab.training.validation import validate
+
+
+def split_model(latent_dim: int = 6, width: int = 32, grid: int = 11):
+    torch.manual_seed(0)
+    return build_model(ModelConfig(architecture="split", grid=grid, width=width, latent_dim=latent_dim)).eval()
+
+
+def turned(points: torch.Tensor, matrix: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    moved = points.clone()
+    moved[..., :3] = (points[..., :3] - 0.5) @ matrix.T + 0.5 + shift
+    return moved
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_content_part_ignores_rotation_mirror_shift_and_order_and_the_pose_part_does_not(seed):
+    model = split_model()
+    batch = make_batch(model, batch_size=6, seed=seed)
+    matrix = torch.tensor(Rotation.random(random_state=seed).as_matrix(), dtype=torch.float32)
+    if seed == 1:
+        matrix = -matrix  # a mirror image: handedness is pose
+    order = torch.randperm(8, generator=torch.Generator().manual_seed(seed))
+    moved = turned(batch.points, matrix, torch.tensor([0.03, -0.1, 0.07]))[:, order]
+    with torch.no_grad():
+        mu, logvar = model.encode(batch.points, batch.mask)
+        mu_moved, logvar_moved = model.encode(moved, batch.mask[:, order])
+    content = model.content_dims
+    assert (content, model.pose_dims) == (3, 3)
+    torch.testing.assert_close(mu_moved[:, :content], mu[:, :content], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(logvar_moved[:, :content], logvar[:, :content], atol=1e-4, rtol=1e-4)
+    assert mu[:, :content].abs().mean() > 1e-3  # not invariant by being constant
+    assert (mu_moved[:, content:] - mu[:, content:]).abs().max() > 1e-3
+
+
+def test_metrics_read_the_content_part_and_report_the_pose_part_apart():
+    model = split_model(latent_dim=8)
+    grids = make_batch(model, batch_size=40, seed=2).grid
+    data = TensorData.for_model(model, grids.numpy(), np.arange(40) % 2, model.config.max_points)
+    result = validate(model, data, loss=LossSettings("set"), beta=1.0, keep_latents=True)
+    assert result.latents.shape == (40, 4)  # the content part only: kNN, silhouette, figures
+    scores = result.scores
+    assert scores["kl_content"] + scores["kl_pose"] == pytest.approx(scores["kl"], rel=1e-5)
+    assert scores["kl_content"] > 0 and scores["kl_pose"] > 0
+    ratios = pose_invariances(model, data, copies=1)
+    # The content part moves only where re-voxelising changed distances; the pose part moves with the pose.
+    assert set(ratios) == {"pose_invariance", "pose_part_invariance"}
+    assert ratios["pose_invariance"] < ratios["pose_part_invariance"]
+
+
+def test_families_without_a_pose_part_report_none():
+    model = build_model(ModelConfig(architecture="pointnet", latent_dim=4, width=32)).eval()
+    grids = make_batch(model, batch_size=10, seed=1).grid
+    data = TensorData.for_model(model, grids.numpy(), None, model.config.max_points)
+    scores = validate(model, data, loss=LossSettings("set"), beta=1.0).scores
+    assert "kl_pose" not in scores and "kl_content" not in scores
+    assert set(pose_invariances(model, data, copies=1)) == {"pose_invariance"}
+
+
+def test_a_latent_too_small_for_two_parts_is_refused_in_the_model_and_in_the_study():
+    with pytest.raises(VaeLabError, match="needs latent_dim >= 2"):
+        build_model(ModelConfig(architecture="split", latent_dim=1))
+    study = {
+        "name": "tiny-split",
+        "sampler": "grid",
+        "training": {"epochs": 1},
+        "space": {"architecture": ["split"], "latent_dim": [1, 8], "loss": ["set"]},
+    }
+    with pytest.raises(VaeLabError, match=r"space\.latent_dim.*needs latent_dim >= 2, the space has 1"):
+        parse_study(study, "tiny-split.yaml")
+    study["space"]["latent_dim"] = [2, 8]
+    assert parse_study(study, "tiny-split.yaml").space.latent_dim == [2, 8]
+
+
+def test_decode_alone_draws_content_and_pose_from_the_prior():
+    model = split_model(grid=9, latent_dim=6)
+    with torch.no_grad():
+        slots = model.decode(torch.randn(3, 6))
+    assert slots.shape == (3, 8, 1 + 3 * 9 + 4)
