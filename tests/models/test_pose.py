@@ -254,10 +254,3 @@ def test_it_trains_on_tiny_data_and_reconstructs_each_motif_under_any_cube_rotat
         predicted = model.predict_grid(model.forward_batch(type(batch)(grid=grid, points=points, mask=mask)))
     assert macro_f1(confusion_matrix(predicted, grid)) > 0.95
     assert not math.isnan(loss.item())
-
-
-def test_the_shipped_molecules_study_runs_the_pose_family():
-    from vae_lab.study.design.spec import load_study_spec
-
-    spec, _ = load_study_spec("molecules")
-    assert spec.space.architecture == ["pose"] and spec.planned_trials == 1

@@ -93,3 +93,11 @@ def test_decode_alone_draws_content_and_pose_from_the_prior():
     with torch.no_grad():
         slots = model.decode(torch.randn(3, 6))
     assert slots.shape == (3, 8, 1 + 3 * 9 + 4)
+
+
+def test_the_shipped_molecules_study_trains_one_split_model_with_room_for_both_parts():
+    from vae_lab.study.design.spec import load_study_spec
+
+    spec, _ = load_study_spec("molecules")
+    assert spec.space.architecture == ["split"] and spec.planned_trials == 1
+    assert spec.space.augment == ["so3"] and spec.space.latent_dim == [64]

@@ -112,3 +112,22 @@ def test_a_ray_plan_prices_each_worker_as_this_machine_and_says_so(data, monkeyp
     (data / "studies" / "r.yaml").write_text(spec.model_copy(update={"name": "r"}).model_dump_json(exclude_none=True))
     shown = CliRunner().invoke(app, ["study", "plan", "r", "--engine", "ray", "--workers", "2"])
     assert shown.exit_code == 0 and "assumed: Ray places all 2 workers at once" in shown.stderr, shown.stderr
+
+
+def test_the_calibration_is_kept_apart_for_each_width_and_augmentation():
+    """A width-512 model costs several times its width-256 twin and so3 re-voxelises every batch:
+    one cached figure for both made `molecules` plan 61 min from a calibration of another run."""
+    from vae_lab.models import ModelConfig
+    from vae_lab.runtime import Runtime
+    from vae_lab.training import TrainConfig
+    from vae_lab.training.calibrate import config_key
+
+    runtime = Runtime(device="cpu")
+    narrow = ModelConfig(architecture="split", latent_dim=8, width=256)
+    wide = ModelConfig(architecture="split", latent_dim=64, width=512)
+    plain, turned = TrainConfig(loss="set"), TrainConfig(loss="set", augment="so3")
+    keys = {config_key(m, t, runtime) for m in (narrow, wide) for t in (plain, turned)}
+    assert len(keys) == 4
+    assert config_key(narrow, plain, runtime) == config_key(
+        narrow.model_copy(update={"latent_dim": 16}), plain, runtime
+    )

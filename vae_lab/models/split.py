@@ -42,9 +42,7 @@ POSE_SHARE = 2
 
 @register("split")
 class SplitVAE(BaseVAE):
-    description = (
-        "Content and pose latents: invariant distance encoder + narrow pointnet pose encoder, pointnet decoder"
-    )
+    description = "Content and pose latents: invariant distance encoder + pointnet pose encoder, pointnet decoder"
     heads = ("set",)
     reads_points = True
     fixed_grid = None

@@ -44,8 +44,13 @@ def machine_key(device: torch.device) -> str:
 
 
 def config_key(model: ModelConfig, train: TrainConfig, runtime: Runtime) -> str:
-    # The latent size hardly changes a step's cost, so one calibration serves every latent size.
-    return f"{model.architecture}|{model.output}|{train.loss}|batch {train.batch_size}|grid {model.grid}|{runtime.precision}"
+    # The latent size hardly changes a step's cost, so one calibration serves every latent size;
+    # the width and the augmentation do (split at width 512 costs 3x its width 256; so3
+    # re-voxelises every batch), so each has its own.
+    return (
+        f"{model.architecture}|{model.output}|{train.loss}|batch {train.batch_size}|grid {model.grid}|"
+        f"{runtime.precision}|width {model.width}|augment {train.augment}"
+    )
 
 
 def measure_throughput(

@@ -158,12 +158,13 @@ def study_view(study: optuna.Study, tracker: Tracker, story: StoryContext) -> St
 
 @torch.no_grad()
 def _forward(model: BaseVAE, data: TensorData, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """(mu, predicted grids) of every sample, in eval mode on the CPU."""
+    """(metric latent, predicted grids) of every sample, in eval mode on the CPU: the posterior
+    mean, or its content part for a family whose latent also holds the pose."""
     model.eval()
     mus, grids = [], []
     for start in range(0, len(data), batch):
         out = model.forward_batch(data.batch(slice(start, start + batch)))
-        mus.append(out.mu.float().cpu().numpy())
+        mus.append(model.metric_latent(out).float().cpu().numpy())
         grids.append(model.predict_grid(out).cpu().numpy().astype(np.uint8))
     return np.concatenate(mus), np.concatenate(grids)
 
