@@ -131,6 +131,7 @@ def run_step(
     from vae_lab.runtime import Runtime
     from vae_lab.training import TensorData, TrainConfig, Trainer
     from vae_lab.training.callbacks import Callback
+    from vae_lab.training.generation import GenerationCheck, GenerationReference
 
     class EpochLog(Callback):
         def on_epoch_end(self, trainer, epoch, metrics):
@@ -157,8 +158,12 @@ def run_step(
     rows = slice(None, train_rows)
     train = TensorData.for_model(model, data.train.grids[rows], data.train.labels[rows], 8)
     val = TensorData.for_model(model, data.val.grids, data.val.labels, 8)
-    result = Trainer(model, config, callbacks=[EpochLog()], runtime=Runtime(device="cpu")).fit(train, val)
+    # 256 grids from the prior, scored against the training split, as a study's trial does.
+    generation = GenerationCheck(GenerationReference.from_splits(data.train.grids[rows], data.val.grids), 256, 0)
+    trainer = Trainer(model, config, callbacks=[EpochLog()], runtime=Runtime(device="cpu"), generation=generation)
+    result = trainer.fit(train, val)
     best = result.best_metrics
+    final = result.final.scores
     if save is not None:  # the best epoch's weights and the config that builds the model again
         torch.save({"config": model.config.model_dump(), "state": model.state_dict()}, save)
     return {
@@ -171,6 +176,13 @@ def run_step(
         "exact": best["val_exact_match"],
         "active_units": best["val_active_units"],
         "val_kl": best["val_kl"],
+        "per_class_f1": [round(best.get(f"val_f1_c{c}", float("nan")), 3) for c in range(1, 5)],
+        "occupancy_precision": best["val_occupancy_precision"],
+        "occupancy_recall": best["val_occupancy_recall"],
+        "kl_content": best.get("val_kl_content"),
+        "kl_pose": best.get("val_kl_pose"),
+        "pose_part_invariance": final.get("pose_part_invariance"),
+        "generation": {k: v for k, v in final.items() if k.startswith("gen_")},
         "best_epoch": result.best_epoch + 1,
         "pose_invariance": pose_invariance(model, data.val.grids),
         "pose_invariance_cube": pose_invariance(model, data.val.grids, cube=True),

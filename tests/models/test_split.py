@@ -101,3 +101,53 @@ def test_the_shipped_molecules_study_trains_one_split_model_with_room_for_both_p
     spec, _ = load_study_spec("molecules")
     assert spec.space.architecture == ["split"] and spec.planned_trials == 1
     assert spec.space.augment == ["so3"] and spec.space.latent_dim == [64]
+
+
+def test_a_trained_trial_reports_both_parts_among_its_best_metrics():
+    from vae_lab.runtime import Runtime
+    from vae_lab.training import TrainConfig, Trainer
+
+    model = split_model(latent_dim=6).train()
+    grids = make_batch(model, batch_size=48, seed=4).grid.numpy()
+    labels = np.arange(48) % 3
+    train = TensorData.for_model(model, grids[:32], labels[:32], model.config.max_points)
+    val = TensorData.for_model(model, grids[32:], labels[32:], model.config.max_points)
+    config = TrainConfig(loss="set", epochs=1, batch_size=16, augment="so3")
+    best = Trainer(model, config, runtime=Runtime(device="cpu")).fit(train, val).best_metrics
+    for name in (
+        "val_kl_content",
+        "val_kl_pose",
+        "val_pose_invariance",
+        "val_pose_part_invariance",
+        "val_knn_accuracy",
+    ):
+        assert name in best, name
+    assert best["val_kl_content"] + best["val_kl_pose"] == pytest.approx(best["val_kl"], rel=1e-5)
+
+
+def test_the_trial_figures_decode_the_whole_latent_of_a_split_model():
+    """The interpolation walked between two samples' `final.latents`, which for split hold the
+    content part only: the decoder refused it (mat1 and mat2 shapes), and the `molecules` trial
+    failed after 20 minutes of training."""
+    from types import SimpleNamespace
+
+    from vae_lab.study.design.spec import ArtifactSpec
+    from vae_lab.study.trial.artifacts import INTERPOLATION_STEPS, log_trial_figures
+
+    class Figures:
+        def __init__(self):
+            self.logged = {}
+
+        def log_figure(self, run_id, figure, name, assets, parts=None):
+            self.logged[name] = figure
+
+    model = split_model(latent_dim=6)
+    grids = make_batch(model, batch_size=12, seed=6).grid.numpy()
+    val = TensorData.for_model(model, grids, np.arange(12) % 2, model.config.max_points)
+    final = validate(model, val, loss=LossSettings("set"), beta=1.0, keep_latents=True)
+    assert final.latents.shape[1] == model.content_dims
+    tracker = Figures()
+    data = SimpleNamespace(label_names=["a", "b"])
+    log_trial_figures(tracker, "run", model, val, final, data, ArtifactSpec(), None, "trial 0")
+    assert {"latents_pca.html", "interpolation.html", "reconstructions.html"} <= set(tracker.logged)
+    assert len(tracker.logged["interpolation.html"].data) >= INTERPOLATION_STEPS

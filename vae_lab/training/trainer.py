@@ -157,7 +157,7 @@ class FitResult:
         if not self.history:
             return {}
         final = self.final.scores.items() if self.final else ()
-        extra = {f"val_{k}": v for k, v in final if f"val_{k}" in LATENT_METRICS}
+        extra = {f"val_{k}": v for k, v in final if f"val_{k}" in (*LATENT_METRICS, "val_pose_part_invariance")}
         extra |= {k: v for k, v in final if k.startswith(GENERATION_PREFIX)}
         return {**extra, **self.history[self.best_epoch]}
 

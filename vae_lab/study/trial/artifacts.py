@@ -78,7 +78,7 @@ def log_trial_figures(
         )
         tracker.log_figure(run_id, figure, "reconstructions.html", assets)
     if wanted.interpolation and (pair := interpolation_pair(val.labels.cpu().numpy())) is not None:
-        path = _interpolate(model, final.latents, *pair)
+        path = _interpolate(model, val.select(np.asarray(pair)))
         a, b = (data.label_names[int(val.labels[i])] if data.label_names else f"sample {i}" for i in pair)
         figure = viz.interpolation_figure(
             path, start_name=f"{a} (#{pair[0]})", end_name=f"{b} (#{pair[1]})", title=f"{title}: latent interpolation"
@@ -123,12 +123,13 @@ def _predict(model: BaseVAE, data: TensorData) -> np.ndarray:
 
 
 @torch.no_grad()
-def _interpolate(model: BaseVAE, latents: np.ndarray, start: int, end: int) -> np.ndarray:
-    """Decoded grids at evenly spaced points from sample `start`'s mean to sample `end`'s."""
-    device = next(model.parameters()).device
-    a, b = (torch.as_tensor(latents[i], device=device) for i in (start, end))
-    t = torch.linspace(0, 1, INTERPOLATION_STEPS, device=device).unsqueeze(1)
-    z = (1 - t) * a + t * b
+def _interpolate(model: BaseVAE, ends: TensorData) -> np.ndarray:
+    """Decoded grids at evenly spaced points from the first sample's posterior mean to the
+    second's. The whole mean: `final.latents` hold only the content part of a split latent,
+    which the decoder cannot read alone."""
     model.eval()
+    mu = model.forward_batch(ends.batch(slice(None))).mu.float()
+    t = torch.linspace(0, 1, INTERPOLATION_STEPS, device=mu.device).unsqueeze(1)
+    z = (1 - t) * mu[0] + t * mu[1]
     out = VAEOutput(recon=model.decode(z), mu=z, logvar=torch.zeros_like(z), z=z)
     return model.predict_grid(out).cpu().numpy()
