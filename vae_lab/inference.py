@@ -188,7 +188,10 @@ def generate(
         raise VaeLabError("--temperature", f"{temperature} is not positive", "use a temperature > 0, e.g. 1.0")
     settings = settings or get_settings()
     model, info = _load(source, settings)
-    grids = sample_prior(model, n, seed=seed, temperature=temperature)
+    training = training_reference(info["run_id"], settings)
+    reference = training[1] if training else None
+    poses = reference.pose_grids if reference is not None and model.pose_dims else None
+    grids = sample_prior(model, n, seed=seed, temperature=temperature, pose_grids=poses)
     path = write_dataset(frame_of_grids(grids, ids=np.arange(n, dtype=np.int64)), out)
     counts = occupied_counts(grids)
     report = {
@@ -201,25 +204,37 @@ def generate(
         "temperature": temperature,
         "all_zero": int((counts == 0).sum()),
         "mean_occupied": float(counts.mean()),
+        # A split model's poses come from the training data when it is still where the record says.
+        "poses": None if not model.pose_dims else "training data" if poses is not None else "prior",
     }
-    report.update(against_training(grids, info["run_id"], settings))
+    report.update(against_training(grids, training))
     return report
 
 
-def against_training(grids: np.ndarray, run_id: str, settings: Settings) -> dict:
-    """The training split's all-zero share and mean occupied cells, and the generation scores of
-    `grids` against it (`training.generation`, as each trial measures them), from the trial's
-    record; None when the training data file is no longer where the record says."""
+def training_reference(run_id: str, settings: Settings):
+    """(training grids, `GenerationReference`) of the trial's data, from its record; None when
+    the training data file is no longer where the record says."""
     from vae_lab.study.reading.record import read_record
-    from vae_lab.training.generation import GenerationReference, generation_scores
+    from vae_lab.training.generation import GenerationReference
 
     record = read_record(Tracker(settings), run_id, f"run {run_id}")
     path = Path(record.data.path)
     if not path.is_file():
-        return {"training_mean_occupied": None, "training_all_zero_share": None}
+        return None
     data = record.data.prepare(path, settings.cache_dir)
-    counts = occupied_counts(data.train.grids)
-    reference = GenerationReference.from_splits(data.train.grids, data.val.grids)
+    return data.train.grids, GenerationReference.from_splits(data.train.grids, data.val.grids)
+
+
+def against_training(grids: np.ndarray, training) -> dict:
+    """The training split's all-zero share and mean occupied cells, and the generation scores of
+    `grids` against it (`training.generation`, as each trial measures them); None figures when
+    the training data is gone (`training_reference` gave None)."""
+    from vae_lab.training.generation import generation_scores
+
+    if training is None:
+        return {"training_mean_occupied": None, "training_all_zero_share": None}
+    train, reference = training
+    counts = occupied_counts(train)
     return {
         "training_mean_occupied": float(counts.mean()),
         "training_all_zero_share": float((counts == 0).mean()),

@@ -151,3 +151,30 @@ def test_the_trial_figures_decode_the_whole_latent_of_a_split_model():
     log_trial_figures(tracker, "run", model, val, final, data, ArtifactSpec(), None, "trial 0")
     assert {"latents_pca.html", "interpolation.html", "reconstructions.html"} <= set(tracker.logged)
     assert len(tracker.logged["interpolation.html"].data) >= INTERPOLATION_STEPS
+
+
+def test_samples_draw_the_content_from_the_prior_and_the_pose_from_real_grids():
+    from vae_lab.training.generation import GenerationReference
+    from vae_lab.training.predict import sample_prior
+
+    model = split_model(latent_dim=6)
+    grids = make_batch(model, batch_size=10, seed=7).grid.numpy()
+    seen = []
+    decode = model.decode
+    model.decode = lambda z: seen.append(z.clone()) or decode(z)
+    with torch.no_grad():
+        poses = model.forward_batch(
+            TensorData.for_model(model, grids, None, model.config.max_points).batch(slice(None))
+        ).mu[:, 3:]
+    first = sample_prior(model, 40, seed=1, pose_grids=grids)
+    drawn = seen[-1]  # the last decode: the samples' (the poses' forward pass decodes too)
+    again = sample_prior(model, 40, seed=1, pose_grids=grids)
+    np.testing.assert_array_equal(first, again)  # seeded
+    distance_to_a_pose = torch.cdist(drawn[:, 3:], poses).amin(1)
+    assert distance_to_a_pose.max() < 1e-3  # every pose part is one real grid's
+    assert drawn[:, :3].std() > 0.5  # the content part is the prior's
+    sample_prior(model, 40, seed=1)
+    assert torch.cdist(seen[-1][:, 3:], poses).amin(1).min() > 1e-2  # no grids: the prior's poses
+    # What a trial scores: the reference keeps real training grids for the poses.
+    reference = GenerationReference.from_splits(grids, grids[:4])
+    assert reference.pose_grids is not None and len(reference.pose_grids) == 10

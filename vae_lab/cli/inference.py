@@ -70,7 +70,8 @@ def generate_command(
     """Decode grids from latents drawn from the prior, and compare them with the training data:
     all-zero grids, mean occupied cells, and the share that is valid (one connected fragment, no
     two atoms closer than the data has them), unique and novel, with the validation split's
-    figures beside them."""
+    figures beside them. A `split` model draws only the content from the prior; each grid takes
+    the pose of a training fragment (the prior's when the training data is gone)."""
     from vae_lab.inference import Source, generate
 
     with err.status(f"generating {n} grids"):
@@ -83,6 +84,8 @@ def generate_command(
         f"all-zero: {report['all_zero']} of {n}; mean occupied cells {fmt(report['mean_occupied'], 2)} "
         f"(training data: {fmt(report['training_mean_occupied'], 2)})"
     )
+    if report["poses"]:
+        out.print(f"content from the prior, poses from the {report['poses']}")
     if "gen_validity" in report:
         out.print(
             f"valid {fmt(100 * report['gen_validity'], 1)}% (the validation split: "

@@ -7,11 +7,11 @@ TARGET-VAE scores a discrete set of rotations. Here the set is a few hundred rot
 covering SO(3) (a super-Fibonacci spiral plus the cube's 24) and their mirror images.
 
 Encoder (content, `encode`): the input points (B, K, 7) as pointnet reads them, but only
-through what no rotation, reflection or translation changes: each point's descriptor and its
-distances to the other points (in cells, expanded on radial basis functions). Three rounds of
-distance-filtered messages between the points, a masked sum and max over them, and the latent
-heads. mu and logvar are the content latent: the KL, every latent metric and every figure see
-only it, and a rotated copy of a point set gets the same latent to float precision.
+through what no rotation, reflection or translation changes: `DistanceEncoder` (`distance.py`,
+shared with `split`): each point's descriptor and its distances to the other points, three
+rounds of distance-filtered messages, a masked sum and max over them, and the latent heads.
+mu and logvar are the content latent: the KL, every latent metric and every figure see only it,
+and a rotated copy of a point set gets the same latent to float precision.
 
 Decoder (`decode_canonical`): the latent through W -> 2W to K slots, each a presence logit,
 continuous canonical x, y, z (in cells, about the set's centre) and 4 descriptor logits.

@@ -68,12 +68,15 @@ class GenerationReference:
     classes: np.ndarray  # (4,) class shares of the training split's occupied cells
     seen: frozenset[bytes]  # digests of the training grids
     baseline: dict[str, float]  # the validation split scored as if generated
+    # Training grids whose poses a split model's samples take (`sample_prior`): the rules' sample.
+    pose_grids: np.ndarray | None = None
 
     @classmethod
     def from_splits(cls, train: np.ndarray, val: np.ndarray, seed: int = 0) -> GenerationReference:
         rng = np.random.default_rng(seed)
         reach, closest = 0.0, np.inf
-        for grid in train[rng.permutation(len(train))[:REFERENCE_SAMPLE]]:
+        sample = train[rng.permutation(len(train))[:REFERENCE_SAMPLE]]
+        for grid in sample:
             atoms = _atoms(grid)
             if len(atoms) >= 2:
                 distances = _distances(atoms)
@@ -85,6 +88,7 @@ class GenerationReference:
             classes=class_shares(train),
             seen=frozenset(map(_digest, train)),
             baseline={},
+            pose_grids=sample,
         )
         baseline = generation_scores(val[:REFERENCE_SAMPLE], reference) if len(val) else {}
         object.__setattr__(reference, "baseline", {f"{k}_baseline": v for k, v in baseline.items()})
@@ -192,5 +196,5 @@ class GenerationCheck:
     seed: int = 0
 
     def scores(self, model: BaseVAE) -> dict[str, float]:
-        grids = sample_prior(model, self.samples, seed=self.seed)
+        grids = sample_prior(model, self.samples, seed=self.seed, pose_grids=self.reference.pose_grids)
         return generation_scores(grids, self.reference) | self.reference.baseline
