@@ -101,6 +101,7 @@ def test_the_shipped_molecules_study_trains_one_split_model_with_room_for_both_p
     spec, _ = load_study_spec("molecules")
     assert spec.space.architecture == ["split"] and spec.planned_trials == 1
     assert spec.space.augment == ["so3"] and spec.space.latent_dim == [64]
+    assert spec.space.content_consistency and spec.space.content_consistency[0] > 0
 
 
 def test_a_trained_trial_reports_both_parts_among_its_best_metrics():

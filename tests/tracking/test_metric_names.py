@@ -14,6 +14,7 @@ EPOCH_NAMES = EpochMetric.__args__
         ("train_loss", "losses/train_loss"),
         ("val_kl", "losses/val_kl"),
         ("beta", "losses/beta"),
+        ("train_content_shift", "losses/train_content_shift"),
         ("val_f1", "reconstruction/val_f1"),
         ("val_f1_c2", "reconstruction/val_f1_c2"),
         ("val_kl_dims_used", "latent/val_kl_dims_used"),

@@ -91,6 +91,11 @@ class Batch:
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return Batch(move(self.grid), move(self.points), move(self.mask))
 
+    def head(self, n: int) -> "Batch":
+        """The first `n` samples."""
+        first = lambda t: None if t is None else t[:n]  # noqa: E731
+        return Batch(first(self.grid), first(self.points), first(self.mask))
+
 
 class BaseVAE(nn.Module):
     """encode -> reparameterize -> decode, plus the hooks the trainer and metrics need.

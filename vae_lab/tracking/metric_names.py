@@ -32,6 +32,7 @@ SECTION_RULES: tuple[tuple[str, str], ...] = (
     ("train_recon", "losses"),
     ("val_recon", "losses"),
     ("train_kl", "losses"),
+    ("train_content_shift", "losses"),
     ("beta", "losses"),
     ("val_kl_dim", "latent"),
     ("val_active_units", "latent"),

@@ -45,11 +45,12 @@ def machine_key(device: torch.device) -> str:
 
 def config_key(model: ModelConfig, train: TrainConfig, runtime: Runtime) -> str:
     # The latent size hardly changes a step's cost, so one calibration serves every latent size;
-    # the width and the augmentation do (split at width 512 costs 3x its width 256; so3
-    # re-voxelises every batch), so each has its own.
+    # the width, the augmentation and a content-consistency term do (split at width 512 costs 3x
+    # its width 256; so3 re-voxelises every batch; the term encodes part of each batch again).
     return (
         f"{model.architecture}|{model.output}|{train.loss}|batch {train.batch_size}|grid {model.grid}|"
         f"{runtime.precision}|width {model.width}|augment {train.augment}"
+        f"|consistency {train.content_consistency > 0}"
     )
 
 

@@ -40,7 +40,7 @@ from vae_lab.training.batches import TensorData
 from vae_lab.training.callbacks import Callback, EarlyStopping, dispatch
 from vae_lab.training.generation import GENERATION_PREFIX, GenerationCheck
 from vae_lab.training.latent_metrics import latent_scores
-from vae_lab.training.pose_invariance import pose_invariances
+from vae_lab.training.pose_invariance import content_shift, pose_invariances
 from vae_lab.training.schedules import beta_at, learning_rate_at, settled_epoch
 from vae_lab.training.validation import ValidationResult, validate
 
@@ -83,6 +83,12 @@ class TrainConfig(BaseModel):
         description="rotations: each training sample under a random rotation of the cube; "
         "so3: under any rotation and a sub-cell shift, re-voxelised",
     )
+    content_consistency: float = Field(
+        default=0.0,
+        ge=0,
+        description="weight of a term pulling each sample's content latent (the metric latent) "
+        "towards that of its augmented copy, over the batch's spread; needs augment",
+    )
     epochs: int = Field(default=30, ge=1)
     patience: int = Field(default=5, ge=1)
     early_stopping_metric: str = "val_loss"
@@ -95,6 +101,8 @@ class TrainConfig(BaseModel):
     def _one_schedule(self) -> "TrainConfig":
         if self.kl_warmup_epochs and self.kl_cycles:
             raise ValueError("kl_warmup_epochs and kl_cycles are two KL schedules: use one")
+        if self.content_consistency and self.augment == "none":
+            raise ValueError("content_consistency compares a sample with its augmented copy: set augment (so3 or rotations)")
         return self
 
     def loss_settings(self) -> LossSettings:
@@ -215,19 +223,21 @@ class Trainer:
 
     def train_epoch(self, data: TensorData, beta: float) -> dict[str, float]:
         self.model.train()
-        sums = torch.zeros(3, device=self.device)
+        sums = torch.zeros(4, device=self.device)
         batches = -(-len(data) // self.config.batch_size)
         self.total_steps = self.total_steps or batches * self.config.epochs
         for i, batch in enumerate(data.batches(self.config.batch_size, shuffle=True, generator=self.generator)):
             self._schedule_learning_rate()
             self.step += 1
+            original = batch
             if self.augmenter is not None:
                 batch = self.augmenter(batch)
             with autocast(self.device, self.runtime.precision):
                 out = self.forward(*self.model.inputs(batch))
                 recon = self.model.reconstruction_loss(out, batch, self.loss, self.weights).mean()
+                shift = content_shift(self.model, out, original) if self.config.content_consistency else recon.new_zeros(())
             mu, logvar = out.mu.float(), out.logvar.float()
-            total = recon + beta * kl_penalty(mu, logvar, self.config.free_bits)
+            total = recon + beta * kl_penalty(mu, logvar, self.config.free_bits) + self.config.content_consistency * shift
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(total).backward()
             if self.config.max_grad_norm > 0:
@@ -236,10 +246,13 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             # Accumulate as a tensor: one .item() per batch would sync and cost ~5% on small models.
-            sums += torch.stack([total, recon, kl_divergence(mu, logvar).mean()]).detach() * batch.grid.shape[0]
+            sums += torch.stack([total, recon, kl_divergence(mu, logvar).mean(), shift.float()]).detach() * batch.grid.shape[0]
             dispatch(self.callbacks, "on_batch_end", self, i + 1, batches)
-        total, recon, kl = (sums / max(len(data), 1)).tolist()
-        return {"train_loss": total, "train_recon": recon, "train_kl": kl}
+        total, recon, kl, shift = (sums / max(len(data), 1)).tolist()
+        metrics = {"train_loss": total, "train_recon": recon, "train_kl": kl}
+        if self.config.content_consistency:
+            metrics["train_content_shift"] = shift
+        return metrics
 
     def validate(self, data: TensorData, beta: float, keep_latents: bool = False) -> ValidationResult:
         c = self.config

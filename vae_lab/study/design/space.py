@@ -101,6 +101,7 @@ class SearchSpace(Strict):
     kl_cycle_ratio: FloatChoices = None
     free_bits: FloatChoices = None
     augment: Optional[list[Augment]] = Field(default=None, min_length=1)
+    content_consistency: FloatChoices = None
     focal_alpha: FloatChoices = None
     focal_gamma: FloatChoices = None
     brock_gamma: FloatChoices = None
@@ -192,6 +193,7 @@ def check_space(space: SearchSpace, where: str) -> None:
         )
     _check_heads_and_losses(space, where)
     _check_latent_sizes(space, where)
+    _check_consistency(space, where)
     if any(
         w and c
         for w in _values(space.kl_warmup_epochs or [0])
@@ -255,6 +257,22 @@ def _check_latent_sizes(space: SearchSpace, where: str) -> None:
                 f"architecture {architecture!r} needs latent_dim >= {family.min_latent_dim}, the space has {smallest}",
                 f"its latent holds a content part and a pose part: search latent_dim from {family.min_latent_dim}",
             )
+
+
+def _check_consistency(space: SearchSpace, where: str) -> None:
+    """`content_consistency` compares a sample with its augmented copy: every trial that weighs it
+    needs an augmentation."""
+    choice = space.content_consistency
+    if choice is None:
+        return
+    weighs = choice.high > 0 if isinstance(choice, FloatRange) else any(value > 0 for value in choice)
+    if weighs and "none" in (space.augment or ["none"]):
+        raise VaeLabError(
+            f"{where}: space.content_consistency",
+            "content_consistency pulls a sample's content latent towards its augmented copy's, "
+            "and a trial of this space trains without augmentation",
+            "set space.augment to [so3] (or [rotations]) alone",
+        )
 
 
 def _why_unused(name: str) -> str:
