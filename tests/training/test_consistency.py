@@ -53,10 +53,8 @@ def test_content_consistency_needs_an_augmentation():
 
 def test_a_fit_with_content_consistency_reports_the_shift_it_trained_against():
     model = model_of("split").train()
-    grids = make_batch(model, batch_size=48, seed=4).grid.numpy()
-    labels = np.arange(48) % 3
-    train = TensorData.for_model(model, grids[:32], labels[:32], model.config.max_points)
-    val = TensorData.for_model(model, grids[32:], labels[32:], model.config.max_points)
+    grids = make_batch(model, batch_size=32, seed=4).grid.numpy()
+    train = TensorData.for_model(model, grids, np.arange(32) % 3, model.config.max_points)
     config = TrainConfig(loss="set", epochs=1, batch_size=16, augment="so3", content_consistency=1.0)
     trainer = Trainer(model, config, runtime=Runtime(device="cpu"))
     epoch = trainer.train_epoch(train.to(trainer.device), beta=1.0)

@@ -102,7 +102,9 @@ class TrainConfig(BaseModel):
         if self.kl_warmup_epochs and self.kl_cycles:
             raise ValueError("kl_warmup_epochs and kl_cycles are two KL schedules: use one")
         if self.content_consistency and self.augment == "none":
-            raise ValueError("content_consistency compares a sample with its augmented copy: set augment (so3 or rotations)")
+            raise ValueError(
+                "content_consistency compares a sample with its augmented copy: set augment (so3 or rotations)"
+            )
         return self
 
     def loss_settings(self) -> LossSettings:
@@ -235,9 +237,13 @@ class Trainer:
             with autocast(self.device, self.runtime.precision):
                 out = self.forward(*self.model.inputs(batch))
                 recon = self.model.reconstruction_loss(out, batch, self.loss, self.weights).mean()
-                shift = content_shift(self.model, out, original) if self.config.content_consistency else recon.new_zeros(())
+                shift = (
+                    content_shift(self.model, out, original) if self.config.content_consistency else recon.new_zeros(())
+                )
             mu, logvar = out.mu.float(), out.logvar.float()
-            total = recon + beta * kl_penalty(mu, logvar, self.config.free_bits) + self.config.content_consistency * shift
+            total = (
+                recon + beta * kl_penalty(mu, logvar, self.config.free_bits) + self.config.content_consistency * shift
+            )
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(total).backward()
             if self.config.max_grad_norm > 0:
@@ -246,7 +252,10 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             # Accumulate as a tensor: one .item() per batch would sync and cost ~5% on small models.
-            sums += torch.stack([total, recon, kl_divergence(mu, logvar).mean(), shift.float()]).detach() * batch.grid.shape[0]
+            sums += (
+                torch.stack([total, recon, kl_divergence(mu, logvar).mean(), shift.float()]).detach()
+                * batch.grid.shape[0]
+            )
             dispatch(self.callbacks, "on_batch_end", self, i + 1, batches)
         total, recon, kl, shift = (sums / max(len(data), 1)).tolist()
         metrics = {"train_loss": total, "train_recon": recon, "train_kl": kl}
