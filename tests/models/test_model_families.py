@@ -48,6 +48,21 @@ def test_forward_shapes(variant):
     assert torch.isfinite(out.recon).all()
 
 
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_a_runaway_log_variance_is_held_so_a_training_step_stays_finite(name, monkeypatch):
+    """A split model's log-variances once ran from 1 to 655 in two steps; exp overflowed the KL
+    and the sample, and the trial ended in NaN. Every family's forward bounds them."""
+    from vae_lab.losses import kl_divergence
+    from vae_lab.models.base import LOGVAR_MAX
+
+    model = tiny(name).train()
+    encode = model.encode
+    monkeypatch.setattr(model, "encode", lambda x, mask=None: (encode(x, mask)[0], torch.full((3, 3), 700.0)))
+    out = model.forward_batch(make_batch(model))
+    assert float(out.logvar.max()) == LOGVAR_MAX
+    assert torch.isfinite(out.z).all() and torch.isfinite(kl_divergence(out.mu, out.logvar)).all()
+
+
 @every_variant
 def test_predict_grid_gives_classes(variant):
     model = tiny(*variant).eval()

@@ -29,6 +29,9 @@ from vae_lab.errors import VaeLabError
 from vae_lab.losses import LossSettings
 from vae_lab.models.heads import HEADS, MAX_VALUE
 
+# The largest log-variance a posterior may have (a standard deviation of e^3, 20 prior widths).
+LOGVAR_MAX = 6.0
+
 __all__ = ["MAX_VALUE", "NUM_CLASSES"]  # re-exported for the families and tests
 
 
@@ -156,6 +159,14 @@ class BaseVAE(nn.Module):
     def decode(self, z: Tensor) -> Tensor:
         return self.decoder(z)
 
+    def posterior(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """`encode`, with the log-variance held at most `LOGVAR_MAX`: one bad step once sent a
+        split model's log-variances from 1 to 22 and then 655, whose exp overflowed the KL and
+        the sample into NaN (the molecules study on the synthetic set, epoch 11). No posterior
+        wider than the prior (log-variance 0) helps a VAE, so the bound costs nothing else."""
+        mu, logvar = self.encode(x, mask)
+        return mu, logvar.clamp(max=LOGVAR_MAX)
+
     def reparameterize(self, mu: Tensor, logvar: Tensor) -> Tensor:
         # Sample while training; the mean in eval mode so evaluation is deterministic.
         if not self.training:
@@ -163,7 +174,7 @@ class BaseVAE(nn.Module):
         return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> VAEOutput:
-        mu, logvar = self.encode(x, mask)
+        mu, logvar = self.posterior(x, mask)
         z = self.reparameterize(mu, logvar)
         return VAEOutput(recon=self.decode(z), mu=mu, logvar=logvar, z=z)
 

@@ -175,7 +175,7 @@ class PoseVAE(BaseVAE):
         return self.posed_slots(presence, canonical, descriptor, rotation, centre)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> PoseOutput:
-        mu, logvar = self.encode(x, mask)
+        mu, logvar = self.posterior(x, mask)
         z = self.reparameterize(mu, logvar)
         presence, canonical, descriptor = self.decode_canonical(z)
         rotation, translation = self.find_pose(presence, canonical, descriptor, x, mask)
