@@ -23,7 +23,7 @@ from vae_lab.training.batches import TensorData
 
 MAX_SAMPLES = 500
 # The samples of a training batch that `content_shift` encodes a second time, as they came: the
-# whole batch of 128 made a split epoch 1.9x as long; 32 give the spread and the pull.
+# whole batch of 128 nearly doubled a split epoch (benchmarks/RESULTS.md); 32 give the spread and the pull.
 SHIFT_SAMPLES = 32
 COPIES = 2  # with 500 samples, 2 copies pin the mean down; each copy is a forward pass over all of them
 
